@@ -1,0 +1,408 @@
+"""The ``carbonlake`` command: a thin shell over the library.
+
+Every command takes ``--workspace`` and ``--json``. With ``--json`` stdout holds
+one JSON document and nothing else; logs and progress go to stderr. Exit codes:
+0 success, 1 the work ran but failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import tempfile
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import emissions as emissions_module
+from . import lineage as lineage_module
+from ._exceptions import CarbonlakeError, ConfigurationError
+from .orchestrator import Context, Pipeline
+from .settings import load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stderr = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True)
+
+
+class Failed(Exception):
+    """The work ran and failed: exit 1 after printing what is already printed."""
+
+
+def _emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, default=str))
+
+
+def common_options(func: F) -> F:
+    """``--workspace`` and ``--json`` on every command, and error mapping to exit codes."""
+
+    @click.option(
+        "--workspace",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="CARBONLAKE_WORKSPACE",
+        help="Workspace folder (buckets, database, carbonlake.toml). "
+        "Default: ./carbonlake-data or $CARBONLAKE_WORKSPACE.",
+    )
+    @click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document on stdout, nothing else."
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = kwargs.get("as_json", False)
+        try:
+            return func(*args, **kwargs)
+        except Failed:
+            sys.exit(1)
+        except ConfigurationError as exc:
+            _report_error(exc, as_json)
+            sys.exit(2)
+        except CarbonlakeError as exc:
+            _report_error(exc, as_json)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _report_error(exc: CarbonlakeError, as_json: bool) -> None:
+    if as_json:
+        _emit_json({"error": {"type": type(exc).__name__, "message": str(exc)}})
+    stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+
+
+def _open(workspace: Path | None) -> Context:
+    return Context.open(load_settings(workspace))
+
+
+class _Progress:
+    """A rich progress bar on stderr for the map over batches."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+        self.task: Any = None
+        self.label = ""
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("batches"),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=False,
+            )
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def file(self, label: str) -> None:
+        """Start showing a new file."""
+        self.label = label
+        self.task = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.bar:
+            return
+        if stage != "calculate":
+            return
+        if self.task is None:
+            self.task = self.bar.add_task(f"{self.label}: calculating", total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="carbonlake")
+def cli() -> None:
+    """carbonlake: auditable greenhouse-gas emissions from activity CSV files.
+
+    Files land in a bucket, pass a data-quality gate, are split into batches and
+    every record's CO2, CH4, N2O and CO2e is calculated from a versioned factor
+    library, with a record-level lineage ledger. Start with `carbonlake demo`.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    status = summary["status"]
+    colour = "green" if status == "SUCCEEDED" else "red"
+    stdout.print(
+        f"[bold]{summary['input_storage_location']}[/]: [{colour}]{status}[/]", highlight=False
+    )
+    stdout.print(f"  execution_id  {summary['execution_id']}", highlight=False)
+    stdout.print(f"  root_id       {summary['root_id']}", highlight=False)
+    stdout.print(f"  now at        {summary['storage_location']}", highlight=False)
+    dq = summary.get("data_quality") or {}
+    if dq:
+        stdout.print(f"  data quality  {dq['status']} (report: {dq['report_location']})")
+        for item in dq.get("reasons", []):
+            stdout.print(f"    - {item['rule']}: {item['reason'] or 'failed'}", highlight=False)
+    stdout.print(
+        f"  records       {summary['records_in']} in, {summary['records_calculated']} calculated, "
+        f"{summary['records_failed']} failed"
+    )
+    totals = summary["co2e_tonnes"]
+    stdout.print(f"  CO2e tonnes   AR4 {totals['ar4']:.6f}   AR5 {totals['ar5']:.6f}")
+    failed = summary.get("failed_records")
+    if failed:
+        for sample in failed["samples"][:5]:
+            stdout.print(f"    - {sample['node_id']}: {sample['reason']}", highlight=False)
+        for location in failed["errors_files"][:5]:
+            stdout.print(f"    errors file: {location}", highlight=False)
+    if summary.get("error") and status != "SUCCEEDED":
+        stdout.print(f"  [red]{summary['error']}[/]", highlight=False)
+
+
+def _run_files(
+    context: Context, files: list[tuple[Path, str | None]], progress_enabled: bool
+) -> list[dict[str, Any]]:
+    pipeline = Pipeline(context)
+    summaries = []
+    with _Progress(progress_enabled) as progress:
+        for path, key in files:
+            progress.file(key or path.name)
+            summaries.append(pipeline.run_file(path, key, progress))
+    return summaries
+
+
+def _progress_flag(func: F) -> F:
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Show a progress bar on stderr (default: when stderr is a terminal).",
+    )(func)
+
+
+@cli.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--key",
+    help="Object key in the landing bucket (default: the file's name). Only with one FILE.",
+)
+@_progress_flag
+@common_options
+def run(
+    files: tuple[Path, ...],
+    key: str | None,
+    progress: bool | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """Land FILE(s) in the landing bucket and run the whole pipeline on each.
+
+    Prints a summary per file: data-quality verdict, records calculated and
+    failed, CO2e totals. Exits 1 if any file failed.
+    """
+    if key and len(files) > 1:
+        raise click.UsageError("--key names one object; give a single FILE with it")
+    for path in files:
+        if not path.is_file():
+            raise click.BadParameter(f"{path} does not exist or is not a file", param_hint="FILE")
+    context = _open(workspace)
+    try:
+        show = stderr.is_terminal if progress is None else progress
+        summaries = _run_files(context, [(p, key) for p in files], show)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(summaries)
+    else:
+        for summary in summaries:
+            _print_summary(summary)
+    if any(s["status"] != "SUCCEEDED" for s in summaries):
+        raise Failed()
+
+
+@cli.command()
+@_progress_flag
+@common_options
+def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
+    """Run the shipped 8,000-record sample in a fresh workspace and show the result.
+
+    Without --workspace a new temporary workspace is made; its path is printed
+    so you can explore it with the other commands.
+    """
+    target = workspace or Path(tempfile.mkdtemp(prefix="carbonlake-demo-"))
+    context = _open(target)
+    try:
+        sample = resources.files("carbonlake").joinpath("data/sample-activity-8000.csv")
+        with resources.as_file(sample) as sample_path:
+            show = stderr.is_terminal if progress is None else progress
+            summaries = _run_files(context, [(sample_path, "sample-activity-8000.csv")], show)
+    finally:
+        context.close()
+    summary = summaries[0]
+    if as_json:
+        _emit_json(summary)
+    else:
+        stdout.print(f"Demo workspace: [bold]{target}[/]", highlight=False)
+        _print_summary(summary)
+        table = Table(title="CO2e by activity (tonnes)")
+        table.add_column("activity")
+        table.add_column("records", justify="right")
+        table.add_column("AR4", justify="right")
+        table.add_column("AR5", justify="right")
+        for row in summary.get("by_activity", []):
+            table.add_row(
+                row["activity"],
+                str(row["records"]),
+                f"{row['co2e_tonnes']['ar4']:.6f}",
+                f"{row['co2e_tonnes']['ar5']:.6f}",
+            )
+        stdout.print(table)
+        stdout.print(
+            "Next: carbonlake --help; for example\n"
+            f"  carbonlake lineage tree {summary['root_id']} --workspace {target}\n"
+            f"  carbonlake emissions export --format csv -o emissions.csv --workspace {target}",
+            highlight=False,
+        )
+    if summary["status"] != "SUCCEEDED":
+        raise Failed()
+
+
+@cli.group()
+def emissions() -> None:
+    """Calculated emissions."""
+
+
+@emissions.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(emissions_module.FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one enriched record per line; csv: flat columns, activity_event_id first.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@common_options
+def emissions_export(
+    fmt: str, output: Path | None, workspace: Path | None, as_json: bool
+) -> None:
+    """Export every current enriched record (each record once, its latest result).
+
+    With --json (which needs -o, since stdout then carries the JSON summary) it
+    prints the number of records written and where.
+    """
+    if as_json and output is None:
+        raise click.UsageError("--json prints a summary on stdout; give -o FILE for the records")
+    context = _open(workspace)
+    try:
+        if output is None:
+            count = emissions_module.export(
+                context.storage, context.database, fmt, sys.stdout.buffer
+            )
+            sys.stdout.flush()
+        else:
+            with output.open("wb") as handle:
+                count = emissions_module.export(context.storage, context.database, fmt, handle)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json({"records": count, "format": fmt, "output": str(output)})
+    else:
+        stderr.print(f"{count} records exported" + (f" to {output}" if output else ""))
+
+
+@cli.group()
+def lineage() -> None:
+    """The record-level lineage ledger."""
+
+
+def _node_line(node: dict[str, Any]) -> str:
+    return (
+        f"{node['action_taken']:<22} {node['node_id']}  {node['recorded_at']}  "
+        f"{node['storage_location'] or ''}"
+    )
+
+
+@lineage.command("trace")
+@click.argument("node_id")
+@click.option("--root", "root_id", help="The root_id of the file (needed when ambiguous).")
+@common_options
+def lineage_trace(node_id: str, root_id: str | None, workspace: Path | None, as_json: bool) -> None:
+    """Trace NODE_ID (a record's activity_event_id) back to its raw input file.
+
+    Prints the chain from RAW_DATA_INPUT down to the record.
+    """
+    context = _open(workspace)
+    try:
+        chain = lineage_module.trace(context.database, node_id, root_id)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(chain)
+        return
+    for depth, node in enumerate(chain):
+        stdout.print("  " * depth + _node_line(node), highlight=False)
+    if chain and chain[0]["action_taken"] != lineage_module.RAW_DATA_INPUT:
+        stderr.print(
+            f"[yellow]warning:[/] the trail breaks at {chain[0]['node_id']}: its parent "
+            f"{chain[0]['parent_id']} is not in the ledger"
+        )
+
+
+@lineage.command("tree")
+@click.argument("root_id")
+@common_options
+def lineage_tree(root_id: str, workspace: Path | None, as_json: bool) -> None:
+    """Show every lineage node of one input file (ROOT_ID) as a tree.
+
+    Record nodes beyond the first few of a batch are folded to a count.
+    """
+    context = _open(workspace)
+    try:
+        nodes = lineage_module.tree(context.database, root_id)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(nodes)
+        return
+    for line in lineage_module.render_tree(nodes):
+        stdout.print(line, highlight=False)
+
+
+def main() -> None:
+    """Entry point of the ``carbonlake`` command."""
+    try:
+        cli()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except OSError as exc:
+        # Polars reports a closed pipe (``carbonlake emissions export | head``) as OSError.
+        if "Broken pipe" not in str(exc):
+            raise
+        _quiet_broken_pipe()
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout went away: stop quietly, as Unix tools do."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""The database layer: every SQL statement of carbonlake lives here.
+
+The embedded default is SQLite in WAL mode with a busy timeout, one connection
+per thread, short explicit transactions. The schema is created by numbered
+migrations so that later back ends run the same steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import ConfigurationError, DatabaseError, LineageError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE executions (
+        execution_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        root_id TEXT,
+        status TEXT NOT NULL,
+        input_json TEXT NOT NULL,
+        output_json TEXT,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT
+    );
+    CREATE INDEX executions_root ON executions(root_id);
+
+    CREATE TABLE lineage (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        root_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        parent_id TEXT NOT NULL,
+        action_taken TEXT NOT NULL,
+        storage_location TEXT,
+        recorded_at TEXT NOT NULL,
+        UNIQUE (root_id, node_id)
+    );
+    CREATE INDEX lineage_node ON lineage(node_id);
+    CREATE INDEX lineage_parent ON lineage(root_id, parent_id);
+
+    CREATE TABLE emissions (
+        activity_event_id TEXT PRIMARY KEY,
+        root_id TEXT NOT NULL,
+        execution_id TEXT,
+        asset_id TEXT,
+        scope INTEGER,
+        category TEXT,
+        activity TEXT,
+        origin_measurement_timestamp TEXT,
+        raw_data REAL,
+        units TEXT,
+        co2_tonnes REAL NOT NULL,
+        ch4_tonnes REAL NOT NULL,
+        n2o_tonnes REAL NOT NULL,
+        co2e_ar4_tonnes REAL NOT NULL,
+        co2e_ar5_tonnes REAL NOT NULL,
+        factor_id TEXT NOT NULL,
+        factor_set TEXT NOT NULL,
+        factor_version TEXT NOT NULL,
+        ar4_kgco2e_per_unit REAL NOT NULL,
+        ar5_kgco2e_per_unit REAL NOT NULL,
+        enriched_location TEXT NOT NULL,
+        calculated_at TEXT NOT NULL
+    );
+    CREATE INDEX emissions_root ON emissions(root_id);
+    CREATE INDEX emissions_location ON emissions(enriched_location);
+
+    CREATE TABLE dq_resources (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        arn TEXT NOT NULL,
+        root_id TEXT NOT NULL,
+        details_json TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE notifications (
+        notification_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        root_id TEXT,
+        channel TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        message TEXT NOT NULL,
+        delivered INTEGER NOT NULL,
+        error TEXT,
+        created_at TEXT NOT NULL
+    );
+    """,
+)
+
+LINEAGE_COLUMNS = (
+    "root_id",
+    "node_id",
+    "parent_id",
+    "action_taken",
+    "storage_location",
+    "recorded_at",
+)
+
+EMISSION_COLUMNS = (
+    "activity_event_id",
+    "root_id",
+    "execution_id",
+    "asset_id",
+    "scope",
+    "category",
+    "activity",
+    "origin_measurement_timestamp",
+    "raw_data",
+    "units",
+    "co2_tonnes",
+    "ch4_tonnes",
+    "n2o_tonnes",
+    "co2e_ar4_tonnes",
+    "co2e_ar5_tonnes",
+    "factor_id",
+    "factor_set",
+    "factor_version",
+    "ar4_kgco2e_per_unit",
+    "ar5_kgco2e_per_unit",
+    "enriched_location",
+    "calculated_at",
+)
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC string (microseconds)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Database:
+    """One carbonlake database; safe to share between threads."""
+
+    def __init__(self, url: str, busy_timeout_ms: int = 30_000) -> None:
+        if not url.startswith("sqlite:///"):
+            raise ConfigurationError(
+                f"[database] url {url!r} is not supported; use sqlite:///PATH "
+                "(PostgreSQL arrives with the scale-out work)"
+            )
+        self.url = url
+        self.path = Path(url[len("sqlite:///") :])
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the folder of database {self.path}: {exc}")
+        self.migrate()
+
+    # -- connections ----------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout_ms / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction (BEGIN IMMEDIATE), committed on success."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot start a transaction on {self.path}: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"cannot commit to {self.path}: {exc}") from exc
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"query on {self.path} failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def migrate(self) -> None:
+        """Bring the schema up to date."""
+        conn = self._connection()
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER)")
+            with self.transaction():
+                row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+                current = row[0] or 0
+                for version, script in enumerate(MIGRATIONS, start=1):
+                    if version <= current:
+                        continue
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot migrate database {self.path}: {exc}") from exc
+
+    # -- executions -----------------------------------------------------------
+
+    def insert_execution(
+        self, execution_id: str, name: str, input_document: dict[str, Any]
+    ) -> None:
+        """Record a new RUNNING execution."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO executions (execution_id, name, status, input_json, started_at) "
+                "VALUES (?, ?, 'RUNNING', ?, ?)",
+                (execution_id, name, json.dumps(input_document), utc_now()),
+            )
+
+    def set_execution_root(self, execution_id: str, root_id: str) -> None:
+        """Attach the root_id kickoff generated to an execution."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE executions SET root_id = ? WHERE execution_id = ?", (root_id, execution_id)
+            )
+
+    def finish_execution(
+        self,
+        execution_id: str,
+        status: str,
+        output: dict[str, Any] | None,
+        error: str | None = None,
+    ) -> None:
+        """Record an execution's final status and output."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE executions SET status = ?, output_json = ?, error = ?, stopped_at = ? "
+                "WHERE execution_id = ?",
+                (status, json.dumps(output), error, utc_now(), execution_id),
+            )
+
+    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        """One execution as a dict, or None."""
+        rows = self._query("SELECT * FROM executions WHERE execution_id = ?", (execution_id,))
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["input"] = json.loads(row.pop("input_json"))
+        output_json = row.pop("output_json")
+        row["output"] = json.loads(output_json) if output_json else None
+        return row
+
+    # -- lineage --------------------------------------------------------------
+
+    def insert_lineage(self, nodes: Iterable[Sequence[Any]]) -> int:
+        """Insert lineage nodes (tuples in LINEAGE_COLUMNS order) in one transaction."""
+        rows = list(nodes)
+        if not rows:
+            return 0
+        placeholders = ", ".join("?" for _ in LINEAGE_COLUMNS)
+        try:
+            with self.transaction() as conn:
+                conn.executemany(
+                    f"INSERT INTO lineage ({', '.join(LINEAGE_COLUMNS)}) VALUES ({placeholders})",
+                    rows,
+                )
+        except sqlite3.IntegrityError as exc:
+            raise LineageError(
+                f"a lineage node already exists for one of {len(rows)} nodes "
+                f"(first: root_id {rows[0][0]}, node_id {rows[0][1]}): {exc}. "
+                "Record ids (activity_event_id) must be unique within a file."
+            ) from exc
+        return len(rows)
+
+    def lineage_node(self, root_id: str, node_id: str) -> dict[str, Any] | None:
+        """One ledger node, or None."""
+        rows = self._query(
+            f"SELECT {', '.join(LINEAGE_COLUMNS)} FROM lineage WHERE root_id = ? AND node_id = ?",
+            (root_id, node_id),
+        )
+        return dict(rows[0]) if rows else None
+
+    def lineage_roots_of_node(self, node_id: str) -> list[str]:
+        """The root_ids under which a node_id appears."""
+        rows = self._query("SELECT DISTINCT root_id FROM lineage WHERE node_id = ?", (node_id,))
+        return [row[0] for row in rows]
+
+    def lineage_of_root(self, root_id: str) -> list[dict[str, Any]]:
+        """Every node of one root, in insertion order."""
+        rows = self._query(
+            f"SELECT {', '.join(LINEAGE_COLUMNS)} FROM lineage WHERE root_id = ? ORDER BY seq",
+            (root_id,),
+        )
+        return [dict(row) for row in rows]
+
+    # -- emissions ------------------------------------------------------------
+
+    def upsert_emissions(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Insert or replace emission rows (EMISSION_COLUMNS order), keyed by record id."""
+        batch = list(rows)
+        if not batch:
+            return 0
+        columns = ", ".join(EMISSION_COLUMNS)
+        placeholders = ", ".join("?" for _ in EMISSION_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in EMISSION_COLUMNS[1:])
+        with self.transaction() as conn:
+            conn.executemany(
+                f"INSERT INTO emissions ({columns}) VALUES ({placeholders}) "
+                f"ON CONFLICT(activity_event_id) DO UPDATE SET {updates}",
+                batch,
+            )
+        return len(batch)
+
+    def enriched_locations(self) -> list[tuple[str, int]]:
+        """Each enriched file that holds current results, with its record count."""
+        rows = self._query(
+            "SELECT enriched_location, count(*) FROM emissions "
+            "GROUP BY enriched_location ORDER BY min(calculated_at), enriched_location"
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def emission_ids_at(self, enriched_location: str) -> list[str]:
+        """The record ids whose current result lives in an enriched file."""
+        rows = self._query(
+            "SELECT activity_event_id FROM emissions WHERE enriched_location = ?",
+            (enriched_location,),
+        )
+        return [row[0] for row in rows]
+
+    def emission(self, activity_event_id: str) -> dict[str, Any] | None:
+        """One record's current emissions row, or None."""
+        rows = self._query(
+            "SELECT * FROM emissions WHERE activity_event_id = ?", (activity_event_id,)
+        )
+        return dict(rows[0]) if rows else None
+
+    def emissions_count(self, root_id: str | None = None) -> int:
+        """How many records have current results (optionally of one root)."""
+        if root_id is None:
+            rows = self._query("SELECT count(*) FROM emissions")
+        else:
+            rows = self._query("SELECT count(*) FROM emissions WHERE root_id = ?", (root_id,))
+        return int(rows[0][0])
+
+    def emission_totals(self, root_id: str, by: str) -> list[dict[str, Any]]:
+        """Record counts and CO2e tonnes of one root, grouped by a record column."""
+        if by not in ("activity", "category", "scope", "asset_id"):
+            raise DatabaseError(f"cannot group emissions by {by!r}")
+        rows = self._query(
+            f"SELECT {by} AS key, count(*) AS records, sum(co2e_ar4_tonnes) AS ar4, "
+            f"sum(co2e_ar5_tonnes) AS ar5 FROM emissions WHERE root_id = ? "
+            f"GROUP BY {by} ORDER BY sum(co2e_ar4_tonnes) DESC",
+            (root_id,),
+        )
+        return [
+            {by: row["key"], "records": row["records"], "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"]}}
+            for row in rows
+        ]
+
+    # -- data-quality resources -----------------------------------------------
+
+    def insert_dq_resources(self, resources: Iterable[tuple[str, str, str, str, str]]) -> None:
+        """Record (name, kind, arn, root_id, details_json) DataBrew-like resources."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO dq_resources "
+                "(name, kind, arn, root_id, details_json, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(*resource, now) for resource in resources],
+            )
+
+    def dq_resource(self, name: str) -> dict[str, Any] | None:
+        """One data-quality resource with its details, or None."""
+        rows = self._query("SELECT * FROM dq_resources WHERE name = ?", (name,))
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["details"] = json.loads(row.pop("details_json"))
+        return row
+
+    def delete_dq_resources(self, names: Iterable[str]) -> int:
+        """Delete data-quality resources by name; returns how many existed."""
+        with self.transaction() as conn:
+            cursor = conn.executemany(
+                "DELETE FROM dq_resources WHERE name = ?", [(n,) for n in names]
+            )
+            return cursor.rowcount
+
+    # -- notifications --------------------------------------------------------
+
+    def record_notification(
+        self,
+        root_id: str | None,
+        channel: str,
+        subject: str,
+        message: str,
+        delivered: bool,
+        error: str | None,
+    ) -> None:
+        """Record that a notification was sent (or could not be)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO notifications "
+                "(root_id, channel, subject, message, delivered, error, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (root_id, channel, subject, message, int(delivered), error, utc_now()),
+            )
+
+    def notifications(self, root_id: str | None = None) -> list[dict[str, Any]]:
+        """Recorded notifications, oldest first."""
+        if root_id is None:
+            rows = self._query("SELECT * FROM notifications ORDER BY notification_id")
+        else:
+            rows = self._query(
+                "SELECT * FROM notifications WHERE root_id = ? ORDER BY notification_id",
+                (root_id,),
+            )
+        return [dict(row) for row in rows]

@@ -1,0 +1,71 @@
+"""Reading results back: the enriched records that hold each record's current result.
+
+A record calculated twice (a re-run of the same data) has one current result,
+the one the emissions table points at; export returns exactly those, once each.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import IO
+
+import polars as pl
+
+from .database import Database
+from .storage import Storage
+
+FORMATS = ("jsonl", "csv")
+RECORD_ID = "activity_event_id"
+
+
+def current_records(storage: Storage, database: Database) -> Iterator[pl.DataFrame]:
+    """Frames of enriched records, one per enriched file, current results only."""
+    for location, count in database.enriched_locations():
+        data = storage.read_bytes(location)
+        if not data.strip():
+            continue
+        frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+        if frame.height != count:
+            current = pl.DataFrame(
+                {RECORD_ID: database.emission_ids_at(location)}, schema={RECORD_ID: pl.String}
+            )
+            frame = frame.join(current, on=RECORD_ID, how="semi", maintain_order="left")
+        yield frame
+
+
+def flatten(frame: pl.DataFrame) -> pl.DataFrame:
+    """Struct columns become flat ``a.b.c`` columns; ``activity_event_id`` first."""
+    while True:
+        structs = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Struct)]
+        if not structs:
+            break
+        exprs: list[pl.Expr] = []
+        for name, dtype in frame.schema.items():
+            if isinstance(dtype, pl.Struct):
+                exprs += [
+                    pl.col(name).struct.field(f.name).alias(f"{name}.{f.name}")
+                    for f in dtype.fields
+                ]
+            else:
+                exprs.append(pl.col(name))
+        frame = frame.select(exprs)
+    if RECORD_ID in frame.columns:
+        frame = frame.select(RECORD_ID, pl.exclude(RECORD_ID))
+    return frame
+
+
+def export(storage: Storage, database: Database, fmt: str, out: IO[bytes]) -> int:
+    """Write every current enriched record as JSON Lines or flat CSV; returns the count."""
+    written = 0
+    if fmt == "jsonl":
+        for frame in current_records(storage, database):
+            frame.write_ndjson(out)
+            written += frame.height
+        return written
+    frames = [flatten(frame) for frame in current_records(storage, database)]
+    if frames:
+        table = pl.concat(frames, how="diagonal_relaxed")
+        table.write_csv(out)
+        written = table.height
+    return written

@@ -1,0 +1,200 @@
+"""The data-quality gate: the spec's setup, profile, cleanup and check-results stages.
+
+The original created AWS Glue DataBrew resources (dataset, ruleset, profile
+job), ran the job, deleted the resources and moved the file on the job's
+verdict. Here the "resources" are rows of the database with DataBrew-like names
+and ARNs, the job is :func:`carbonlake.quality.gate.evaluate`, and the results
+document lands under ``dq-results/<root_id>/`` as the job's output.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import InputDataError, StorageError
+from ..database import Database, utc_now
+from ..storage import Storage
+from . import gate
+from .rules import Rule, load_rules, rule_to_document, rules_from_document
+
+__all__ = [
+    "check_results",
+    "cleanup",
+    "default_rules",
+    "load_ruleset",
+    "profile",
+    "setup",
+]
+
+REPORT_NAME = "report.json"
+PROFILE_NAME = "profile.json"
+
+
+def default_rules() -> list[Rule]:
+    """The ruleset shipped with the package."""
+    text = resources.files("carbonlake").joinpath("data/default-ruleset.json").read_text("utf-8")
+    return rules_from_document(json.loads(text), "the shipped default ruleset")
+
+
+def load_ruleset(path: str | Path | None) -> list[Rule]:
+    """Rules from ``path``, or the shipped default when no path is given."""
+    return load_rules(Path(path)) if path else default_rules()
+
+
+def _arn(kind: str, name: str) -> str:
+    return f"arn:carbonlake:databrew:local:{kind}/{name}"
+
+
+def setup(event: dict[str, Any], *, database: Database, rules: list[Rule]) -> dict[str, Any]:
+    """SETUP: record the dataset, ruleset and profile job for one file."""
+    if event.get("event_type", "SETUP") != "SETUP":
+        raise InputDataError(f"dq setup got event_type {event.get('event_type')!r}, not SETUP")
+    location = event.get("storage_location")
+    root_id = event.get("root_id")
+    if not location or not root_id:
+        raise InputDataError("dq setup needs 'storage_location' and 'root_id'")
+    base = f"carbonlake-{root_id}"
+    names = {kind: f"{base}-{kind}" for kind in ("dataset", "ruleset", "job")}
+    database.insert_dq_resources(
+        [
+            (
+                names["dataset"],
+                "dataset",
+                _arn("dataset", names["dataset"]),
+                root_id,
+                json.dumps({"storage_location": location}),
+            ),
+            (
+                names["ruleset"],
+                "ruleset",
+                _arn("ruleset", names["ruleset"]),
+                root_id,
+                json.dumps({"rules": [rule_to_document(rule) for rule in rules]}),
+            ),
+            (
+                names["job"],
+                "job",
+                _arn("job", names["job"]),
+                root_id,
+                json.dumps({"dataset_name": names["dataset"], "ruleset_name": names["ruleset"]}),
+            ),
+        ]
+    )
+    return {
+        "data_quality": {
+            "dataset_name": names["dataset"],
+            "dataset_arn": _arn("dataset", names["dataset"]),
+            "ruleset_name": names["ruleset"],
+            "ruleset_arn": _arn("ruleset", names["ruleset"]),
+            "job_name": names["job"],
+            "job_arn": _arn("job", names["job"]),
+        }
+    }
+
+
+def _resource(database: Database, name: str, kind: str) -> dict[str, Any]:
+    resource = database.dq_resource(name)
+    if resource is None or resource["kind"] != kind:
+        raise InputDataError(
+            f"no data-quality {kind} named {name!r}; run dq setup for the file first"
+        )
+    return resource
+
+
+def profile(
+    event: dict[str, Any], *, storage: Storage, database: Database
+) -> dict[str, Any]:
+    """Run the profile job named ``event["Name"]`` over the whole file.
+
+    Returns a DescribeJobRun-like result whose ``Outputs[0].Location`` points at
+    the validation report (``Outputs[1]`` at the profile).
+    """
+    job_name = event.get("Name") or event.get("job_name")
+    if not job_name:
+        raise InputDataError("dq profile needs the job's 'Name'")
+    job = _resource(database, job_name, "job")
+    dataset = _resource(database, job["details"]["dataset_name"], "dataset")
+    ruleset = _resource(database, job["details"]["ruleset_name"], "ruleset")
+    rules = rules_from_document(ruleset["details"]["rules"], ruleset["name"])
+    location = dataset["details"]["storage_location"]
+    root_id = job["root_id"]
+    started = utc_now()
+    with storage.local_path(location) as path:
+        report, file_profile = gate.evaluate(path, rules)
+    report = {"root_id": root_id, "storage_location": location, **report}
+    report_url = storage.url("dq-results", f"{root_id}/{REPORT_NAME}")
+    profile_url = storage.url("dq-results", f"{root_id}/{PROFILE_NAME}")
+    storage.write_bytes(report_url, json.dumps(report, indent=2).encode())
+    storage.write_bytes(
+        profile_url, json.dumps({"root_id": root_id, **(file_profile or {})}, indent=2).encode()
+    )
+    bucket = storage.bucket_name("dq-results")
+    return {
+        "data_quality": {
+            "results": {
+                "JobName": job_name,
+                "RunId": f"jr_{uuid.uuid4().hex}",
+                "JobRunState": "SUCCEEDED",
+                "State": "SUCCEEDED",
+                "StartedOn": started,
+                "CompletedOn": utc_now(),
+                "DatasetName": dataset["name"],
+                "ValidationConfigurations": [{"RulesetArn": ruleset["arn"]}],
+                "Outputs": [
+                    {"Location": {"Bucket": bucket, "Key": f"{root_id}/{REPORT_NAME}"}},
+                    {"Location": {"Bucket": bucket, "Key": f"{root_id}/{PROFILE_NAME}"}},
+                ],
+            }
+        }
+    }
+
+
+def cleanup(event: dict[str, Any], *, database: Database) -> dict[str, Any]:
+    """CLEANUP: remove the dataset, ruleset and job records; passes the event on."""
+    names = [event.get(k) for k in ("dataset_name", "ruleset_name", "job_name")]
+    database.delete_dq_resources([n for n in names if n])
+    return event
+
+
+def report_location(dq_results: dict[str, Any], storage: Storage) -> str:
+    """The URL of the validation report named by a profile job's output."""
+    results = dq_results
+    for wrapper in ("data_quality", "results"):
+        if isinstance(results.get(wrapper), dict):
+            results = results[wrapper]
+    try:
+        location = results["Outputs"][0]["Location"]
+        bucket = storage.bucket_from_name(location["Bucket"])
+        return storage.url(bucket, location["Key"])
+    except (KeyError, IndexError, TypeError) as exc:
+        raise InputDataError(
+            "dq_results has no Outputs[0].Location {Bucket, Key}; pass the profile job's output"
+        ) from exc
+
+
+def read_report(url: str, storage: Storage) -> dict[str, Any]:
+    """A validation report document."""
+    try:
+        report: dict[str, Any] = json.loads(storage.read_bytes(url))
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"data-quality report {url} is not valid JSON: {exc}") from exc
+    return report
+
+
+def check_results(event: dict[str, Any], *, storage: Storage) -> dict[str, Any]:
+    """Read the report and move the file from landing to raw (pass) or error (fail)."""
+    location = event.get("storage_location")
+    dq_results = event.get("dq_results")
+    if not location or not isinstance(dq_results, dict):
+        raise InputDataError("dq check results needs 'storage_location' and 'dq_results'")
+    report = read_report(report_location(dq_results, storage), storage)
+    passed = bool(report.get("passed"))
+    bucket, _ = storage.split(location)
+    if bucket != "landing":
+        raise InputDataError(f"{location} is not in the landing bucket; nothing to move")
+    new_location = storage.move(location, "raw" if passed else "error")
+    return {"status": passed, "storage_location": new_location}

@@ -1,0 +1,213 @@
+"""Settings: defaults < ``carbonlake.toml`` in the workspace < environment < flags.
+
+Environment variables are ``CARBONLAKE_<SECTION>__<KEY>`` (for example
+``CARBONLAKE_NOTIFY__EMAIL_TO``); the workspace itself comes from
+``--workspace`` or ``CARBONLAKE_WORKSPACE`` and defaults to ``./carbonlake-data``.
+Settings are resolved when :func:`load_settings` is called, never at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import ConfigurationError
+
+CONFIG_FILE_NAME = "carbonlake.toml"
+DEFAULT_WORKSPACE = "carbonlake-data"
+ENV_PREFIX = "CARBONLAKE_"
+
+BUCKETS = ("landing", "raw", "error", "transformed", "enriched", "dq-results", "lineage-archive")
+"""The buckets of the pipeline; on the embedded default, one folder each."""
+
+
+@dataclass
+class StorageSettings:
+    """Where the buckets live."""
+
+    root: str = ""
+    """URL under which each bucket is a folder; empty means the workspace folder."""
+
+
+@dataclass
+class DatabaseSettings:
+    """The database holding the ledger, executions and emissions."""
+
+    url: str = ""
+    """``sqlite:///path``; empty means ``carbonlake.db`` inside the workspace."""
+
+    busy_timeout_ms: int = 30_000
+    """How long a writer waits for another writer's lock before failing."""
+
+
+@dataclass
+class PipelineSettings:
+    """How files are split and batches are run."""
+
+    batch_size: int = 1000
+    """Maximum records per transformed batch file."""
+
+    max_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    """How many batches are calculated at once (the spec's map state)."""
+
+
+@dataclass
+class QualitySettings:
+    """The data-quality gate."""
+
+    ruleset: str = ""
+    """Path of a DataBrew-format ruleset JSON file; empty means the shipped default."""
+
+
+@dataclass
+class CalculateSettings:
+    """The emissions calculation."""
+
+    factor_set: str = ""
+    """Name or version of the emission-factor set; empty means the shipped default."""
+
+
+@dataclass
+class NotifySettings:
+    """Where data-quality failures are announced (always logged and recorded too)."""
+
+    email_to: str = ""
+    """Recipient address; e-mail is sent only when this and ``smtp_host`` are set."""
+
+    email_from: str = "carbonlake@localhost"
+    """Sender address of notification e-mails."""
+
+    smtp_host: str = ""
+    """SMTP server host name."""
+
+    smtp_port: int = 25
+    """SMTP server port."""
+
+    smtp_timeout_s: float = 10.0
+    """Seconds to wait for the SMTP server before recording the mail as undelivered."""
+
+
+@dataclass
+class Settings:
+    """All settings of one workspace."""
+
+    workspace: Path = field(default_factory=lambda: Path(DEFAULT_WORKSPACE).resolve())
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    calculate: CalculateSettings = field(default_factory=CalculateSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+
+    @property
+    def storage_root_url(self) -> str:
+        """URL under which every bucket is a folder."""
+        if self.storage.root:
+            return self.storage.root.rstrip("/")
+        return self.workspace.resolve().as_uri()
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the workspace."""
+        return self.database.url or f"sqlite:///{self.workspace.resolve() / 'carbonlake.db'}"
+
+
+_SECTIONS = ("storage", "database", "pipeline", "quality", "calculate", "notify")
+
+
+def _coerce(section: str, key: str, value: Any, target_type: type, origin: str) -> Any:
+    """Convert a raw value from TOML, environment or flags to the field's type."""
+    try:
+        if target_type is int:
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not an integer")
+            return int(value)
+        if target_type is float:
+            return float(value)
+        if target_type is str:
+            if not isinstance(value, str | int | float):
+                raise ValueError(f"expected text, got {type(value).__name__}")
+            return str(value)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"setting [{section}] {key} from {origin} is {value!r}: {exc}. "
+            f"Give a {target_type.__name__}."
+        ) from exc
+    return value
+
+
+def _apply(settings: Settings, section: str, values: Mapping[str, Any], origin: str) -> None:
+    """Set the fields of one section, refusing unknown keys with their origin."""
+    target = getattr(settings, section)
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    type_of = {"int": int, "float": float, "str": str}
+    for key, value in values.items():
+        name = key.lower()
+        if name not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigurationError(
+                f"unknown setting [{section}] {key} in {origin}; known keys: {known}"
+            )
+        declared = fields[name].type
+        field_type = type_of.get(declared if isinstance(declared, str) else declared.__name__, str)
+        setattr(target, name, _coerce(section, name, value, field_type, origin))
+
+
+def load_settings(
+    workspace: str | Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve the settings of a workspace.
+
+    ``workspace`` (a ``--workspace`` flag) wins over ``CARBONLAKE_WORKSPACE``;
+    ``overrides`` maps section to key to value, as command-line flags would.
+    """
+    env = os.environ if environ is None else environ
+    ws = workspace or env.get(f"{ENV_PREFIX}WORKSPACE") or DEFAULT_WORKSPACE
+    settings = Settings(workspace=Path(ws).expanduser().resolve())
+
+    config_path = settings.workspace / CONFIG_FILE_NAME
+    if config_path.is_file():
+        try:
+            document = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{config_path} is not valid TOML: {exc}") from exc
+        for section, values in document.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ConfigurationError(
+                    f"unknown section [{section}] in {config_path}; "
+                    f"known sections: {', '.join(_SECTIONS)}"
+                )
+            _apply(settings, section, values, str(config_path))
+
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        section = section.lower()
+        if section not in _SECTIONS:
+            raise ConfigurationError(
+                f"environment variable {name} names unknown section {section!r}; "
+                f"known sections: {', '.join(_SECTIONS)}"
+            )
+        _apply(settings, section, {key: value}, f"environment variable {name}")
+
+    for section, values in (overrides or {}).items():
+        _apply(settings, section, values, "command-line flags")
+
+    if settings.pipeline.batch_size < 1:
+        raise ConfigurationError(
+            f"[pipeline] batch_size must be at least 1, got {settings.pipeline.batch_size}"
+        )
+    if settings.pipeline.max_concurrency < 1:
+        raise ConfigurationError(
+            f"[pipeline] max_concurrency must be at least 1, "
+            f"got {settings.pipeline.max_concurrency}"
+        )
+    return settings

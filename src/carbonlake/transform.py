@@ -1,0 +1,117 @@
+"""Transform (the spec's Glue job): split a raw CSV into typed JSON Lines batches.
+
+The file is streamed (Polars streaming engine), typed column-wise and written as
+``transformed/<root_id>/part_NNNNN.jsonl`` files of at most ``batch_size``
+records, each visible only once complete. Typing:
+
+- ``scope``: an integer;
+- ``raw_data``: a float parsed from the cell's text (``103.45`` stays ``103.45``);
+- ``geo``: the ``"[lat,long]"`` cell becomes ``{"lat": ..., "long": ...}``;
+- every other column stays text. Cells that do not parse become null and the
+  calculator reports those records as failed (nothing is dropped here).
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+
+from ._exceptions import InputDataError
+from .storage import Storage
+
+JOB_NAME = "carbonlake-transform"
+_GEO = r"^\s*\[\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*,\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\]\s*$"
+
+
+def batch_key(root_id: str, index: int) -> str:
+    """The key of the ``index``-th batch file of a root."""
+    return f"{root_id}/part_{index:05d}.jsonl"
+
+
+def typed(frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+    """Cast the known columns of activity data to their types."""
+    casts: list[pl.Expr] = []
+    if "scope" in columns:
+        casts.append(pl.col("scope").str.strip_chars().cast(pl.Int64, strict=False))
+    if "raw_data" in columns:
+        casts.append(pl.col("raw_data").str.strip_chars().cast(pl.Float64, strict=False))
+    if "geo" in columns:
+        casts.append(
+            pl.struct(
+                lat=pl.col("geo").str.extract(_GEO, 1).cast(pl.Float64),
+                long=pl.col("geo").str.extract(_GEO, 2).cast(pl.Float64),
+            ).alias("geo")
+        )
+    return frame.with_columns(casts) if casts else frame
+
+
+def _exact_batches(chunks: Iterator[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
+    """Re-cut a stream of frames into frames of exactly ``size`` rows (the last may be short)."""
+    carry: pl.DataFrame | None = None
+    for chunk in chunks:
+        carry = chunk if carry is None else pl.concat([carry, chunk], how="vertical")
+        while carry.height >= size:
+            yield carry.head(size)
+            carry = carry.slice(size)
+    if carry is not None and carry.height:
+        yield carry
+
+
+def split(
+    raw_location: str, root_id: str, *, storage: Storage, batch_size: int
+) -> tuple[list[str], int]:
+    """Write the batches of one raw file; returns (batch URLs, records written)."""
+    urls: list[str] = []
+    records = 0
+    with storage.local_path(raw_location) as path:
+        frame = pl.scan_csv(path, infer_schema=False, encoding="utf8")
+        columns = frame.collect_schema().names()
+        stream = typed(frame, columns).collect_batches(chunk_size=max(batch_size, 50_000))
+        for index, batch in enumerate(_exact_batches(iter(stream), batch_size)):
+            url = storage.url("transformed", batch_key(root_id, index))
+            buffer = io.BytesIO()
+            batch.write_ndjson(buffer)
+            storage.write_bytes(url, buffer.getvalue())
+            urls.append(url)
+            records += batch.height
+    return urls, records
+
+
+def run(
+    event: dict[str, Any], *, storage: Storage, batch_size: int, raw_location: str
+) -> dict[str, Any]:
+    """The spec's Glue job: ``{"JobName", "Arguments": {"--UNIQUE_DIRECTORY"}}`` in.
+
+    Returns ``{"job_name", "job_id", "job_state"}`` plus ``batches`` and
+    ``records`` for the orchestrator's summary.
+    """
+    arguments = event.get("Arguments") or {}
+    root_id = arguments.get("--UNIQUE_DIRECTORY")
+    if not root_id:
+        raise InputDataError("transform needs Arguments['--UNIQUE_DIRECTORY'] (the root_id)")
+    job_name = event.get("JobName") or JOB_NAME
+    urls, records = split(raw_location, root_id, storage=storage, batch_size=batch_size)
+    return {
+        "job_name": job_name,
+        "job_id": f"jr_{uuid.uuid4().hex}",
+        "job_state": "SUCCEEDED",
+        "batches": len(urls),
+        "records": records,
+    }
+
+
+def enumerate_batches(event: dict[str, Any], *, storage: Storage) -> dict[str, Any]:
+    """The spec's enumerate step: one generated ``node_id`` per batch file of a root."""
+    directory = event.get("batch_location_dir")
+    if not directory:
+        raise InputDataError("enumerate batches needs 'batch_location_dir' (the root_id)")
+    return {
+        "batches": [
+            {"node_id": str(uuid.uuid4()), "storage_location": url}
+            for url in storage.list("transformed", str(directory).strip("/") + "/")
+        ]
+    }
