@@ -187,9 +187,7 @@ def _progress_flag(func: F) -> F:
 
 
 @cli.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--key",
     help="Object key in the landing bucket (default: the file's name). Only with one FILE.",
@@ -296,9 +294,7 @@ def emissions() -> None:
     help="Write to this file instead of stdout.",
 )
 @common_options
-def emissions_export(
-    fmt: str, output: Path | None, workspace: Path | None, as_json: bool
-) -> None:
+def emissions_export(fmt: str, output: Path | None, workspace: Path | None, as_json: bool) -> None:
     """Export every current enriched record (each record once, its latest result).
 
     With --json (which needs -o, since stdout then carries the JSON summary) it

@@ -154,7 +154,7 @@ class Database:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DatabaseError(f"cannot create the folder of database {self.path}: {exc}")
+            raise DatabaseError(f"cannot create the folder of database {self.path}: {exc}") from exc
         self.migrate()
 
     # -- connections ----------------------------------------------------------
@@ -381,7 +381,11 @@ class Database:
             (root_id,),
         )
         return [
-            {by: row["key"], "records": row["records"], "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"]}}
+            {
+                by: row["key"],
+                "records": row["records"],
+                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"]},
+            }
             for row in rows
         ]
 

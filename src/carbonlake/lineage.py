@@ -138,12 +138,12 @@ def record_request(request: dict[str, Any], writer: LineageWriter) -> dict[str, 
         return {"data_lineage": {"root_id": root_id, "action_taken": action, "records": out}}
 
     location = _require(request, "storage_location")
-    node_ids = []
+    node_ids: list[str] = []
     for record in records:
-        node_id = record.get("node_id") if isinstance(record, dict) else None
-        if not node_id:
+        record_node = record.get("node_id") if isinstance(record, dict) else None
+        if not record_node:
             raise LineageError(f"{action} request has a record without node_id: {record!r}")
-        node_ids.append(str(node_id))
+        node_ids.append(str(record_node))
     writer.add_many(root_id, node_ids, parent_id, action, location)
     return {
         "data_lineage": {

@@ -133,7 +133,9 @@ class Pipeline:
             try:
                 writer.flush()
             except CarbonlakeError as flush_exc:
-                log.error("could not write the lineage of execution %s: %s", execution_id, flush_exc)
+                log.error(
+                    "could not write the lineage of execution %s: %s", execution_id, flush_exc
+                )
             summary["status"] = "FAILED"
             summary["error"] = str(exc)
         if summary["status"] == "RUNNING":
@@ -143,9 +145,7 @@ class Pipeline:
         db.finish_execution(execution_id, summary["status"], summary, summary["error"])
         return summary
 
-    def _step(
-        self, step: str, execution_id: str, root_id: str, call: Callable[[], T]
-    ) -> T:
+    def _step(self, step: str, execution_id: str, root_id: str, call: Callable[[], T]) -> T:
         try:
             return call()
         except CarbonlakeError as exc:

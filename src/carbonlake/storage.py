@@ -88,7 +88,9 @@ class Storage:
             try:
                 self.fs.makedirs(f"{self._root_path}/{bucket}", exist_ok=True)
             except OSError as exc:
-                raise StorageError(f"cannot create bucket {bucket} under {self.root_url}: {exc}")
+                raise StorageError(
+                    f"cannot create bucket {bucket} under {self.root_url}: {exc}"
+                ) from exc
 
     # -- reading --------------------------------------------------------------
 

@@ -24,7 +24,8 @@ from ._exceptions import InputDataError
 from .storage import Storage
 
 JOB_NAME = "carbonlake-transform"
-_GEO = r"^\s*\[\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*,\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\]\s*$"
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_GEO = rf"^\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\]\s*$"
 
 
 def batch_key(root_id: str, index: int) -> str:

@@ -160,8 +160,11 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
     database_rows = ok.select(
         pl.col(RECORD_ID).alias("activity_event_id"),
         text("asset_id").alias("asset_id"),
-        (pl.col("scope").cast(pl.Int64, strict=False) if "scope" in input_columns else pl.lit(None))
-        .alias("scope"),
+        (
+            pl.col("scope").cast(pl.Int64, strict=False)
+            if "scope" in input_columns
+            else pl.lit(None)
+        ).alias("scope"),
         pl.col("category"),
         pl.col("activity"),
         text("origin_measurement_timestamp").alias("origin_measurement_timestamp"),

@@ -81,9 +81,7 @@ def inconsistent_rows(factors: pl.DataFrame) -> pl.DataFrame:
     for gwp_set, gwp in GWP.items():
         stated = pl.col(f"stated_{gwp_set}_kgco2e_per_unit")
         again = recomputed_co2e(gwp)
-        off = (stated - again).abs() > (
-            ABSOLUTE_TOLERANCE + RELATIVE_TOLERANCE * stated.abs()
-        )
+        off = (stated - again).abs() > (ABSOLUTE_TOLERANCE + RELATIVE_TOLERANCE * stated.abs())
         checks.append(
             factors.filter(stated.is_not_null() & off).select(
                 "activity",

@@ -105,9 +105,7 @@ def _resource(database: Database, name: str, kind: str) -> dict[str, Any]:
     return resource
 
 
-def profile(
-    event: dict[str, Any], *, storage: Storage, database: Database
-) -> dict[str, Any]:
+def profile(event: dict[str, Any], *, storage: Storage, database: Database) -> dict[str, Any]:
     """Run the profile job named ``event["Name"]`` over the whole file.
 
     Returns a DescribeJobRun-like result whose ``Outputs[0].Location`` points at

@@ -137,8 +137,7 @@ class _Parser:
 
     def fail(self, message: str) -> None:
         raise ConfigurationError(
-            f"rule {self.rule.name!r}: {message} "
-            f"(CheckExpression {self.rule.check_expression!r})"
+            f"rule {self.rule.name!r}: {message} (CheckExpression {self.rule.check_expression!r})"
         )
 
     def peek(self) -> tuple[str, str] | None:
@@ -153,7 +152,7 @@ class _Parser:
         return token
 
     def expect(self, value: str) -> None:
-        kind, text = self.take()
+        _, text = self.take()
         if text.upper() != value:
             self.fail(f"expected {value!r}, found {text!r}")
 
@@ -188,7 +187,9 @@ class _Parser:
         left = self.parse_operand()
         kind, text = self.take()
         if kind != "op":
-            self.fail(f"expected a comparison (==, !=, <, <=, >, >=) after the operand, got {text!r}")
+            self.fail(
+                f"expected a comparison (==, !=, <, <=, >, >=) after the operand, got {text!r}"
+            )
         right = self.parse_operand()
         return Compare(text, left, right)
 
@@ -203,8 +204,7 @@ class _Parser:
             self.expect("(")
             args: list[str] = []
             while True:
-                arg_kind, arg = self.take()
-                args.append(arg if arg_kind != "ref" else arg)
+                args.append(self.take()[1])
                 sep = self.take()[1]
                 if sep == ")":
                     break

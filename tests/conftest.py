@@ -1,0 +1,68 @@
+"""Shared fixtures: real workspaces in temporary folders, real SQLite, real files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from carbonlake.orchestrator import Context
+from carbonlake.settings import Settings, load_settings
+
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "src" / "carbonlake" / "data"
+SAMPLE = PACKAGE_DATA / "sample-activity-8000.csv"
+FACTORS_CSV = PACKAGE_DATA / "emission-factors-ghgp-2022.csv"
+
+HEADER = (
+    "activity_event_id,asset_id,geo,origin_measurement_timestamp,scope,category,"
+    "activity,source,raw_data,units"
+)
+
+
+def activity_row(
+    record_id: str,
+    raw_data: str = "10",
+    units: str = "gal",
+    activity: str = "Motor Gasoline - Gasoline Passenger Cars",
+    category: str = "mobile-combustion",
+    scope: str = "1",
+) -> str:
+    """One CSV line of activity data."""
+    return (
+        f'{record_id},vehicle1,"[1.5,2.5]",2019-10,{scope},{category},{activity},fleet,'
+        f"{raw_data},{units}"
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace folder."""
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def settings(workspace: Path) -> Settings:
+    """Settings of the workspace, ignoring the caller's environment."""
+    return load_settings(workspace, environ={})
+
+
+@pytest.fixture
+def context(settings: Settings) -> Iterator[Context]:
+    """An opened workspace (buckets created, database migrated)."""
+    ctx = Context.open(settings)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def make_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write an activity CSV from row lines; returns its path."""
+
+    def make(rows: list[str], name: str = "activity.csv", header: str = HEADER) -> Path:
+        path = tmp_path / "inputs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+        return path
+
+    return make
