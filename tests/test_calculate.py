@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from carbonlake import ConfigurationError
 from carbonlake.calculate import calculate_frame
-from carbonlake.calculate.factors import from_source_csv, load_factor_set
+from carbonlake.calculate.factors import (
+    FactorTableError,
+    build_factor_set,
+    load_factor_set,
+    read_ghgp_csv,
+)
 
 from .conftest import FACTORS_CSV
 
@@ -39,8 +44,11 @@ def output_of(result_frame: pl.DataFrame, record_id: str) -> dict[str, object]:
 
 def test_original_test_vector_diesel_passenger_car() -> None:
     frame = records(
-        {"activity_event_id": "r1", "activity": "Diesel Fuel - Diesel Passenger Cars",
-         "raw_data": 103.45}
+        {
+            "activity_event_id": "r1",
+            "activity": "Diesel Fuel - Diesel Passenger Cars",
+            "raw_data": 103.45,
+        }
     )
     result = calculate_frame(frame, load_factor_set(), "part_00000.jsonl")
     out = output_of(result.enriched, "r1")
@@ -67,8 +75,13 @@ def test_transport_gases_are_read_as_grams_per_unit() -> None:
     assert car["ar4_kgco2e_per_unit"] == pytest.approx(0.346753, rel=1e-6)
 
     frame = records(
-        {"activity_event_id": "t1", "category": "transport", "activity": "Passenger Car A",
-         "raw_data": 1000.0, "units": "vehicle-mile"}
+        {
+            "activity_event_id": "t1",
+            "category": "transport",
+            "activity": "Passenger Car A",
+            "raw_data": 1000.0,
+            "units": "vehicle-mile",
+        }
     )
     out = output_of(calculate_frame(frame, load_factor_set(), "p").enriched, "t1")
     ch4_tonnes = out["calculated_emissions"]["ch4"]["amount"]
@@ -76,12 +89,16 @@ def test_transport_gases_are_read_as_grams_per_unit() -> None:
 
 
 def test_a_table_with_the_grams_mixup_is_refused() -> None:
-    # Renaming the category hides the rows from the grams correction: the
-    # consistency check must then catch the mix-up and name a row.
-    data = FACTORS_CSV.read_bytes().replace(b",transport,", b",transport-uncorrected,")
-    with pytest.raises(ConfigurationError, match="disagree with the gases") as info:
-        from_source_csv(data, "broken")
-    assert "stated" in str(info.value) and "recomputed" in str(info.value)
+    # Read as its header declares (kg for every gas), the shared table must be refused,
+    # naming a transport row, its stated and recomputed CO2e, and the grams explanation.
+    frame = read_ghgp_csv(FACTORS_CSV.read_bytes(), "shared")
+    with pytest.raises(FactorTableError, match="disagree with the gases") as info:
+        build_factor_set(frame, "shared", "shared")
+    error = info.value
+    assert set(error.inconsistent["category"].to_list()) == {"transport"}
+    assert error.inconsistent.filter(pl.col("gwp_set") == "AR4").height == 93
+    assert "stated" in str(error) and "recomputed" in str(error)
+    assert "grams per unit" in str(error) and "transport" in str(error)
 
 
 def test_every_shipped_factor_is_consistent_and_has_an_id() -> None:
@@ -112,8 +129,13 @@ def test_spellings_of_the_gallon_are_accepted(spelling: str) -> None:
 
 def test_kwh_spelling_matches_the_tables_kwH() -> None:
     frame = records(
-        {"activity_event_id": "e", "category": "grid-region-location-based",
-         "activity": "AKGD", "raw_data": 100.0, "units": "kWh"}
+        {
+            "activity_event_id": "e",
+            "category": "grid-region-location-based",
+            "activity": "AKGD",
+            "raw_data": 100.0,
+            "units": "kWh",
+        }
     )
     result = calculate_frame(frame, load_factor_set(), "p")
     assert result.enriched.height == 1
@@ -136,8 +158,11 @@ def test_each_failure_reason_keeps_the_record_and_calculates_the_rest() -> None:
         zip(result.failed["__node_id"].to_list(), result.failed["error"].to_list(), strict=True)
     )
     by_id = dict(
-        zip(result.failed["activity_event_id"].to_list(), result.failed["error"].to_list(),
-            strict=True)
+        zip(
+            result.failed["activity_event_id"].to_list(),
+            result.failed["error"].to_list(),
+            strict=True,
+        )
     )
     assert len(reasons) == 7  # every failed record is there, none dropped
     assert "no emission factor" in by_id["no-factor"] and "Unicorn Power" in by_id["no-factor"]
@@ -169,4 +194,4 @@ def test_emissions_are_linear_in_the_amount(amount: float) -> None:
 def test_factor_table_must_have_its_columns() -> None:
     bad = io.BytesIO(b"scope,category\n1,x\n").getvalue()
     with pytest.raises(ConfigurationError, match="lacks column"):
-        from_source_csv(bad, "tiny")
+        read_ghgp_csv(bad, "tiny")

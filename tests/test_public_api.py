@@ -8,8 +8,16 @@ import carbonlake
 from carbonlake import tasks
 
 SPEC_TASKS = [
-    "kickoff", "data_lineage", "dq_setup", "dq_profile", "dq_cleanup", "dq_check_results",
-    "dq_error_notification", "transform", "enumerate_batches", "calculate_co2e",
+    "kickoff",
+    "data_lineage",
+    "dq_setup",
+    "dq_profile",
+    "dq_cleanup",
+    "dq_check_results",
+    "dq_error_notification",
+    "transform",
+    "enumerate_batches",
+    "calculate_co2e",
 ]
 
 

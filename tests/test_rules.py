@@ -14,8 +14,8 @@ from carbonlake.quality.rules import load_rules, rules_from_document
 
 from .conftest import HEADER, activity_row
 
-SHARED_EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / (
-    "databrew-ruleset-example.json"
+SHARED_EXAMPLE = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / ("databrew-ruleset-example.json")
 )
 
 
@@ -43,10 +43,17 @@ def test_default_rules_keep_the_original_names() -> None:
 
 def test_cloudformation_substitution_list_and_keywords_in_any_case(tmp_path: Path) -> None:
     rules = rules_from_document(
-        [{"Name": "rows", "CheckExpression": "agg(ROWS_COUNT) >= :n and AGG(:c, max) <= :m",
-          "SubstitutionMap": [{"ValueReference": ":n", "Value": "2"},
-                              {"ValueReference": ":c", "Value": "`raw_data`"},
-                              {"ValueReference": ":m", "Value": "50"}]}],
+        [
+            {
+                "Name": "rows",
+                "CheckExpression": "agg(ROWS_COUNT) >= :n and AGG(:c, max) <= :m",
+                "SubstitutionMap": [
+                    {"ValueReference": ":n", "Value": "2"},
+                    {"ValueReference": ":c", "Value": "`raw_data`"},
+                    {"ValueReference": ":m", "Value": "50"},
+                ],
+            }
+        ],
         "inline",
     )
     passing = write(tmp_path, [activity_row("a", "10"), activity_row("b", "20")])
@@ -68,8 +75,13 @@ def test_cloudformation_substitution_list_and_keywords_in_any_case(tmp_path: Pat
     ],
 )
 def test_bad_rules_are_refused_with_the_rule_name(expression: str, message: str) -> None:
-    document = [{"Name": "my rule", "CheckExpression": expression,
-                 "SubstitutionMap": {":col1": "`asset_id`"}}]
+    document = [
+        {
+            "Name": "my rule",
+            "CheckExpression": expression,
+            "SubstitutionMap": {":col1": "`asset_id`"},
+        }
+    ]
     with pytest.raises(ConfigurationError) as info:
         rules_from_document(document, "rules.json")
     assert "'my rule'" in str(info.value)
@@ -86,8 +98,12 @@ def test_a_rule_file_that_is_not_json_is_a_configuration_error(tmp_path: Path) -
 def test_per_row_rule_reports_count_and_samples(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        [activity_row("a", "1"), activity_row("b", "-2"), activity_row("c", "lots"),
-         activity_row("d", "4")],
+        [
+            activity_row("a", "1"),
+            activity_row("b", "-2"),
+            activity_row("c", "lots"),
+            activity_row("d", "4"),
+        ],
     )
     report, profile = evaluate(path, default_rules())
     result = results_by_name(report)["Check raw_data column is numeric and not negative"]
@@ -111,10 +127,12 @@ def test_duplicate_ids_are_shown(tmp_path: Path) -> None:
 
 def test_disabled_rules_and_warnings_do_not_fail_the_file(tmp_path: Path) -> None:
     rules = rules_from_document(
-        {"Rules": [
-            {"Name": "off", "Disabled": True, "CheckExpression": "AGG(ROWS_COUNT) > 100"},
-            {"Name": "soft", "Severity": "warn", "CheckExpression": "AGG(ROWS_COUNT) > 100"},
-        ]},
+        {
+            "Rules": [
+                {"Name": "off", "Disabled": True, "CheckExpression": "AGG(ROWS_COUNT) > 100"},
+                {"Name": "soft", "Severity": "warn", "CheckExpression": "AGG(ROWS_COUNT) > 100"},
+            ]
+        },
         "inline",
     )
     report, _ = evaluate(write(tmp_path, [activity_row("a")]), rules)

@@ -20,8 +20,10 @@ from .conftest import activity_row
 def s3_event(*keys: str, bucket: str = "landing") -> dict[str, object]:
     return {
         "Records": [
-            {"eventName": "ObjectCreated:Put",
-             "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10}}}
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10}},
+            }
             for key in keys
         ]
     }
@@ -39,9 +41,7 @@ def test_kickoff_decodes_keys_and_gives_unique_root_ids(settings: Settings) -> N
     assert set(single) == {"input"}
     assert set(single["input"]) == {"root_id", "storage_location"}
     landing = settings.workspace.resolve() / "landing"
-    assert single["input"]["storage_location"] == (
-        f"file://{landing}/2026/march/my fleet+data.csv"
-    )
+    assert single["input"]["storage_location"] == (f"file://{landing}/2026/march/my fleet+data.csv")
     many = tasks.kickoff(s3_event("a.csv", "b.csv"), settings=settings)
     assert isinstance(many, list) and len(many) == 2
     ids = {item["input"]["root_id"] for item in many} | {single["input"]["root_id"]}
@@ -69,12 +69,19 @@ def test_every_stage_contract_in_spec_order(
     landing_url = started["input"]["storage_location"]
 
     raw_input = tasks.data_lineage(
-        {"root_id": root_id, "parent_id": root_id, "action_taken": "RAW_DATA_INPUT",
-         "record": {"storage_location": landing_url}},
+        {
+            "root_id": root_id,
+            "parent_id": root_id,
+            "action_taken": "RAW_DATA_INPUT",
+            "record": {"storage_location": landing_url},
+        },
         settings=settings,
     )
     assert set(raw_input["data_lineage"]) == {
-        "root_id", "action_taken", "storage_location", "node_id"
+        "root_id",
+        "action_taken",
+        "storage_location",
+        "node_id",
     }
     raw_node = raw_input["data_lineage"]["node_id"]
 
@@ -84,7 +91,12 @@ def test_every_stage_contract_in_spec_order(
     )
     resources = setup["data_quality"]
     assert set(resources) == {
-        "dataset_name", "dataset_arn", "ruleset_name", "ruleset_arn", "job_name", "job_arn"
+        "dataset_name",
+        "dataset_arn",
+        "ruleset_name",
+        "ruleset_arn",
+        "job_name",
+        "job_arn",
     }
     assert resources["job_arn"].startswith("arn:") and resources["job_arn"].endswith(
         resources["job_name"]
@@ -116,8 +128,12 @@ def test_every_stage_contract_in_spec_order(
     assert (settings.workspace / "raw" / "fleet" / "jan.csv").is_file()
 
     passed = tasks.data_lineage(
-        {"root_id": root_id, "parent_id": raw_node, "action_taken": "DQ_CHECK_PASS",
-         "record": {"storage_location": raw_url}},
+        {
+            "root_id": root_id,
+            "parent_id": raw_node,
+            "action_taken": "DQ_CHECK_PASS",
+            "record": {"storage_location": raw_url},
+        },
         settings=settings,
     )["data_lineage"]
     assert passed["action_taken"] == "DQ_CHECK_PASS" and passed["storage_location"] == raw_url
@@ -136,8 +152,12 @@ def test_every_stage_contract_in_spec_order(
     assert batch["storage_location"].endswith(f"/transformed/{root_id}/part_00000.jsonl")
 
     split = tasks.data_lineage(
-        {"root_id": root_id, "parent_id": passed["node_id"], "action_taken": "GLUE_BATCH_SPLIT",
-         "records": batches["batches"]},
+        {
+            "root_id": root_id,
+            "parent_id": passed["node_id"],
+            "action_taken": "GLUE_BATCH_SPLIT",
+            "records": batches["batches"],
+        },
         settings=settings,
     )["data_lineage"]
     assert split["records"] == batches["batches"]
@@ -150,10 +170,13 @@ def test_every_stage_contract_in_spec_order(
     assert calculations["records"] == [{"node_id": f"rec-{i}"} for i in range(5)]
 
     complete = tasks.data_lineage(
-        {"root_id": root_id, "parent_id": batch["node_id"],
-         "action_taken": "CALCULATION_COMPLETE",
-         "storage_location": calculations["storage_location"],
-         "records": calculations["records"]},
+        {
+            "root_id": root_id,
+            "parent_id": batch["node_id"],
+            "action_taken": "CALCULATION_COMPLETE",
+            "storage_location": calculations["storage_location"],
+            "records": calculations["records"],
+        },
         settings=settings,
     )["data_lineage"]
     assert complete == {
@@ -166,7 +189,10 @@ def test_every_stage_contract_in_spec_order(
     database = Database(settings.database_url)
     chain = trace(database, "rec-3", root_id)
     assert [n["action_taken"] for n in chain] == [
-        "RAW_DATA_INPUT", "DQ_CHECK_PASS", "GLUE_BATCH_SPLIT", "CALCULATION_COMPLETE"
+        "RAW_DATA_INPUT",
+        "DQ_CHECK_PASS",
+        "GLUE_BATCH_SPLIT",
+        "CALCULATION_COMPLETE",
     ]
     assert chain[0]["storage_location"] == landing_url
     assert database.emission("rec-3")["raw_data"] == 4.0
@@ -181,8 +207,13 @@ def test_transform_types_columns_without_truncating(
     raw.mkdir(parents=True)
     shutil.move(settings.workspace / "landing" / "t.csv", raw / "t.csv")
     job = tasks.transform(
-        {"JobName": "j", "Arguments": {"--UNIQUE_DIRECTORY": "root-1",
-                                       "--INPUT_LOCATION": f"file://{raw.resolve()}/t.csv"}},
+        {
+            "JobName": "j",
+            "Arguments": {
+                "--UNIQUE_DIRECTORY": "root-1",
+                "--INPUT_LOCATION": f"file://{raw.resolve()}/t.csv",
+            },
+        },
         settings=settings,
     )
     assert job["job_state"] == "SUCCEEDED"
@@ -230,8 +261,12 @@ def test_lineage_requests_are_validated(settings: Settings) -> None:
 
     with pytest.raises(LineageError, match="parent_id must equal"):
         tasks.data_lineage(
-            {"root_id": "r", "parent_id": "other", "action_taken": "RAW_DATA_INPUT",
-             "record": {"storage_location": "file:///x"}},
+            {
+                "root_id": "r",
+                "parent_id": "other",
+                "action_taken": "RAW_DATA_INPUT",
+                "record": {"storage_location": "file:///x"},
+            },
             settings=settings,
         )
     with pytest.raises(LineageError, match="unknown action_taken"):

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -75,7 +76,7 @@ def common_options(func: F) -> F:
 def _report_error(exc: CarbonlakeError, as_json: bool) -> None:
     if as_json:
         _emit_json({"error": {"type": type(exc).__name__, "message": str(exc)}})
-    stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+    stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
 
 
 def _open(workspace: Path | None) -> Context:
@@ -139,31 +140,36 @@ def cli() -> None:
 def _print_summary(summary: dict[str, Any]) -> None:
     status = summary["status"]
     colour = "green" if status == "SUCCEEDED" else "red"
+
+    def line(text: str) -> None:
+        stdout.print(text, markup=False, highlight=False)
+
     stdout.print(
-        f"[bold]{summary['input_storage_location']}[/]: [{colour}]{status}[/]", highlight=False
+        f"[bold]{escape(summary['input_storage_location'])}[/]: [{colour}]{status}[/]",
+        highlight=False,
     )
-    stdout.print(f"  execution_id  {summary['execution_id']}", highlight=False)
-    stdout.print(f"  root_id       {summary['root_id']}", highlight=False)
-    stdout.print(f"  now at        {summary['storage_location']}", highlight=False)
+    line(f"  execution_id  {summary['execution_id']}")
+    line(f"  root_id       {summary['root_id']}")
+    line(f"  now at        {summary['storage_location']}")
     dq = summary.get("data_quality") or {}
     if dq:
-        stdout.print(f"  data quality  {dq['status']} (report: {dq['report_location']})")
+        line(f"  data quality  {dq['status']} (report: {dq['report_location']})")
         for item in dq.get("reasons", []):
-            stdout.print(f"    - {item['rule']}: {item['reason'] or 'failed'}", highlight=False)
-    stdout.print(
+            line(f"    - {item['rule']}: {item['reason'] or 'failed'}")
+    line(
         f"  records       {summary['records_in']} in, {summary['records_calculated']} calculated, "
         f"{summary['records_failed']} failed"
     )
     totals = summary["co2e_tonnes"]
-    stdout.print(f"  CO2e tonnes   AR4 {totals['ar4']:.6f}   AR5 {totals['ar5']:.6f}")
+    line("  CO2e tonnes   " + "   ".join(f"{k.upper()} {v:.6f}" for k, v in totals.items()))
     failed = summary.get("failed_records")
     if failed:
         for sample in failed["samples"][:5]:
-            stdout.print(f"    - {sample['node_id']}: {sample['reason']}", highlight=False)
+            line(f"    - {sample['node_id']}: {sample['reason']}")
         for location in failed["errors_files"][:5]:
-            stdout.print(f"    errors file: {location}", highlight=False)
+            line(f"    errors file: {location}")
     if summary.get("error") and status != "SUCCEEDED":
-        stdout.print(f"  [red]{summary['error']}[/]", highlight=False)
+        stdout.print(f"  [red]{escape(summary['error'])}[/]", highlight=False)
 
 
 def _run_files(
@@ -248,7 +254,7 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
     if as_json:
         _emit_json(summary)
     else:
-        stdout.print(f"Demo workspace: [bold]{target}[/]", highlight=False)
+        stdout.print(f"Demo workspace: [bold]{escape(str(target))}[/]", highlight=False)
         _print_summary(summary)
         table = Table(title="CO2e by activity (tonnes)")
         table.add_column("activity")
@@ -257,7 +263,7 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
         table.add_column("AR5", justify="right")
         for row in summary.get("by_activity", []):
             table.add_row(
-                row["activity"],
+                escape(row["activity"] or ""),
                 str(row["records"]),
                 f"{row['co2e_tonnes']['ar4']:.6f}",
                 f"{row['co2e_tonnes']['ar5']:.6f}",
@@ -267,6 +273,7 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
             "Next: carbonlake --help; for example\n"
             f"  carbonlake lineage tree {summary['root_id']} --workspace {target}\n"
             f"  carbonlake emissions export --format csv -o emissions.csv --workspace {target}",
+            markup=False,
             highlight=False,
         )
     if summary["status"] != "SUCCEEDED":
@@ -350,7 +357,7 @@ def lineage_trace(node_id: str, root_id: str | None, workspace: Path | None, as_
         _emit_json(chain)
         return
     for depth, node in enumerate(chain):
-        stdout.print("  " * depth + _node_line(node), highlight=False)
+        stdout.print("  " * depth + _node_line(node), markup=False, highlight=False)
     if chain and chain[0]["action_taken"] != lineage_module.RAW_DATA_INPUT:
         stderr.print(
             f"[yellow]warning:[/] the trail breaks at {chain[0]['node_id']}: its parent "
@@ -375,7 +382,7 @@ def lineage_tree(root_id: str, workspace: Path | None, as_json: bool) -> None:
         _emit_json(nodes)
         return
     for line in lineage_module.render_tree(nodes):
-        stdout.print(line, highlight=False)
+        stdout.print(line, markup=False, highlight=False)
 
 
 def main() -> None:

@@ -94,6 +94,41 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # factor library, AR6, unit conversion and result history (issue 3).
+    """
+    CREATE TABLE factor_sets (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        format TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        factor_count INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE factors (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        scope INTEGER,
+        category TEXT NOT NULL,
+        activity TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        co2_kg_per_unit REAL,
+        ch4_kg_per_unit REAL,
+        n2o_kg_per_unit REAL,
+        stated_ar4_kgco2e_per_unit REAL,
+        stated_ar5_kgco2e_per_unit REAL,
+        source TEXT,
+        PRIMARY KEY (name, version, category, activity)
+    );
+    ALTER TABLE emissions ADD COLUMN co2e_ar6_tonnes REAL;
+    ALTER TABLE emissions ADD COLUMN ar6_kgco2e_per_unit REAL;
+    ALTER TABLE emissions ADD COLUMN quantity_used REAL;
+    ALTER TABLE emissions ADD COLUMN quantity_unit TEXT;
+    ALTER TABLE emissions ADD COLUMN lineage_node_id TEXT;
+    CREATE TABLE emissions_history AS SELECT * FROM emissions WHERE 0;
+    ALTER TABLE emissions_history ADD COLUMN superseded_at TEXT;
+    CREATE INDEX emissions_history_record ON emissions_history(activity_event_id)
+    """,
 )
 
 LINEAGE_COLUMNS = (
@@ -128,6 +163,11 @@ EMISSION_COLUMNS = (
     "ar5_kgco2e_per_unit",
     "enriched_location",
     "calculated_at",
+    "co2e_ar6_tonnes",
+    "ar6_kgco2e_per_unit",
+    "quantity_used",
+    "quantity_unit",
+    "lineage_node_id",
 )
 
 
@@ -332,12 +372,36 @@ class Database:
         placeholders = ", ".join("?" for _ in EMISSION_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in EMISSION_COLUMNS[1:])
         with self.transaction() as conn:
+            # A replaced result stays queryable: copy it to the history first.
+            conn.executemany(
+                f"INSERT INTO emissions_history ({columns}, superseded_at) "
+                f"SELECT {columns}, ? FROM emissions WHERE activity_event_id = ?",
+                [(utc_now(), row[0]) for row in batch],
+            )
             conn.executemany(
                 f"INSERT INTO emissions ({columns}) VALUES ({placeholders}) "
                 f"ON CONFLICT(activity_event_id) DO UPDATE SET {updates}",
                 batch,
             )
         return len(batch)
+
+    def emission_history(self, activity_event_id: str) -> list[dict[str, Any]]:
+        """Earlier results of one record, oldest first (the current one is in emissions)."""
+        rows = self._query(
+            "SELECT * FROM emissions_history WHERE activity_event_id = ? ORDER BY superseded_at",
+            (activity_event_id,),
+        )
+        return [dict(row) for row in rows]
+
+    def emissions_of_root(self, root_id: str | None) -> list[dict[str, Any]]:
+        """Current results, of one root or of all."""
+        if root_id is None:
+            rows = self._query("SELECT * FROM emissions ORDER BY activity_event_id")
+        else:
+            rows = self._query(
+                "SELECT * FROM emissions WHERE root_id = ? ORDER BY activity_event_id", (root_id,)
+            )
+        return [dict(row) for row in rows]
 
     def enriched_locations(self) -> list[tuple[str, int]]:
         """Each enriched file that holds current results, with its record count."""
@@ -448,3 +512,66 @@ class Database:
                 (root_id,),
             )
         return [dict(row) for row in rows]
+
+    # -- factor library ---------------------------------------------------------
+
+    def insert_factor_set(
+        self,
+        name: str,
+        version: str,
+        fmt: str,
+        origin: str,
+        rows: Sequence[Sequence[Any]],
+    ) -> bool:
+        """Store a factor set version; False if that exact version already exists."""
+        with self.transaction() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM factor_sets WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+            if exists:
+                return False
+            conn.execute(
+                "INSERT INTO factor_sets (name, version, format, origin, factor_count, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, version, fmt, origin, len(rows), utc_now()),
+            )
+            conn.executemany(
+                "INSERT INTO factors (name, version, scope, category, activity, unit, "
+                "co2_kg_per_unit, ch4_kg_per_unit, n2o_kg_per_unit, "
+                "stated_ar4_kgco2e_per_unit, stated_ar5_kgco2e_per_unit, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(name, version, *row) for row in rows],
+            )
+        return True
+
+    def factor_sets(self) -> list[dict[str, Any]]:
+        """Every imported factor set version, newest first."""
+        rows = self._query("SELECT * FROM factor_sets ORDER BY created_at DESC, name")
+        return [dict(row) for row in rows]
+
+    def find_factor_set(
+        self, name: str, version: str | None
+    ) -> tuple[str, str, list[tuple[Any, ...]]] | None:
+        """(name, version, factor rows) of a stored set: by name (newest), name and version,
+        or a bare version given as ``name``."""
+        if version:
+            sets = self._query(
+                "SELECT name, version FROM factor_sets WHERE name = ? AND version = ?",
+                (name, version),
+            )
+        else:
+            sets = self._query(
+                "SELECT name, version FROM factor_sets WHERE name = ? OR version = ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                (name, name),
+            )
+        if not sets:
+            return None
+        found_name, found_version = sets[0]["name"], sets[0]["version"]
+        rows = self._query(
+            "SELECT scope, category, activity, unit, co2_kg_per_unit, ch4_kg_per_unit, "
+            "n2o_kg_per_unit, stated_ar4_kgco2e_per_unit, stated_ar5_kgco2e_per_unit, source "
+            "FROM factors WHERE name = ? AND version = ? ORDER BY category, activity",
+            (found_name, found_version),
+        )
+        return found_name, found_version, [tuple(row) for row in rows]

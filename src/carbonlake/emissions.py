@@ -35,7 +35,8 @@ def current_records(storage: Storage, database: Database) -> Iterator[pl.DataFra
 
 
 def flatten(frame: pl.DataFrame) -> pl.DataFrame:
-    """Struct columns become flat ``a.b.c`` columns; ``activity_event_id`` first."""
+    """Struct columns become flat ``a.b.c`` columns, lists ``;``-joined text;
+    ``activity_event_id`` first."""
     while True:
         structs = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Struct)]
         if not structs:
@@ -50,6 +51,11 @@ def flatten(frame: pl.DataFrame) -> pl.DataFrame:
             else:
                 exprs.append(pl.col(name))
         frame = frame.select(exprs)
+    lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+    if lists:
+        frame = frame.with_columns(
+            pl.col(name).cast(pl.List(pl.String)).list.join(";") for name in lists
+        )
     if RECORD_ID in frame.columns:
         frame = frame.select(RECORD_ID, pl.exclude(RECORD_ID))
     return frame

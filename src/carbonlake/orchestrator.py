@@ -62,7 +62,7 @@ class Context:
             storage=storage,
             database=database,
             rules=quality.load_ruleset(settings.quality.ruleset),
-            factor_set=load_factor_set(settings.calculate.factor_set),
+            factor_set=load_factor_set(settings.calculate.factor_set, database),
         )
 
     def close(self) -> None:
@@ -120,7 +120,7 @@ class Pipeline:
             "records_in": 0,
             "records_calculated": 0,
             "records_failed": 0,
-            "co2e_tonnes": {"ar4": 0.0, "ar5": 0.0},
+            "co2e_tonnes": {"ar4": 0.0, "ar5": 0.0, "ar6": 0.0},
             "data_quality": None,
             "error": None,
         }
@@ -354,8 +354,8 @@ class Pipeline:
                 calculations = result["calculations"]
                 summary["records_calculated"] += len(calculations["records"])
                 summary["records_failed"] += len(calculations["failed_records"])
-                summary["co2e_tonnes"]["ar4"] += calculations["co2e_tonnes"]["ar4"]
-                summary["co2e_tonnes"]["ar5"] += calculations["co2e_tonnes"]["ar5"]
+                for gwp_set, tonnes in calculations["co2e_tonnes"].items():
+                    summary["co2e_tonnes"][gwp_set] += tonnes
                 if calculations["errors_storage_location"]:
                     errors_files.append(calculations["errors_storage_location"])
                 room = MAX_FAILED_SAMPLES - len(failed_samples)

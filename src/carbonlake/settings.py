@@ -120,12 +120,15 @@ class Settings:
 _SECTIONS = ("storage", "database", "pipeline", "quality", "calculate", "notify")
 
 
+_KIND = {int: "a whole number", float: "a number", str: "text"}
+
+
 def _coerce(section: str, key: str, value: Any, target_type: type, origin: str) -> Any:
     """Convert a raw value from TOML, environment or flags to the field's type."""
     try:
         if target_type is int:
-            if isinstance(value, bool):
-                raise ValueError("a boolean is not an integer")
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("not a whole number")
             return int(value)
         if target_type is float:
             return float(value)
@@ -136,7 +139,7 @@ def _coerce(section: str, key: str, value: Any, target_type: type, origin: str) 
     except ValueError as exc:
         raise ConfigurationError(
             f"setting [{section}] {key} from {origin} is {value!r}: {exc}. "
-            f"Give a {target_type.__name__}."
+            f"Give {_KIND[target_type]}."
         ) from exc
     return value
 

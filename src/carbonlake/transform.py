@@ -69,7 +69,7 @@ def split(
     urls: list[str] = []
     records = 0
     with storage.local_path(raw_location) as path:
-        frame = pl.scan_csv(path, infer_schema=False, encoding="utf8")
+        frame = pl.scan_csv(path, infer_schema=False, encoding="utf8", glob=False)
         columns = frame.collect_schema().names()
         stream = typed(frame, columns).collect_batches(chunk_size=max(batch_size, 50_000))
         for index, batch in enumerate(_exact_batches(iter(stream), batch_size)):

@@ -22,7 +22,7 @@ from .._exceptions import CalculationError, InputDataError
 from ..database import EMISSION_COLUMNS, Database
 from ..storage import Storage
 from .factors import FactorSet, load_factor_set
-from .units import unit_key_expr
+from . import units
 
 __all__ = ["BatchResult", "FactorSet", "calculate", "calculate_frame", "load_factor_set"]
 
@@ -43,7 +43,36 @@ class BatchResult:
 
 
 def _tonnes(gas_column: str) -> pl.Expr:
-    return pl.col("raw_data") * pl.col(gas_column).fill_null(0.0) / 1000.0
+    return pl.col("__quantity") * pl.col(gas_column).fill_null(0.0) / 1000.0
+
+
+def _with_conversions(joined: pl.DataFrame) -> pl.DataFrame:
+    """Add ``__multiplier`` (record unit to factor unit) or ``__unit_reason``.
+
+    pint is asked once per distinct (record unit, factor unit) pair of the batch,
+    never per record; the answer is joined back column-wise.
+    """
+    pairs = (
+        joined.filter(pl.col("units").is_not_null() & pl.col("__f_unit").is_not_null())
+        .select("units", "__f_unit")
+        .unique()
+    )
+    found = [(u, f, units.conversion(u, f)) for u, f in pairs.iter_rows()]
+    table = pl.DataFrame(
+        {
+            "units": [u for u, _, _ in found],
+            "__f_unit": [f for _, f, _ in found],
+            "__multiplier": [c.multiplier for _, _, c in found],
+            "__unit_reason": [c.reason for _, _, c in found],
+        },
+        schema={
+            "units": pl.String,
+            "__f_unit": pl.String,
+            "__multiplier": pl.Float64,
+            "__unit_reason": pl.String,
+        },
+    )
+    return joined.join(table, on=["units", "__f_unit"], how="left", nulls_equal=False).sort(_I)
 
 
 def _amount(value: pl.Expr, unit: str) -> pl.Expr:
@@ -68,15 +97,16 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         "activity",
         pl.col("factor_id").alias("__f_id"),
         pl.col("unit").alias("__f_unit"),
-        pl.col("unit_key").alias("__f_unit_key"),
         pl.col("co2_kg_per_unit").alias("__f_co2"),
         pl.col("ch4_kg_per_unit").alias("__f_ch4"),
         pl.col("n2o_kg_per_unit").alias("__f_n2o"),
         pl.col("ar4_kgco2e_per_unit").alias("__f_ar4"),
         pl.col("ar5_kgco2e_per_unit").alias("__f_ar5"),
+        pl.col("ar6_kgco2e_per_unit").alias("__f_ar6"),
         pl.col("source").alias("__f_source"),
     )
     joined = frame.join(factors, on=["category", "activity"], how="left").sort(_I)
+    joined = _with_conversions(joined)
     record_id = pl.col(RECORD_ID)
     reason = (
         pl.when(record_id.is_null() | (record_id.str.strip_chars() == ""))
@@ -90,23 +120,16 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         .when(pl.col("__f_id").is_null())
         .then(
             pl.format(
-                "no emission factor for category '{}', activity '{}' in factor set {} {}",
+                "no emission factor for category '{}', activity '{}' in factor set {}",
                 pl.col("category").fill_null("<missing>"),
                 pl.col("activity").fill_null("<missing>"),
-                pl.lit(factor_set.name),
-                pl.lit(factor_set.version),
+                pl.lit(factor_set.label),
             )
         )
-        .when(pl.col("units").is_null())
+        .when(pl.col("units").is_null() | (pl.col("units").str.strip_chars() == ""))
         .then(pl.format("units are missing; the factor is per '{}'", pl.col("__f_unit")))
-        .when(unit_key_expr(pl.col("units")) != pl.col("__f_unit_key"))
-        .then(
-            pl.format(
-                "units '{}' do not match the factor's unit '{}' (no conversion is made)",
-                pl.col("units"),
-                pl.col("__f_unit"),
-            )
-        )
+        .when(pl.col("__multiplier").is_null())
+        .then(pl.col("__unit_reason"))
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias(_REASON)
     )
@@ -114,12 +137,22 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
     ok = joined.filter(pl.col(_REASON).is_null())
     bad = joined.filter(pl.col(_REASON).is_not_null())
 
+    ok = ok.with_columns((pl.col("raw_data") * pl.col("__multiplier")).alias("__quantity"))
     ok = ok.with_columns(
         _tonnes("__f_co2").alias("__co2_t"),
         _tonnes("__f_ch4").alias("__ch4_t"),
         _tonnes("__f_n2o").alias("__n2o_t"),
-        (pl.col("raw_data") * pl.col("__f_ar4") / 1000.0).alias("__ar4_t"),
-        (pl.col("raw_data") * pl.col("__f_ar5") / 1000.0).alias("__ar5_t"),
+        (pl.col("__quantity") * pl.col("__f_ar4") / 1000.0).alias("__ar4_t"),
+        (pl.col("__quantity") * pl.col("__f_ar5") / 1000.0).alias("__ar5_t"),
+        (pl.col("__quantity") * pl.col("__f_ar6") / 1000.0).alias("__ar6_t"),
+        pl.concat_list(
+            [
+                pl.when(pl.col(f"__f_{gas}").is_null()).then(pl.lit(gas))
+                for gas in ("co2", "ch4", "n2o")
+            ]
+        )
+        .list.drop_nulls()
+        .alias("__not_given"),
     )
     emissions_output = pl.struct(
         calculated_emissions=pl.struct(
@@ -129,16 +162,22 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
             co2e=pl.struct(
                 ar4=_amount(pl.col("__ar4_t"), "tonnes"),
                 ar5=_amount(pl.col("__ar5_t"), "tonnes"),
+                ar6=_amount(pl.col("__ar6_t"), "tonnes"),
             ),
         ),
         emissions_factor=pl.struct(
             ar4=_amount(pl.col("__f_ar4"), "kgCO2e/unit"),
             ar5=_amount(pl.col("__f_ar5"), "kgCO2e/unit"),
+            ar6=_amount(pl.col("__f_ar6"), "kgCO2e/unit"),
             factor_id=pl.col("__f_id"),
             factor_set=pl.lit(factor_set.name),
             factor_version=pl.lit(factor_set.version),
-            factor_unit=pl.col("__f_unit"),
             source=pl.col("__f_source"),
+            factor_unit=pl.col("__f_unit"),
+            activity_quantity=pl.struct(
+                amount=pl.col("__quantity"), unit=pl.col("__f_unit")
+            ),
+            gases_not_given=pl.col("__not_given"),
         ),
     ).alias("emissions_output")
     enriched = ok.select([pl.col(c) for c in input_columns] + [emissions_output])
@@ -180,6 +219,11 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         pl.lit(factor_set.version).alias("factor_version"),
         pl.col("__f_ar4").alias("ar4_kgco2e_per_unit"),
         pl.col("__f_ar5").alias("ar5_kgco2e_per_unit"),
+        pl.col("__ar6_t").alias("co2e_ar6_tonnes"),
+        pl.col("__f_ar6").alias("ar6_kgco2e_per_unit"),
+        pl.col("__quantity").alias("quantity_used"),
+        pl.col("__f_unit").alias("quantity_unit"),
+        pl.col(RECORD_ID).alias("lineage_node_id"),
     )
     return BatchResult(enriched=enriched, failed=failed, database_rows=database_rows)
 
@@ -248,7 +292,9 @@ def calculate(
     database.upsert_emissions(rows.iter_rows())
 
     totals = result.database_rows.select(
-        pl.col("co2e_ar4_tonnes").sum(), pl.col("co2e_ar5_tonnes").sum()
+        pl.col("co2e_ar4_tonnes").sum(),
+        pl.col("co2e_ar5_tonnes").sum(),
+        pl.col("co2e_ar6_tonnes").sum(),
     ).row(0)
     failed_ids = [
         record_id if record_id and not duplicated else fallback
@@ -268,6 +314,10 @@ def calculate(
                 for n, reason in zip(failed_ids, result.failed["error"].to_list(), strict=True)
             ],
             "errors_storage_location": failed_location,
-            "co2e_tonnes": {"ar4": totals[0] or 0.0, "ar5": totals[1] or 0.0},
+            "co2e_tonnes": {
+                "ar4": totals[0] or 0.0,
+                "ar5": totals[1] or 0.0,
+                "ar6": totals[2] or 0.0,
+            },
         }
     }
