@@ -25,7 +25,8 @@ from rich.table import Table
 
 from . import emissions as emissions_module
 from . import lineage as lineage_module
-from ._exceptions import CarbonlakeError, ConfigurationError
+from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
+from .calculate import factors as factors_module
 from .orchestrator import Context, Pipeline
 from .settings import load_settings
 
@@ -79,8 +80,8 @@ def _report_error(exc: CarbonlakeError, as_json: bool) -> None:
     stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
 
 
-def _open(workspace: Path | None) -> Context:
-    return Context.open(load_settings(workspace))
+def _open(workspace: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Context:
+    return Context.open(load_settings(workspace, overrides=overrides))
 
 
 class _Progress:
@@ -184,6 +185,16 @@ def _run_files(
     return summaries
 
 
+def _factor_set_option(func: F) -> F:
+    return click.option(
+        "--factor-set",
+        "factor_set",
+        default=None,
+        help="NAME, NAME@VERSION or VERSION (default: [calculate] factor_set, else the shipped "
+        "ghgp-2022).",
+    )(func)
+
+
 def _progress_flag(func: F) -> F:
     return click.option(
         "--progress/--no-progress",
@@ -198,11 +209,13 @@ def _progress_flag(func: F) -> F:
     "--key",
     help="Object key in the landing bucket (default: the file's name). Only with one FILE.",
 )
+@_factor_set_option
 @_progress_flag
 @common_options
 def run(
     files: tuple[Path, ...],
     key: str | None,
+    factor_set: str | None,
     progress: bool | None,
     workspace: Path | None,
     as_json: bool,
@@ -217,7 +230,8 @@ def run(
     for path in files:
         if not path.is_file():
             raise click.BadParameter(f"{path} does not exist or is not a file", param_hint="FILE")
-    context = _open(workspace)
+    overrides = {"calculate": {"factor_set": factor_set}} if factor_set else None
+    context = _open(workspace, overrides)
     try:
         show = stderr.is_terminal if progress is None else progress
         summaries = _run_files(context, [(p, key) for p in files], show)
@@ -261,12 +275,14 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
         table.add_column("records", justify="right")
         table.add_column("AR4", justify="right")
         table.add_column("AR5", justify="right")
+        table.add_column("AR6", justify="right")
         for row in summary.get("by_activity", []):
             table.add_row(
                 escape(row["activity"] or ""),
                 str(row["records"]),
                 f"{row['co2e_tonnes']['ar4']:.6f}",
                 f"{row['co2e_tonnes']['ar5']:.6f}",
+                f"{row['co2e_tonnes']['ar6']:.6f}",
             )
         stdout.print(table)
         stdout.print(
@@ -383,6 +399,219 @@ def lineage_tree(root_id: str, workspace: Path | None, as_json: bool) -> None:
         return
     for line in lineage_module.render_tree(nodes):
         stdout.print(line, markup=False, highlight=False)
+
+
+@cli.group()
+def factors() -> None:
+    """The emission-factor library: versioned factor sets."""
+
+
+def _grams_option(func: F) -> F:
+    return click.option(
+        "--grams-category",
+        "grams_categories",
+        multiple=True,
+        metavar="CATEGORY",
+        help="Read CH4 and N2O of this category as grams per unit (repeatable); the shipped "
+        "table needs it for 'transport'.",
+    )(func)
+
+
+def _active_factor_set(context: Context, selector: str | None) -> factors_module.FactorSet:
+    if selector is None:
+        return context.factor_set
+    return factors_module.load_factor_set(selector, context.database)
+
+
+@factors.command("list")
+@click.option("--search", default="", help="Only factors whose id, category or activity has this.")
+@_factor_set_option
+@common_options
+def factors_list(
+    search: str, factor_set: str | None, workspace: Path | None, as_json: bool
+) -> None:
+    """List the factors of the active (or the given) factor set."""
+    context = _open(workspace)
+    try:
+        chosen = _active_factor_set(context, factor_set)
+        found = factors_module.find_factors(chosen, search)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(found)
+        return
+    table = Table(title=f"{chosen.label}: {len(found)} factor(s)")
+    table.add_column("factor_id", overflow="fold")
+    for column in ("scope", "unit", "AR4 kgCO2e/unit", "AR5 kgCO2e/unit"):
+        table.add_column(column)
+    for item in found:
+        table.add_row(
+            escape(item["factor_id"]),
+            str(item["scope"]),
+            escape(item["unit"]),
+            f"{item['ar4_kgco2e_per_unit']:.6g}",
+            f"{item['ar5_kgco2e_per_unit']:.6g}",
+        )
+    stdout.print(table)
+
+
+@factors.command("sets")
+@common_options
+def factors_sets(workspace: Path | None, as_json: bool) -> None:
+    """List the factor sets: the shipped one and every imported version."""
+    context = _open(workspace)
+    try:
+        shipped = factors_module.shipped_factor_set()
+        found = [
+            {
+                "name": shipped.name,
+                "version": shipped.version,
+                "format": "ghgp-csv",
+                "origin": "shipped with carbonlake",
+                "factor_count": shipped.factors.height,
+                "created_at": None,
+                "active": context.factor_set.label == shipped.label,
+            }
+        ]
+        for item in context.database.factor_sets():
+            label = f"{item['name']}@{item['version']}"
+            found.append({**item, "active": context.factor_set.label == label})
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(found)
+        return
+    for item in found:
+        marker = "*" if item["active"] else " "
+        stdout.print(
+            f"{marker} {item['name']}@{item['version']}  {item['factor_count']} factors  "
+            f"{item['format']}  {item['origin']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@factors.command("show")
+@click.argument("factor_id")
+@_factor_set_option
+@common_options
+def factors_show(
+    factor_id: str, factor_set: str | None, workspace: Path | None, as_json: bool
+) -> None:
+    """Show one factor (FACTOR_ID as `factors list` prints it) with its provenance."""
+    context = _open(workspace)
+    try:
+        chosen = _active_factor_set(context, factor_set)
+    finally:
+        context.close()
+    match = [f for f in factors_module.find_factors(chosen) if f["factor_id"] == factor_id]
+    if not match:
+        raise InputDataError(
+            f"no factor {factor_id!r} in {chosen.label}; `carbonlake factors list --search "
+            "TEXT` finds ids"
+        )
+    if as_json:
+        _emit_json(match[0])
+        return
+    for key, value in match[0].items():
+        stdout.print(f"{key:<22} {value}", markup=False, highlight=False)
+
+
+def _print_inconsistent(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        stdout.print(
+            f"{row['category']} / {row['activity']} ({row['gwp_set']}): stated "
+            f"{row['stated_kgco2e_per_unit']}, recomputed {row['recomputed_kgco2e_per_unit']}"
+            + ("  [grams would match]" if row["grams_would_match"] else ""),
+            markup=False,
+            highlight=False,
+        )
+
+
+@factors.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_grams_option
+@common_options
+def factors_validate(
+    file: Path, grams_categories: tuple[str, ...], workspace: Path | None, as_json: bool
+) -> None:
+    """Check that every stated CO2e of FILE matches the CO2e recomputed from its gases.
+
+    Exits 1 listing each inconsistent row (activity, stated and recomputed value).
+    FILE may be in any format `factors import` takes.
+    """
+    count, bad = factors_module.validate_factor_file(file, grams_categories)
+    rows = bad.to_dicts()
+    if as_json:
+        _emit_json(
+            {"file": str(file), "factors": count, "consistent": not rows, "inconsistent": rows}
+        )
+    elif rows:
+        _print_inconsistent(rows)
+        stderr.print(
+            f"{len(rows)} inconsistent value(s) among {count} factors in {file}", markup=False
+        )
+    else:
+        stdout.print(f"{file}: all {count} factors consistent", markup=False, highlight=False)
+    if rows:
+        raise Failed()
+
+
+@factors.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="Name of the factor set (default: the file's name).")
+@_grams_option
+@common_options
+def factors_import(
+    file: Path,
+    name: str | None,
+    grams_categories: tuple[str, ...],
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """Import FILE as a new factor-set version (never edits an existing version).
+
+    Accepts the GHG Protocol CSV layout of the shipped table, the original system's
+    JSON factor model and carbonlake's own JSON format (docs/factors.md). Select it
+    with `[calculate] factor_set = "NAME@VERSION"` or `--factor-set`.
+    """
+    context = _open(workspace)
+    try:
+        try:
+            imported, created = factors_module.import_factor_file(
+                file, context.database, name, grams_categories
+            )
+        except factors_module.FactorTableError as exc:
+            if as_json:
+                _emit_json(
+                    {
+                        "error": {"type": type(exc).__name__, "message": str(exc)},
+                        "inconsistent": exc.inconsistent.to_dicts(),
+                    }
+                )
+            else:
+                _print_inconsistent(exc.inconsistent.to_dicts())
+                stderr.print(f"error: {exc}", markup=False)
+            raise Failed() from exc
+    finally:
+        context.close()
+    result = {
+        "factor_set": imported.name,
+        "version": imported.version,
+        "label": imported.label,
+        "factors": imported.factors.height,
+        "created": created,
+    }
+    if as_json:
+        _emit_json(result)
+        return
+    what = "imported" if created else "already present, unchanged"
+    stdout.print(
+        f"{imported.label}: {imported.factors.height} factors {what}. Use it with "
+        f'[calculate] factor_set = "{imported.label}" or --factor-set {imported.label}',
+        markup=False,
+        highlight=False,
+    )
 
 
 def main() -> None:

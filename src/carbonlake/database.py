@@ -129,6 +129,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE emissions_history ADD COLUMN superseded_at TEXT;
     CREATE INDEX emissions_history_record ON emissions_history(activity_event_id)
     """,
+    # verifiable lineage (issue 5): the object's SHA-256 when the node was written, the
+    # record's row number in the input file, and the node's hash chained to its parent's.
+    """
+    ALTER TABLE lineage ADD COLUMN object_sha256 TEXT;
+    ALTER TABLE lineage ADD COLUMN row_number INTEGER;
+    ALTER TABLE lineage ADD COLUMN node_hash TEXT;
+    ALTER TABLE lineage ADD COLUMN parent_hash TEXT
+    """,
 )
 
 LINEAGE_COLUMNS = (
@@ -138,6 +146,10 @@ LINEAGE_COLUMNS = (
     "action_taken",
     "storage_location",
     "recorded_at",
+    "object_sha256",
+    "row_number",
+    "node_hash",
+    "parent_hash",
 )
 
 EMISSION_COLUMNS = (
@@ -361,6 +373,102 @@ class Database:
         )
         return [dict(row) for row in rows]
 
+    def iter_lineage(
+        self,
+        root_id: str | None = None,
+        *,
+        actions: Sequence[str] = (),
+        exclude_actions: Sequence[str] = (),
+        chunk: int = 20_000,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Ledger rows as tuples ``(seq, *LINEAGE_COLUMNS)`` in insertion order, streamed.
+
+        Optionally only one root, only some actions, or all but some actions.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        if root_id is not None:
+            where.append("root_id = ?")
+            params.append(root_id)
+        if actions:
+            where.append(f"action_taken IN ({', '.join('?' for _ in actions)})")
+            params.extend(actions)
+        if exclude_actions:
+            where.append(f"action_taken NOT IN ({', '.join('?' for _ in exclude_actions)})")
+            params.extend(exclude_actions)
+        sql = f"SELECT seq, {', '.join(LINEAGE_COLUMNS)} FROM lineage"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+        try:
+            cursor = self._connection().cursor()
+            cursor.row_factory = None
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"reading the lineage ledger of {self.path} failed: {exc}") from exc
+
+    def iter_lineage_hashes(self, limit: int | None = None) -> Iterator[str | None]:
+        """The ledger's ``node_hash`` values in insertion order (the first ``limit`` only)."""
+        sql = "SELECT node_hash FROM lineage ORDER BY seq"
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        try:
+            cursor = self._connection().cursor()
+            cursor.row_factory = None
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(50_000):
+                for row in rows:
+                    yield row[0]
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"reading the lineage ledger of {self.path} failed: {exc}") from exc
+
+    def lineage_size(self) -> int:
+        """How many nodes the ledger holds."""
+        return int(self._query("SELECT count(*) FROM lineage")[0][0])
+
+    def lineage_roots(self) -> list[str]:
+        """Every root_id in the ledger, in the order their first node was recorded."""
+        rows = self._query("SELECT root_id FROM lineage GROUP BY root_id ORDER BY min(seq)")
+        return [row[0] for row in rows]
+
+    def lineage_child_counts(self, root_id: str) -> list[tuple[str, str, int]]:
+        """``(parent_id, action_taken, count)`` of the nodes of one root."""
+        rows = self._query(
+            "SELECT parent_id, action_taken, count(*) FROM lineage WHERE root_id = ? "
+            "GROUP BY parent_id, action_taken",
+            (root_id,),
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    def lineage_first_children(
+        self, root_id: str, actions: Sequence[str], per_parent: int
+    ) -> list[dict[str, Any]]:
+        """The first ``per_parent`` nodes with one of ``actions`` under each parent of a root."""
+        if not actions or per_parent <= 0:
+            return []
+        columns = ", ".join(LINEAGE_COLUMNS)
+        rows = self._query(
+            f"SELECT {columns} FROM (SELECT {columns}, seq, row_number() OVER "
+            "(PARTITION BY parent_id ORDER BY seq) AS position FROM lineage "
+            f"WHERE root_id = ? AND action_taken IN ({', '.join('?' for _ in actions)})) "
+            "WHERE position <= ? ORDER BY seq",
+            (root_id, *actions, per_parent),
+        )
+        return [dict(row) for row in rows]
+
+    def executions_of_root(self, root_id: str) -> list[dict[str, Any]]:
+        """The executions that processed one root, oldest first."""
+        rows = self._query(
+            "SELECT execution_id FROM executions WHERE root_id = ? ORDER BY started_at",
+            (root_id,),
+        )
+        found = (self.get_execution(row[0]) for row in rows)
+        return [execution for execution in found if execution is not None]
+
     # -- emissions ------------------------------------------------------------
 
     def upsert_emissions(self, rows: Iterable[Sequence[Any]]) -> int:
@@ -440,7 +548,8 @@ class Database:
             raise DatabaseError(f"cannot group emissions by {by!r}")
         rows = self._query(
             f"SELECT {by} AS key, count(*) AS records, sum(co2e_ar4_tonnes) AS ar4, "
-            f"sum(co2e_ar5_tonnes) AS ar5 FROM emissions WHERE root_id = ? "
+            f"sum(co2e_ar5_tonnes) AS ar5, sum(co2e_ar6_tonnes) AS ar6 "
+            f"FROM emissions WHERE root_id = ? "
             f"GROUP BY {by} ORDER BY sum(co2e_ar4_tonnes) DESC",
             (root_id,),
         )
@@ -448,7 +557,7 @@ class Database:
             {
                 by: row["key"],
                 "records": row["records"],
-                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"]},
+                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
             }
             for row in rows
         ]

@@ -21,8 +21,8 @@ import polars as pl
 from .._exceptions import CalculationError, InputDataError
 from ..database import EMISSION_COLUMNS, Database
 from ..storage import Storage
-from .factors import FactorSet, load_factor_set
 from . import units
+from .factors import FactorSet, load_factor_set
 
 __all__ = ["BatchResult", "FactorSet", "calculate", "calculate_frame", "load_factor_set"]
 
@@ -174,9 +174,7 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
             factor_version=pl.lit(factor_set.version),
             source=pl.col("__f_source"),
             factor_unit=pl.col("__f_unit"),
-            activity_quantity=pl.struct(
-                amount=pl.col("__quantity"), unit=pl.col("__f_unit")
-            ),
+            activity_quantity=pl.struct(amount=pl.col("__quantity"), unit=pl.col("__f_unit")),
             gases_not_given=pl.col("__not_given"),
         ),
     ).alias("emissions_output")

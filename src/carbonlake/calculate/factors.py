@@ -156,9 +156,7 @@ def _grams_to_kg(frame: pl.DataFrame, grams_categories: tuple[str, ...]) -> pl.D
     )
 
 
-def read_ghgp_csv(
-    data: bytes, origin: str, grams_categories: tuple[str, ...] = ()
-) -> pl.DataFrame:
+def read_ghgp_csv(data: bytes, origin: str, grams_categories: tuple[str, ...] = ()) -> pl.DataFrame:
     """Factors from the CSV layout of the shipped GHG Protocol table."""
     try:
         raw = pl.read_csv(data, infer_schema=False, encoding="utf8")
@@ -218,7 +216,7 @@ def _kilograms(value: float, mass_unit: str, origin: str, index: int, gas: str) 
     try:
         quantity = value * units.parse(mass_unit)
         return float(quantity.to("kilogram").magnitude)
-    except (units.UnitError, units.pint.errors.DimensionalityError) as exc:
+    except (units.UnitError, units.DimensionalityError) as exc:
         raise ConfigurationError(
             f"factor file {origin}: factor {index} gives {gas} in {mass_unit!r}, which is not "
             "a unit of mass (use kg, g, t or lb)"
@@ -403,9 +401,7 @@ def build_factor_set(frame: pl.DataFrame, name: str, origin: str) -> FactorSet:
         ),
         (
             pl.col("co2_kg_per_unit").fill_null(0.0)
-            + pl.when(biogenic)
-            .then(AR6_GWP["ch4_non_fossil"])
-            .otherwise(AR6_GWP["ch4_fossil"])
+            + pl.when(biogenic).then(AR6_GWP["ch4_non_fossil"]).otherwise(AR6_GWP["ch4_fossil"])
             * pl.col("ch4_kg_per_unit").fill_null(0.0)
             + AR6_GWP["n2o"] * pl.col("n2o_kg_per_unit").fill_null(0.0)
         ).alias("ar6_kgco2e_per_unit"),
@@ -473,3 +469,52 @@ def import_factor_file(
         factor_set.factors.select(list(FACTOR_COLUMNS)).rows(),
     )
     return factor_set, created
+
+
+def validate_factor_file(
+    path: Path, grams_categories: tuple[str, ...] = ()
+) -> tuple[int, pl.DataFrame]:
+    """(number of factors, inconsistent rows) of a factor file; the rows are empty when
+    every stated CO2e matches the gases. Other problems raise ConfigurationError."""
+    frame, _ = read_factor_file(path, grams_categories)
+    try:
+        build_factor_set(frame, path.stem, str(path))
+    except FactorTableError as exc:
+        return frame.height, exc.inconsistent
+    return frame.height, inconsistent_rows(frame.head(0))
+
+
+def describe_factor(factor: dict[str, Any], factor_set: FactorSet) -> dict[str, Any]:
+    """A factor as a JSON-ready dict, with its set, version and which gases are not given."""
+    return {
+        "factor_id": factor["factor_id"],
+        "factor_set": factor_set.name,
+        "factor_version": factor_set.version,
+        "scope": factor["scope"],
+        "category": factor["category"],
+        "activity": factor["activity"],
+        "unit": factor["unit"],
+        "co2_kg_per_unit": factor["co2_kg_per_unit"],
+        "ch4_kg_per_unit": factor["ch4_kg_per_unit"],
+        "n2o_kg_per_unit": factor["n2o_kg_per_unit"],
+        "gases_not_given": [
+            gas for gas in ("co2", "ch4", "n2o") if factor[f"{gas}_kg_per_unit"] is None
+        ],
+        "ar4_kgco2e_per_unit": factor["ar4_kgco2e_per_unit"],
+        "ar5_kgco2e_per_unit": factor["ar5_kgco2e_per_unit"],
+        "ar6_kgco2e_per_unit": factor["ar6_kgco2e_per_unit"],
+        "source": factor["source"],
+    }
+
+
+def find_factors(factor_set: FactorSet, search: str = "") -> list[dict[str, Any]]:
+    """Factors whose id, category or activity contains ``search`` (case-insensitive)."""
+    frame = factor_set.factors
+    if search:
+        needle = search.lower()
+        frame = frame.filter(
+            pl.col("factor_id").str.to_lowercase().str.contains(needle, literal=True)
+            | pl.col("activity").str.to_lowercase().str.contains(needle, literal=True)
+            | pl.col("category").str.to_lowercase().str.contains(needle, literal=True)
+        )
+    return [describe_factor(row, factor_set) for row in frame.sort("factor_id").to_dicts()]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import pint
 
@@ -69,10 +70,13 @@ _alias("short_ton", "ton", "tons", "short ton", "short tons")
 _alias("pound", "lb", "lbs", "pound", "pounds")
 
 
+DimensionalityError = pint.errors.DimensionalityError
+
+
 @functools.cache
-def registry() -> pint.UnitRegistry:
+def registry() -> Any:
     """The unit registry with carbonlake's domain units (built once)."""
-    ureg = pint.UnitRegistry()
+    ureg: Any = pint.UnitRegistry()
     ureg.define("passenger = [passenger]")
     ureg.define("vehicle = [vehicle]")
     ureg.define("standard_cubic_foot = [standard_gas_volume] = scf")
@@ -88,7 +92,7 @@ def normalise(spelling: str) -> str:
     return " ".join(spelling.strip().lower().split())
 
 
-def parse(spelling: str) -> pint.Quantity:
+def parse(spelling: str) -> Any:
     """The quantity ``1 <unit>`` for a unit spelling; raises UnitError when unknown."""
     if not spelling.strip():
         raise UnitError("no unit is given")
@@ -96,7 +100,7 @@ def parse(spelling: str) -> pint.Quantity:
     alias = _ALIASES.get(normalise(spelling))
     try:
         if alias is not None:
-            quantity: pint.Quantity = ureg.parse_expression(alias)
+            quantity = ureg.parse_expression(alias)
         else:
             # Not a known spelling: a plain pint unit name, but never a number ("2 gal").
             quantity = ureg.Quantity(1.0, ureg.parse_units(spelling.strip()))
@@ -146,4 +150,3 @@ def convert(amount: float, record_unit: str, factor_unit: str) -> float:
     if result.multiplier is None:
         raise UnitError(result.reason)
     return amount * result.multiplier
-
