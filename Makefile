@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest check clean
+.PHONY: demo test lint typecheck pytest check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/carbonlake demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -32,6 +32,13 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 check: test
+
+# Throughput and memory against the per-record baseline (docs/performance.md); not a test.
+# BENCH_SIZES=10k,1m,10m make bench; BENCH_ARGS="--baseline-rows 1000000" for more options.
+BENCH_SIZES ?= 10k,1m
+BENCH_OUT ?= bench-results
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --sizes $(BENCH_SIZES) --out $(BENCH_OUT) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -113,6 +113,7 @@ def test_every_record_traces_back_to_its_raw_input(sample_run: tuple[Context, di
     nodes = tree(context.database, root_id)
     actions = [n["action_taken"] for n in nodes]
     assert actions.count("RAW_DATA_INPUT") == 1
+    assert actions.count("PROFILE_COMPLETE") == 1
     assert actions.count("DQ_CHECK_PASS") == 1
     assert actions.count("GLUE_BATCH_SPLIT") == 8
     assert actions.count("CALCULATION_COMPLETE") == 8000
@@ -125,16 +126,19 @@ def test_every_record_traces_back_to_its_raw_input(sample_run: tuple[Context, di
     chain = trace(context.database, last_id)
     assert [n["action_taken"] for n in chain] == [
         "RAW_DATA_INPUT",
+        "PROFILE_COMPLETE",
         "DQ_CHECK_PASS",
         "GLUE_BATCH_SPLIT",
         "CALCULATION_COMPLETE",
     ]
     ws = context.settings.workspace
     assert chain[0]["storage_location"] == f"file://{ws}/landing/sample-activity-8000.csv"
-    assert chain[1]["storage_location"] == f"file://{ws}/raw/sample-activity-8000.csv"
-    assert chain[2]["storage_location"].endswith(f"transformed/{root_id}/part_00007.jsonl")
-    assert chain[3]["storage_location"].endswith(f"enriched/{root_id}/part_00007.jsonl")
-    assert chain[3]["node_id"] == last_id
+    assert chain[1]["storage_location"] == f"file://{ws}/dq-results/{root_id}/report.json"
+    assert chain[2]["storage_location"] == f"file://{ws}/raw/sample-activity-8000.csv"
+    assert chain[3]["storage_location"].endswith(f"transformed/{root_id}/part_00007.jsonl")
+    assert chain[4]["storage_location"].endswith(f"enriched/{root_id}/part_00007.jsonl")
+    assert chain[4]["node_id"] == last_id
+    assert chain[4]["row_number"] == 8000
 
 
 def test_record_failures_are_reported_never_dropped(

@@ -25,10 +25,13 @@ from rich.table import Table
 
 from . import emissions as emissions_module
 from . import lineage as lineage_module
+from . import lineage_verify as lineage_verify_module
+from . import quality
 from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
 from .calculate import factors as factors_module
+from .database import Database
 from .orchestrator import Context, Pipeline
-from .settings import load_settings
+from .settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -156,7 +159,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if dq:
         line(f"  data quality  {dq['status']} (report: {dq['report_location']})")
         for item in dq.get("reasons", []):
-            line(f"    - {item['rule']}: {item['reason'] or 'failed'}")
+            warning = "warning: " if item.get("severity") == "warn" else ""
+            line(f"    - {warning}{item['rule']}: {item['reason'] or 'failed'}")
     line(
         f"  records       {summary['records_in']} in, {summary['records_calculated']} calculated, "
         f"{summary['records_failed']} failed"
@@ -195,6 +199,16 @@ def _factor_set_option(func: F) -> F:
     )(func)
 
 
+def _rules_option(func: F) -> F:
+    return click.option(
+        "--rules",
+        "rules_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="DataBrew-format ruleset JSON (default: [quality] ruleset, else the shipped "
+        "activity ruleset; see docs/quality.md).",
+    )(func)
+
+
 def _progress_flag(func: F) -> F:
     return click.option(
         "--progress/--no-progress",
@@ -210,12 +224,14 @@ def _progress_flag(func: F) -> F:
     help="Object key in the landing bucket (default: the file's name). Only with one FILE.",
 )
 @_factor_set_option
+@_rules_option
 @_progress_flag
 @common_options
 def run(
     files: tuple[Path, ...],
     key: str | None,
     factor_set: str | None,
+    rules_file: Path | None,
     progress: bool | None,
     workspace: Path | None,
     as_json: bool,
@@ -230,8 +246,13 @@ def run(
     for path in files:
         if not path.is_file():
             raise click.BadParameter(f"{path} does not exist or is not a file", param_hint="FILE")
-    overrides = {"calculate": {"factor_set": factor_set}} if factor_set else None
-    context = _open(workspace, overrides)
+    overrides: dict[str, dict[str, Any]] = {}
+    if factor_set:
+        overrides["calculate"] = {"factor_set": factor_set}
+    if rules_file:
+        quality.load_ruleset(rules_file, setting="--rules")  # refuse a bad file naming the flag
+        overrides["quality"] = {"ruleset": str(rules_file.resolve())}
+    context = _open(workspace, overrides or None)
     try:
         show = stderr.is_terminal if progress is None else progress
         summaries = _run_files(context, [(p, key) for p in files], show)
@@ -297,6 +318,130 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
 
 
 @cli.group()
+def dq() -> None:
+    """The data-quality gate: DataBrew-format rules over whole files."""
+
+
+def _factor_set_loader(settings: Settings) -> Callable[[], factors_module.FactorSet]:
+    """Loads [calculate] factor_set when a rule first needs it (imported sets from the database)."""
+
+    def load() -> factors_module.FactorSet:
+        selector = settings.calculate.factor_set
+        if not selector.strip():
+            return factors_module.load_factor_set("")
+        database = Database(settings.database_url, settings.database.busy_timeout_ms)
+        try:
+            return factors_module.load_factor_set(selector, database)
+        finally:
+            database.close()
+
+    return load
+
+
+def _print_dq_report(path: Path, report: dict[str, Any], profile: dict[str, Any] | None) -> None:
+    verdict = "[green]PASSED[/]" if report["passed"] else "[red]FAILED[/]"
+    summary = report["summary"]
+    stdout.print(f"[bold]{escape(str(path))}[/]: {verdict}", highlight=False)
+    if report.get("rowsCount") is not None:
+        skipped = report.get("emptyRowsSkipped") or 0
+        stdout.print(
+            f"  {report['rowsCount']} rows, {report['columnsCount']} columns"
+            + (f", {skipped} empty rows skipped" if skipped else "")
+            + f"; {summary['failed']} rule(s) failed, {summary['warnings']} warning(s)",
+            highlight=False,
+        )
+    table = Table()
+    for name, justify in (
+        ("rule", "left"),
+        ("severity", "left"),
+        ("status", "left"),
+        ("observed", "right"),
+        ("failed rows", "right"),
+        ("samples", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    rows = quality.table_rows(report)
+    for row in rows:
+        colour = "green" if row["status"] == "SUCCEEDED" else (
+            "yellow" if row["severity"] == "warn" else "red"
+        )
+        table.add_row(
+            escape(row["rule"]),
+            row["severity"],
+            f"[{colour}]{row['status']}[/]",
+            escape(row["observed"]),
+            row["failed"],
+            escape(row["samples"]),
+        )
+    # A terminal wraps at its width; a pipe or file gets long lines rather than wrapped names.
+    tables = stdout if stdout.is_terminal else Console(width=200)
+    tables.print(table)
+    for row in rows:
+        if row["status"] == "FAILED" and row["reason"]:
+            stdout.print(f"  - {row['rule']}: {row['reason']}", markup=False, highlight=False)
+    if profile:
+        columns = Table(title="profile")
+        for name in ("column", "type", "missing", "distinct", "min", "max", "mean", "most common"):
+            columns.add_column(name)
+        for col in profile["columns"]:
+            top = ", ".join(f"{v['value']} ({v['count']})" for v in col["mostCommonValues"][:3])
+            columns.add_row(
+                escape(col["name"]),
+                col["type"],
+                str(col["missing"]),
+                str(col["distinct"]),
+                *(_number(col.get(k)) for k in ("min", "max", "mean")),
+                escape(top),
+            )
+        tables.print(columns)
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+@dq.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_rules_option
+@click.option(
+    "--profile",
+    "show_profile",
+    is_flag=True,
+    help='Also show the column profile (with --json, under "profile").',
+)
+@common_options
+def dq_check(
+    file: Path, rules_file: Path | None, show_profile: bool, workspace: Path | None, as_json: bool
+) -> None:
+    """Profile FILE and evaluate the ruleset over all of it, without moving it.
+
+    Prints each rule's status, observed value, failed rows and sample rows
+    (row number and activity_event_id). --json prints the validation report.
+    Exits 1 when a rule of severity error fails, 0 when only warnings do.
+    """
+    settings = load_settings(workspace)
+    if rules_file is not None:
+        rules = quality.load_ruleset(rules_file, setting="--rules")
+    else:
+        rules = quality.load_ruleset(settings.quality.ruleset)
+    ruleset_name = (rules_file or Path(settings.quality.ruleset)).stem or (
+        quality.DEFAULT_RULESET_NAME
+    )
+    report, profile = quality.check_file(
+        file,
+        rules,
+        resolve=quality.factor_set_lists(_factor_set_loader(settings)),
+        ruleset_name=ruleset_name,
+    )
+    if as_json:
+        _emit_json({**report, "profile": profile} if show_profile else report)
+    else:
+        _print_dq_report(file, report, profile if show_profile else None)
+    if not report["passed"]:
+        raise Failed()
+
+
+@cli.group()
 def emissions() -> None:
     """Calculated emissions."""
 
@@ -343,16 +488,39 @@ def emissions_export(fmt: str, output: Path | None, workspace: Path | None, as_j
         stderr.print(f"{count} records exported" + (f" to {output}" if output else ""))
 
 
+@emissions.command("show")
+@click.argument("activity_event_id")
+@common_options
+def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool) -> None:
+    """Show one record's current result, its factor provenance and every earlier result.
+
+    Results replaced by a re-run or a recalculation stay here, oldest first.
+    """
+    context = _open(workspace)
+    try:
+        found = emissions_module.record_results(context.database, activity_event_id)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(found)
+        return
+    rows = ([("current", found["current"])] if found["current"] else []) + [
+        ("replaced", row) for row in found["previous"]
+    ]
+    for label, row in rows:
+        stdout.print(
+            f"{label:<9} CO2e AR4 {row['co2e_ar4_tonnes']} t  AR5 {row['co2e_ar5_tonnes']} t  "
+            f"AR6 {row['co2e_ar6_tonnes']} t  factor {row['factor_id']} "
+            f"({row['factor_set']}@{row['factor_version']})  calculated {row['calculated_at']}"
+            + (f"  replaced {row['superseded_at']}" if label == "replaced" else ""),
+            markup=False,
+            highlight=False,
+        )
+
+
 @cli.group()
 def lineage() -> None:
     """The record-level lineage ledger."""
-
-
-def _node_line(node: dict[str, Any]) -> str:
-    return (
-        f"{node['action_taken']:<22} {node['node_id']}  {node['recorded_at']}  "
-        f"{node['storage_location'] or ''}"
-    )
 
 
 @lineage.command("trace")
@@ -362,43 +530,253 @@ def _node_line(node: dict[str, Any]) -> str:
 def lineage_trace(node_id: str, root_id: str | None, workspace: Path | None, as_json: bool) -> None:
     """Trace NODE_ID (a record's activity_event_id) back to its raw input file.
 
-    Prints the chain from RAW_DATA_INPUT down to the record.
+    Prints each node from RAW_DATA_INPUT down to the record with its action,
+    location, time and hashes, the record's row in the input file and its
+    current result. --json prints the list of nodes.
     """
     context = _open(workspace)
     try:
-        chain = lineage_module.trace(context.database, node_id, root_id)
+        found = lineage_module.trail(context.database, node_id, root_id)
     finally:
         context.close()
     if as_json:
-        _emit_json(chain)
-        return
-    for depth, node in enumerate(chain):
-        stdout.print("  " * depth + _node_line(node), markup=False, highlight=False)
-    if chain and chain[0]["action_taken"] != lineage_module.RAW_DATA_INPUT:
+        _emit_json(found["lineage"])
+    else:
+        for line in lineage_module.render_trail(found):
+            stdout.print(line, markup=False, highlight=False)
+    if not found["complete"]:
         stderr.print(
-            f"[yellow]warning:[/] the trail breaks at {chain[0]['node_id']}: its parent "
-            f"{chain[0]['parent_id']} is not in the ledger"
+            f"[yellow]warning:[/] the trail breaks at {escape(found['lineage'][0]['node_id'])}: "
+            f"its parent {escape(str(found['missing_node_id']))} is not in the ledger; "
+            "`carbonlake lineage verify` names what is missing"
         )
 
 
 @lineage.command("tree")
 @click.argument("root_id")
+@click.option(
+    "--records",
+    "max_records",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Record nodes shown under each batch; the rest are folded to counts.",
+)
+@click.option(
+    "--batches",
+    "max_children",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Nodes shown under one node (batches of a file); the rest are folded to counts.",
+)
 @common_options
-def lineage_tree(root_id: str, workspace: Path | None, as_json: bool) -> None:
-    """Show every lineage node of one input file (ROOT_ID) as a tree.
+def lineage_tree(
+    root_id: str, max_records: int, max_children: int, workspace: Path | None, as_json: bool
+) -> None:
+    """Show the lineage of one input file (ROOT_ID) as an indented tree.
 
-    Record nodes beyond the first few of a batch are folded to a count.
+    File and batch nodes are shown; record nodes are counted per batch, with the
+    first few listed. Nodes whose parent is missing hang under a "missing" entry.
     """
     context = _open(workspace)
     try:
-        nodes = lineage_module.tree(context.database, root_id)
+        tops = lineage_module.outline(context.database, root_id, max_records, max_children)
     finally:
         context.close()
     if as_json:
-        _emit_json(nodes)
+        _emit_json([top.to_dict() for top in tops])
         return
-    for line in lineage_module.render_tree(nodes):
+    for line in lineage_module.render_outline(tops):
         stdout.print(line, markup=False, highlight=False)
+
+
+@lineage.command("verify")
+@click.argument("root_id", required=False)
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A checkpoint file from `lineage checkpoint -o`: also prove the ledger only grew since.",
+)
+@click.option(
+    "--all",
+    "all_problems",
+    is_flag=True,
+    help="Go on after the first problem and list every one.",
+)
+@common_options
+def lineage_verify(
+    root_id: str | None,
+    checkpoint_file: Path | None,
+    all_problems: bool,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """Recompute the ledger's hashes and check its tree and files (all of it, or ROOT_ID).
+
+    Checks every node's hash and parent link, that every trail reaches
+    RAW_DATA_INPUT and every batch record has a terminal node, and every stored
+    file against the SHA-256 recorded for it. Exits 1 naming the first problem.
+    """
+    point = lineage_verify_module.load_checkpoint(checkpoint_file) if checkpoint_file else None
+    context = _open(workspace)
+    try:
+        report = lineage_verify_module.verify(
+            context.database,
+            context.storage,
+            root_id,
+            checkpoint=point,
+            stop_at_first=not all_problems,
+        )
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        for line in lineage_verify_module.render_report(report):
+            stdout.print(line, markup=False, highlight=False)
+    if not report.ok:
+        raise Failed()
+
+
+@lineage.command("checkpoint")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the checkpoint to this file; keep a copy where the ledger's owner cannot.",
+)
+@common_options
+def lineage_checkpoint(output: Path | None, workspace: Path | None, as_json: bool) -> None:
+    """Print the ledger's size and RFC 6962 Merkle root hash.
+
+    Kept elsewhere, it lets `lineage verify --checkpoint FILE` later prove that
+    the ledger only grew: its first SIZE nodes still give the same root.
+    """
+    context = _open(workspace)
+    try:
+        point = lineage_verify_module.checkpoint(context.database)
+    finally:
+        context.close()
+    if output is not None:
+        lineage_verify_module.write_checkpoint(point, output)
+    if as_json:
+        _emit_json(point.to_dict())
+        return
+    stdout.print(f"size       {point.size}", highlight=False)
+    stdout.print(f"root_hash  {point.root_hash}", highlight=False)
+    stdout.print(f"created_at {point.created_at}", highlight=False)
+    if output is not None:
+        stderr.print(f"checkpoint written to {escape(str(output))}")
+
+
+@lineage.command("archive")
+@click.argument("root_id")
+@common_options
+def lineage_archive(root_id: str, workspace: Path | None, as_json: bool) -> None:
+    """Write the trace archive of ROOT_ID: one JSON line per terminal node.
+
+    Each line is {"record_id", "root_id", "lineage": [nodes from RAW_DATA_INPUT
+    down]}, for every CALCULATION_COMPLETE, CALCULATION_FAILED and DQ_CHECK_FAIL
+    node, in lineage-archive/YYYY/MM/DD/<root_id>.jsonl.
+    """
+    from . import lineage_archive as archive_module
+
+    context = _open(workspace)
+    try:
+        result = archive_module.archive(context.database, context.storage, root_id)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        counts = ", ".join(f"{n} {action}" for action, n in sorted(result.terminals.items()))
+        stdout.print(
+            f"{result.lines} lines ({counts or 'no terminal nodes'}) written to "
+            f"{result.storage_location}",
+            markup=False,
+            highlight=False,
+        )
+    if result.incomplete:
+        stderr.print(
+            f"[yellow]warning:[/] {result.incomplete} trail(s) break before RAW_DATA_INPUT; "
+            "`carbonlake lineage verify` names what is missing"
+        )
+
+
+@lineage.command("openlineage")
+@click.argument("root_id")
+@click.option(
+    "--transport",
+    type=click.Choice(["file", "http"]),
+    help="Send the events with openlineage-python's transport instead of printing them.",
+)
+@click.option(
+    "--url",
+    envvar="OPENLINEAGE_URL",
+    help="http transport: the back end's base URL, e.g. http://localhost:5000 for Marquez "
+    "(default: $OPENLINEAGE_URL).",
+)
+@click.option(
+    "--endpoint",
+    default="api/v1/lineage",
+    show_default=True,
+    help="http transport: the path events are POSTed to.",
+)
+@click.option(
+    "--file",
+    "file_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="file transport: append the events to this file, one JSON line each.",
+)
+@click.option(
+    "--namespace", default="carbonlake", show_default=True, help="The OpenLineage job namespace."
+)
+@common_options
+def lineage_openlineage(
+    root_id: str,
+    transport: str | None,
+    url: str | None,
+    endpoint: str,
+    file_path: Path | None,
+    namespace: str,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """The history of ROOT_ID as OpenLineage RunEvents (START, COMPLETE or FAIL).
+
+    One run for the execution and one per stage, datasets named by their URLs,
+    the data-quality report as a dataQualityAssertions facet. Printed one JSON
+    event per line (--json: one JSON list), or sent with --transport file|http.
+    """
+    from . import lineage_openlineage as ol
+
+    sender = None
+    target = ""
+    if transport is not None:
+        target = str(file_path) if transport == "file" else f"{url}/{endpoint.lstrip('/')}"
+        sender = ol.make_transport(
+            transport, url=url, endpoint=endpoint, path=str(file_path) if file_path else None
+        )
+    context = _open(workspace)
+    try:
+        events = ol.run_events(context.database, context.storage, root_id, namespace)
+    finally:
+        context.close()
+    if sender is not None:
+        sent = ol.send(events, sender, target)
+        if as_json:
+            _emit_json({"sent": sent, "transport": transport, "target": target})
+        else:
+            stderr.print(f"{sent} OpenLineage events sent to {escape(target)}")
+        return
+    documents = ol.to_dicts(events)
+    if as_json:
+        _emit_json(documents)
+        return
+    for document in documents:
+        click.echo(json.dumps(document, sort_keys=True))
 
 
 @cli.group()

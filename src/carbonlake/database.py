@@ -460,6 +460,22 @@ class Database:
         )
         return [dict(row) for row in rows]
 
+    def lineage_record_groups(self, root_id: str, actions: Sequence[str]) -> list[dict[str, Any]]:
+        """Nodes of one root with one of ``actions``, grouped by parent, action, location and
+        object hash: ``{parent_id, action_taken, storage_location, object_sha256, nodes,
+        first_recorded_at, last_recorded_at}`` in the order they were recorded."""
+        if not actions:
+            return []
+        marks = ", ".join("?" for _ in actions)
+        rows = self._query(
+            "SELECT parent_id, action_taken, storage_location, object_sha256, count(*) AS nodes, "
+            "min(recorded_at) AS first_recorded_at, max(recorded_at) AS last_recorded_at "
+            f"FROM lineage WHERE root_id = ? AND action_taken IN ({marks}) "
+            "GROUP BY parent_id, action_taken, storage_location, object_sha256 ORDER BY min(seq)",
+            (root_id, *actions),
+        )
+        return [dict(row) for row in rows]
+
     def executions_of_root(self, root_id: str) -> list[dict[str, Any]]:
         """The executions that processed one root, oldest first."""
         rows = self._query(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 import polars as pl
 
+from ._exceptions import InputDataError
 from .database import Database
 from .storage import Storage
 
@@ -75,3 +76,15 @@ def export(storage: Storage, database: Database, fmt: str, out: IO[bytes]) -> in
         table.write_csv(out)
         written = table.height
     return written
+
+
+def record_results(database: Database, activity_event_id: str) -> dict[str, Any]:
+    """A record's current result and every earlier one it replaced (oldest first)."""
+    current = database.emission(activity_event_id)
+    history = database.emission_history(activity_event_id)
+    if current is None and not history:
+        raise InputDataError(
+            f"no calculated result for activity_event_id {activity_event_id!r}; "
+            "`carbonlake emissions export` lists what exists"
+        )
+    return {"activity_event_id": activity_event_id, "current": current, "previous": history}

@@ -1,16 +1,36 @@
-"""Error notification: the spec's SNS message, logged, recorded and e-mailed.
+"""Error notification: the spec's SNS message, logged, recorded, e-mailed and posted.
 
-Every notification is logged and recorded in the database. It is also e-mailed
-over SMTP when ``[notify] email_to`` and ``smtp_host`` are set. A channel that
-is down is recorded as undelivered; it never stops the pipeline.
+Every notification is logged and recorded in the database (channel ``log``).
+It is also sent on each configured channel:
+
+- ``email``: SMTP to ``[notify] email_to`` via ``smtp_host``/``smtp_port``, with
+  optional STARTTLS and login (``smtp_starttls``, ``smtp_user``, ``smtp_password``);
+- ``webhook``: a JSON POST of the event to ``[notify] webhook_url``.
+
+A channel that fails with a transient error (refused or dropped connection,
+timeout, SMTP 4xx, HTTP 408/429/5xx) is tried ``retry_attempts`` times with a
+doubling wait from ``retry_backoff_s``; a permanent error (bad login, refused
+recipient, HTTP 4xx, TLS failure) is not retried. Either way the outcome is
+recorded per channel with the reason, and logged; a channel that is down never
+loses the file or stops the pipeline.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._exceptions import InputDataError
 from .database import Database
@@ -19,17 +39,48 @@ from .settings import NotifySettings
 log = logging.getLogger("carbonlake.notify")
 
 DQ_FAILURE_SUBJECT = "Data Quality check failed"
+USER_AGENT = "carbonlake-notify/1"
 
 
-def dq_failure_message(landing_location: str, failed_rules: list[str] | None = None) -> str:
-    """The spec's message naming the file, followed by the failed rules."""
+def dq_failure_message(
+    landing_location: str,
+    failed_rules: list[str] | None = None,
+    *,
+    reasons: dict[str, str | None] | None = None,
+    report_location: str | None = None,
+) -> str:
+    """The spec's message naming the file, followed by the failed rules and their reasons."""
     message = (
         "Your Carbonlake Data Quality job has failed. "
         f"Please review your dataset: {landing_location}"
     )
     if failed_rules:
-        message += "\n\nFailed rules:\n" + "\n".join(f"- {name}" for name in failed_rules)
+        lines = []
+        for name in failed_rules:
+            reason = (reasons or {}).get(name)
+            lines.append(f"- {name}" + (f": {reason}" if reason else ""))
+        message += "\n\nFailed rules:\n" + "\n".join(lines)
+    if report_location:
+        message += f"\n\nFull report: {report_location}"
     return message
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one channel."""
+
+    channel: str
+    delivered: bool
+    attempts: int
+    error: str | None = None
+
+
+class _Transient(Exception):
+    """Worth another attempt."""
+
+
+class _Permanent(Exception):
+    """Another attempt would fail the same way."""
 
 
 def send(
@@ -38,33 +89,153 @@ def send(
     settings: NotifySettings,
     database: Database,
     root_id: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Send ``{"subject", "message"}``; returns the event unchanged, as the spec's task does."""
+    """Send ``{"subject", "message"}``; returns the event unchanged, as the spec's task does.
+
+    Extra keys of the event (``storage_location``, ``failed_rules``, ...) go into
+    the webhook's JSON as they are.
+    """
     subject = event.get("subject")
     message = event.get("message")
     if not subject or not message:
         raise InputDataError("a notification needs 'subject' and 'message'")
     log.warning("%s: %s", subject, message)
     database.record_notification(root_id, "log", subject, message, True, None)
-    if settings.email_to and settings.smtp_host:
-        delivered, error = _send_email(settings, subject, message)
-        database.record_notification(root_id, "email", subject, message, delivered, error)
-        if not delivered:
-            log.error("notification e-mail to %s not delivered: %s", settings.email_to, error)
+    for delivery in deliver(event, settings, root_id=root_id, sleep=sleep):
+        database.record_notification(
+            root_id, delivery.channel, subject, message, delivery.delivered, delivery.error
+        )
+        if not delivery.delivered:
+            log.error("notification by %s not delivered: %s", delivery.channel, delivery.error)
     return event
 
 
-def _send_email(settings: NotifySettings, subject: str, body: str) -> tuple[bool, str | None]:
+def deliver(
+    event: dict[str, Any],
+    settings: NotifySettings,
+    *,
+    root_id: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Delivery]:
+    """Send the event on every configured channel; one Delivery per channel."""
+    deliveries = []
+    if settings.email_to and settings.smtp_host:
+        deliveries.append(
+            _with_retries("email", lambda: _send_email(settings, event), settings, sleep)
+        )
+    if settings.webhook_url:
+        payload = {**event, "root_id": root_id}
+        deliveries.append(
+            _with_retries("webhook", lambda: _post_webhook(settings, payload), settings, sleep)
+        )
+    return deliveries
+
+
+def _with_retries(
+    channel: str,
+    attempt: Callable[[], None],
+    settings: NotifySettings,
+    sleep: Callable[[float], None],
+) -> Delivery:
+    attempts = max(1, settings.retry_attempts)
+    last = ""
+    for number in range(1, attempts + 1):
+        try:
+            attempt()
+            return Delivery(channel, True, number)
+        except _Permanent as exc:
+            return Delivery(channel, False, number, f"{exc} (not retried)")
+        except _Transient as exc:
+            last = str(exc)
+            if number < attempts:
+                log.info("%s attempt %d failed (%s); retrying", channel, number, last)
+                sleep(settings.retry_backoff_s * 2 ** (number - 1))
+        except Exception as exc:
+            # A notification must never stop the pipeline: whatever a channel raises is
+            # recorded as undelivered (and logged with its traceback for a bug report).
+            log.exception("%s channel failed unexpectedly", channel)
+            return Delivery(channel, False, number, f"unexpected {type(exc).__name__}: {exc}")
+    return Delivery(channel, False, attempts, f"{last} (after {attempts} attempts)")
+
+
+# -- e-mail -------------------------------------------------------------------------------
+
+
+def _send_email(settings: NotifySettings, event: dict[str, Any]) -> None:
     mail = EmailMessage()
-    mail["Subject"] = subject
+    mail["Subject"] = str(event["subject"])
     mail["From"] = settings.email_from
     mail["To"] = settings.email_to
-    mail.set_content(body)
+    mail["Message-ID"] = make_msgid(domain="carbonlake")
+    mail.set_content(str(event["message"]))
+    server = f"SMTP server {settings.smtp_host}:{settings.smtp_port}"
     try:
         with smtplib.SMTP(
             settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s
         ) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password)
             smtp.send_message(mail)
+    except smtplib.SMTPNotSupportedError as exc:
+        raise _Permanent(
+            f"{server} does not support {'STARTTLS' if settings.smtp_starttls else 'login'}: "
+            f"{exc}; check [notify] smtp_starttls and smtp_user"
+        ) from exc
+    except smtplib.SMTPAuthenticationError as exc:
+        raise _Permanent(
+            f"{server} refused the login of {settings.smtp_user!r} ({exc.smtp_code}); "
+            "check [notify] smtp_user and smtp_password"
+        ) from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        error = f"{server} refused the recipient {settings.email_to!r} ({codes[0]})"
+        raise (
+            _Transient(error) if all(400 <= c < 500 for c in codes) else _Permanent(error)
+        ) from exc
+    except smtplib.SMTPResponseException as exc:
+        error = f"{server} answered {exc.smtp_code} {_decode(exc.smtp_error)}"
+        raise (_Transient(error) if 400 <= exc.smtp_code < 500 else _Permanent(error)) from exc
+    except ssl.SSLError as exc:
+        raise _Permanent(f"TLS with {server} failed: {exc}") from exc
     except (OSError, smtplib.SMTPException) as exc:
-        return False, f"{type(exc).__name__}: {exc}"
-    return True, None
+        raise _Transient(f"{server}: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+# -- webhook -------------------------------------------------------------------------------
+
+
+def _post_webhook(settings: NotifySettings, payload: dict[str, Any]) -> None:
+    parts = urlsplit(settings.webhook_url)
+    # Only scheme and host in messages: the path of a webhook URL is often its secret.
+    where = f"webhook {parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    url = settings.webhook_url
+    if parts.username is not None:  # https://user:password@host/... means HTTP basic auth
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    request = urllib.request.Request(
+        url, data=json.dumps(payload, default=str).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.webhook_timeout_s) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        error = f"{where} answered HTTP {exc.code} {exc.reason}"
+        transient = exc.code in (408, 425, 429) or exc.code >= 500
+        raise (_Transient(error) if transient else _Permanent(error)) from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            raise _Permanent(f"TLS with {where} failed: {exc.reason}") from exc
+        raise _Transient(f"{where}: {exc.reason}") from exc
+    except OSError as exc:
+        raise _Transient(f"{where}: {type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:
+        raise _Permanent(f"{where}: {exc}; check [notify] webhook_url") from exc

@@ -124,7 +124,7 @@ class Pipeline:
             "data_quality": None,
             "error": None,
         }
-        writer = lineage.LineageWriter(db)
+        writer = lineage.LineageWriter(db, ctx.storage)
         try:
             self._run_states(execution_input, execution_id, summary, writer, progress)
             writer.flush()
@@ -197,7 +197,10 @@ class Pipeline:
             dq_results = step(
                 "dq_profile",
                 lambda: quality.profile(
-                    {"Name": resources["job_name"]}, storage=ctx.storage, database=ctx.database
+                    {"Name": resources["job_name"]},
+                    storage=ctx.storage,
+                    database=ctx.database,
+                    factor_set=ctx.factor_set,
                 ),
             )["data_quality"]["results"]
         finally:
@@ -214,6 +217,18 @@ class Pipeline:
                 ),
             )
         report_url = quality.report_location(dq_results, ctx.storage)
+        profile_node = step(
+            "data_lineage:PROFILE_COMPLETE",
+            lambda: lineage.record_request(
+                {
+                    "root_id": root_id,
+                    "parent_id": raw_node,
+                    "action_taken": lineage.PROFILE_COMPLETE,
+                    "record": {"storage_location": report_url},
+                },
+                writer,
+            ),
+        )["data_lineage"]["node_id"]
         report = step("dq_check_results", lambda: quality.read_report(report_url, ctx.storage))
         checked = step(
             "dq_check_results",
@@ -228,8 +243,9 @@ class Pipeline:
             "status": "PASSED" if checked["status"] else "FAILED",
             "report_location": report_url,
             "failed_rules": failed_rules,
+            "warnings": report["summary"].get("warnedRules", []),
             "reasons": [
-                {"rule": x["name"], "reason": x["reason"]}
+                {"rule": x["name"], "severity": x.get("severity", "error"), "reason": x["reason"]}
                 for x in report["rulesetResults"][0]["ruleResults"]
                 if x["status"] == "FAILED"
             ],
@@ -242,7 +258,7 @@ class Pipeline:
                 lambda: lineage.record_request(
                     {
                         "root_id": root_id,
-                        "parent_id": raw_node,
+                        "parent_id": profile_node,
                         "action_taken": lineage.DQ_CHECK_FAIL,
                         "record": {"storage_location": checked["storage_location"]},
                     },
@@ -254,7 +270,17 @@ class Pipeline:
                 lambda: notify.send(
                     {
                         "subject": notify.DQ_FAILURE_SUBJECT,
-                        "message": notify.dq_failure_message(landing_location, failed_rules),
+                        "message": notify.dq_failure_message(
+                            landing_location,
+                            failed_rules,
+                            reasons={
+                                r["name"]: r["reason"] for r in quality.failed_results(report)
+                            },
+                            report_location=report_url,
+                        ),
+                        "storage_location": landing_location,
+                        "failed_rules": failed_rules,
+                        "report_location": report_url,
                     },
                     settings=ctx.settings.notify,
                     database=ctx.database,
@@ -273,7 +299,7 @@ class Pipeline:
             lambda: lineage.record_request(
                 {
                     "root_id": root_id,
-                    "parent_id": raw_node,
+                    "parent_id": profile_node,
                     "action_taken": lineage.DQ_CHECK_PASS,
                     "record": {"storage_location": checked["storage_location"]},
                 },
@@ -391,6 +417,14 @@ class Pipeline:
             ),
         )
         calculations = result["calculations"]
+        rows = self._step(
+            "data_lineage:CALCULATION_COMPLETE",
+            execution_id,
+            root_id,
+            lambda: lineage.batch_row_numbers(
+                ctx.storage, item["storage_location"], ctx.settings.pipeline.batch_size
+            ),
+        )
         self._step(
             "data_lineage:CALCULATION_COMPLETE",
             execution_id,
@@ -401,7 +435,7 @@ class Pipeline:
                     "parent_id": parent_id,
                     "action_taken": lineage.CALCULATION_COMPLETE,
                     "storage_location": calculations["storage_location"],
-                    "records": calculations["records"],
+                    "records": lineage.with_row_numbers(calculations["records"], rows),
                 },
                 writer,
             ),
@@ -417,9 +451,10 @@ class Pipeline:
                         "parent_id": parent_id,
                         "action_taken": lineage.CALCULATION_FAILED,
                         "storage_location": calculations["errors_storage_location"],
-                        "records": [
-                            {"node_id": r["node_id"]} for r in calculations["failed_records"]
-                        ],
+                        "records": lineage.with_row_numbers(
+                            ({"node_id": r["node_id"]} for r in calculations["failed_records"]),
+                            rows,
+                        ),
                     },
                     writer,
                 ),

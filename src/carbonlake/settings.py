@@ -89,7 +89,30 @@ class NotifySettings:
     """SMTP server port."""
 
     smtp_timeout_s: float = 10.0
-    """Seconds to wait for the SMTP server before recording the mail as undelivered."""
+    """Seconds to wait for the SMTP server on each attempt."""
+
+    smtp_user: str = ""
+    """User name to log in to the SMTP server with; empty means no login."""
+
+    smtp_password: str = ""
+    """Password for ``smtp_user`` (prefer the environment variable
+    ``CARBONLAKE_NOTIFY__SMTP_PASSWORD`` to writing it in carbonlake.toml)."""
+
+    smtp_starttls: bool = False
+    """Upgrade the SMTP connection with STARTTLS (certificate checked against the
+    system's trusted CAs, or ``SSL_CERT_FILE``) before logging in and sending."""
+
+    webhook_url: str = ""
+    """``http(s)://`` URL that receives each notification as a JSON POST; empty means none."""
+
+    webhook_timeout_s: float = 10.0
+    """Seconds to wait for the webhook on each attempt."""
+
+    retry_attempts: int = 3
+    """Attempts per channel before the notification is recorded as undelivered."""
+
+    retry_backoff_s: float = 0.5
+    """Seconds before the second attempt; each further wait doubles."""
 
 
 @dataclass
@@ -120,12 +143,21 @@ class Settings:
 _SECTIONS = ("storage", "database", "pipeline", "quality", "calculate", "notify")
 
 
-_KIND = {int: "a whole number", float: "a number", str: "text"}
+_KIND = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
 
 def _coerce(section: str, key: str, value: Any, target_type: type, origin: str) -> Any:
     """Convert a raw value from TOML, environment or flags to the field's type."""
     try:
+        if target_type is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off", ""):
+                return False
+            raise ValueError("expected true or false")
         if target_type is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError("not a whole number")
@@ -148,7 +180,7 @@ def _apply(settings: Settings, section: str, values: Mapping[str, Any], origin: 
     """Set the fields of one section, refusing unknown keys with their origin."""
     target = getattr(settings, section)
     fields = {f.name: f for f in dataclasses.fields(target)}
-    type_of = {"int": int, "float": float, "str": str}
+    type_of = {"int": int, "float": float, "str": str, "bool": bool}
     for key, value in values.items():
         name = key.lower()
         if name not in fields:
@@ -213,4 +245,27 @@ def load_settings(
             f"[pipeline] max_concurrency must be at least 1, "
             f"got {settings.pipeline.max_concurrency}"
         )
+    _check_notify(settings.notify)
     return settings
+
+
+def _check_notify(notify: NotifySettings) -> None:
+    """Refuse notification settings that could never deliver, naming the setting."""
+    if notify.retry_attempts < 1:
+        raise ConfigurationError(
+            f"[notify] retry_attempts must be at least 1, got {notify.retry_attempts}"
+        )
+    if notify.retry_backoff_s < 0:
+        raise ConfigurationError(
+            f"[notify] retry_backoff_s must not be negative, got {notify.retry_backoff_s}"
+        )
+    if notify.webhook_url and not notify.webhook_url.lower().startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"[notify] webhook_url must start with http:// or https://, got "
+            f"{notify.webhook_url.split('?')[0]!r}"
+        )
+    for key in ("email_to", "email_from", "smtp_host", "smtp_user"):
+        if any(c in getattr(notify, key) for c in "\r\n"):
+            raise ConfigurationError(f"[notify] {key} must be one line; it holds a line break")
+    if notify.smtp_password and not notify.smtp_user:
+        raise ConfigurationError("[notify] smtp_password is set but smtp_user is not; set both")

@@ -64,7 +64,7 @@ def data_lineage(request: dict[str, Any], *, settings: Settings | None = None) -
     """A lineage request of the spec in; ``{"data_lineage": {...}}`` out (written durably)."""
 
     def call(context: Context) -> dict[str, Any]:
-        writer = lineage.LineageWriter(context.database)
+        writer = lineage.LineageWriter(context.database, context.storage)
         output = lineage.record_request(request, writer)
         writer.flush()
         return output
@@ -82,7 +82,10 @@ def dq_setup(event: dict[str, Any], *, settings: Settings | None = None) -> dict
 def dq_profile(event: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """``{"Name": job_name}`` in; ``{"data_quality": {"results": {...}}}`` out."""
     return _with_context(
-        settings, lambda c: quality.profile(event, storage=c.storage, database=c.database)
+        settings,
+        lambda c: quality.profile(
+            event, storage=c.storage, database=c.database, factor_set=c.factor_set
+        ),
     )
 
 

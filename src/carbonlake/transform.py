@@ -14,12 +14,14 @@ records, each visible only once complete. Typing:
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 
+from . import csvfile
 from ._exceptions import InputDataError
 from .storage import Storage
 
@@ -31,6 +33,12 @@ _GEO = rf"^\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\]\s*$"
 def batch_key(root_id: str, index: int) -> str:
     """The key of the ``index``-th batch file of a root."""
     return f"{root_id}/part_{index:05d}.jsonl"
+
+
+def batch_index(location: str) -> int | None:
+    """The index of a batch file named by :func:`batch_key` (None for other names)."""
+    match = re.fullmatch(r"part_(\d+)\.jsonl", location.rpartition("/")[2])
+    return int(match.group(1)) if match else None
 
 
 def typed(frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
@@ -69,8 +77,8 @@ def split(
     urls: list[str] = []
     records = 0
     with storage.local_path(raw_location) as path:
-        frame = pl.scan_csv(path, infer_schema=False, encoding="utf8", glob=False)
-        columns = frame.collect_schema().names()
+        columns = csvfile.read_header(path)
+        frame = csvfile.scan(path, columns)  # the rows the quality gate checked
         stream = typed(frame, columns).collect_batches(chunk_size=max(batch_size, 50_000))
         for index, batch in enumerate(_exact_batches(iter(stream), batch_size)):
             url = storage.url("transformed", batch_key(root_id, index))

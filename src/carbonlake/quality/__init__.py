@@ -9,40 +9,113 @@ document lands under ``dq-results/<root_id>/`` as the job's output.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._exceptions import InputDataError, StorageError
+from .._exceptions import ConfigurationError, InputDataError, StorageError
 from ..database import Database, utc_now
 from ..storage import Storage
 from . import gate
+from .gate import ListResolver, failed_results, table_rows
 from .rules import Rule, load_rules, rule_to_document, rules_from_document
 
+if TYPE_CHECKING:
+    from ..calculate.factors import FactorSet
+
 __all__ = [
+    "DEFAULT_RULESET_NAME",
+    "ListResolver",
+    "check_file",
     "check_results",
     "cleanup",
     "default_rules",
+    "factor_set_lists",
+    "failed_results",
     "load_ruleset",
     "profile",
+    "read_report",
+    "report_location",
+    "report_passed",
     "setup",
+    "table_rows",
 ]
 
 REPORT_NAME = "report.json"
 PROFILE_NAME = "profile.json"
+DEFAULT_RULESET_NAME = "carbonlake-default-activity-ruleset"
 
 
 def default_rules() -> list[Rule]:
-    """The ruleset shipped with the package."""
+    """The ruleset shipped with the package (``docs/quality.md`` describes each rule)."""
     text = resources.files("carbonlake").joinpath("data/default-ruleset.json").read_text("utf-8")
     return rules_from_document(json.loads(text), "the shipped default ruleset")
 
 
-def load_ruleset(path: str | Path | None) -> list[Rule]:
-    """Rules from ``path``, or the shipped default when no path is given."""
-    return load_rules(Path(path)) if path else default_rules()
+def load_ruleset(path: str | Path | None, setting: str = "[quality] ruleset") -> list[Rule]:
+    """Rules from ``path``, or the shipped default when no path is given.
+
+    ``setting`` names where the path came from, for the error message.
+    """
+    if not path:
+        return default_rules()
+    try:
+        return load_rules(Path(path).expanduser())
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (from {setting})") from exc
+
+
+def factor_set_lists(load: Callable[[], FactorSet]) -> ListResolver:
+    """The run-time lists of the active factor set, loaded on first use only.
+
+    ``@factor_set.category_activity`` is every (category, activity) pair;
+    ``@factor_set.category`` and ``@factor_set.activity`` the single columns.
+    """
+
+    @functools.cache
+    def pairs() -> list[tuple[str, str]]:
+        factors = load().factors
+        categories = [str(v) for v in factors["category"].to_list()]
+        activities = [str(v) for v in factors["activity"].to_list()]
+        return sorted(set(zip(categories, activities, strict=True)))
+
+    def resolve(name: str) -> list[Any]:
+        if name == "@factor_set.category_activity":
+            return [list(pair) for pair in pairs()]
+        if name == "@factor_set.category":
+            return sorted({category for category, _ in pairs()})
+        if name == "@factor_set.activity":
+            return sorted({activity for _, activity in pairs()})
+        raise ConfigurationError(f"unknown list {name}")
+
+    return resolve
+
+
+def check_file(
+    path: Path,
+    rules: list[Rule],
+    *,
+    resolve: ListResolver | None = None,
+    ruleset_name: str = DEFAULT_RULESET_NAME,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Profile a local file and evaluate ``rules`` on it, without moving it.
+
+    Returns ``(report, profile)`` as the profile job writes them.
+    """
+    if not path.is_file():
+        raise InputDataError(f"{path} does not exist or is not a file")
+    started = utc_now()
+    try:
+        report, file_profile = gate.evaluate(
+            path, rules, resolve=resolve, ruleset_name=ruleset_name
+        )
+    except OSError as exc:
+        raise InputDataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return {"location": path.resolve().as_uri(), "startedOn": started, **report}, file_profile
 
 
 def _arn(kind: str, name: str) -> str:
@@ -105,11 +178,18 @@ def _resource(database: Database, name: str, kind: str) -> dict[str, Any]:
     return resource
 
 
-def profile(event: dict[str, Any], *, storage: Storage, database: Database) -> dict[str, Any]:
+def profile(
+    event: dict[str, Any],
+    *,
+    storage: Storage,
+    database: Database,
+    factor_set: FactorSet | None = None,
+) -> dict[str, Any]:
     """Run the profile job named ``event["Name"]`` over the whole file.
 
     Returns a DescribeJobRun-like result whose ``Outputs[0].Location`` points at
-    the validation report (``Outputs[1]`` at the profile).
+    the validation report (``Outputs[1]`` at the profile). ``factor_set`` feeds
+    the ``@factor_set...`` lists rules may use.
     """
     job_name = event.get("Name") or event.get("job_name")
     if not job_name:
@@ -121,9 +201,22 @@ def profile(event: dict[str, Any], *, storage: Storage, database: Database) -> d
     location = dataset["details"]["storage_location"]
     root_id = job["root_id"]
     started = utc_now()
+    resolve = factor_set_lists(lambda: factor_set) if factor_set is not None else None
+    run_id = f"jr_{uuid.uuid4().hex}"
     with storage.local_path(location) as path:
-        report, file_profile = gate.evaluate(path, rules)
-    report = {"root_id": root_id, "storage_location": location, **report}
+        report, file_profile = gate.evaluate(
+            path, rules, resolve=resolve, ruleset_name=ruleset["name"]
+        )
+    report = {
+        "root_id": root_id,
+        "storage_location": location,
+        "jobName": job_name,
+        "jobRunId": run_id,
+        "location": location,
+        "startedOn": started,
+        "writtenOn": utc_now(),
+        **report,
+    }
     report_url = storage.url("dq-results", f"{root_id}/{REPORT_NAME}")
     profile_url = storage.url("dq-results", f"{root_id}/{PROFILE_NAME}")
     storage.write_bytes(report_url, json.dumps(report, indent=2).encode())
@@ -135,7 +228,7 @@ def profile(event: dict[str, Any], *, storage: Storage, database: Database) -> d
         "data_quality": {
             "results": {
                 "JobName": job_name,
-                "RunId": f"jr_{uuid.uuid4().hex}",
+                "RunId": run_id,
                 "JobRunState": "SUCCEEDED",
                 "State": "SUCCEEDED",
                 "StartedOn": started,
@@ -165,7 +258,10 @@ def report_location(dq_results: dict[str, Any], storage: Storage) -> str:
         if isinstance(results.get(wrapper), dict):
             results = results[wrapper]
     try:
-        location = results["Outputs"][0]["Location"]
+        outputs = results["Outputs"]
+        # The original's check step picks the output whose key names the validation report.
+        reports = [o for o in outputs if str(o["Location"]["Key"]).endswith("report.json")]
+        location = (reports or outputs)[0]["Location"]
         bucket = storage.bucket_from_name(location["Bucket"])
         return storage.url(bucket, location["Key"])
     except (KeyError, IndexError, TypeError) as exc:
@@ -183,6 +279,14 @@ def read_report(url: str, storage: Storage) -> dict[str, Any]:
     return report
 
 
+def report_passed(report: dict[str, Any]) -> bool:
+    """The original's verdict: every ruleset result SUCCEEDED (only error rules fail one)."""
+    rulesets = report.get("rulesetResults")
+    if isinstance(rulesets, list) and rulesets:
+        return all(isinstance(x, dict) and x.get("status") == "SUCCEEDED" for x in rulesets)
+    return bool(report.get("passed"))
+
+
 def check_results(event: dict[str, Any], *, storage: Storage) -> dict[str, Any]:
     """Read the report and move the file from landing to raw (pass) or error (fail)."""
     location = event.get("storage_location")
@@ -190,7 +294,7 @@ def check_results(event: dict[str, Any], *, storage: Storage) -> dict[str, Any]:
     if not location or not isinstance(dq_results, dict):
         raise InputDataError("dq check results needs 'storage_location' and 'dq_results'")
     report = read_report(report_location(dq_results, storage), storage)
-    passed = bool(report.get("passed"))
+    passed = report_passed(report)
     bucket, _ = storage.split(location)
     if bucket != "landing":
         raise InputDataError(f"{location} is not in the landing bucket; nothing to move")

@@ -1,19 +1,34 @@
-"""DataBrew-format data-quality rules: parsing and column-wise evaluation.
+"""DataBrew-format data-quality rules: the rule model, loading, and the check parser.
 
-A rule is ``{"Name", "Disabled", "CheckExpression", "SubstitutionMap"}`` as AWS
-Glue DataBrew writes it. A check is either an *aggregate* check (it uses
-``AGG(...)``: one verdict for the whole file) or a *per-row* check (columns
-compared row by row: the file passes when every row passes). Both compile to
-Polars expressions evaluated over the whole file, never row by row in Python.
+A rule is AWS Glue DataBrew's ``{"Name", "Disabled", "CheckExpression",
+"SubstitutionMap", "Threshold", "ColumnSelectors"}`` plus carbonlake's
+``"Severity": "error" | "warn"``. ``SubstitutionMap`` is the API's dict or
+CloudFormation's list of ``{ValueReference, Value}``. A check expression parses
+into the small tree below; :mod:`carbonlake.quality.compiler` turns the tree
+into Polars expressions. Everything wrong with a rule (syntax, an unknown
+aggregate, a missing substitution, a bad regex or list) is refused here, with
+the rule's name, before any data is read.
 
-Supported now: ``AGG(ROWS_COUNT)``, ``AGG(COLUMNS_COUNT)``, column aggregates
-``AGG(:col, STAT)`` for the STATS below, per-row column references, the
-comparisons ``== != < <= > >=``, ``and``/``or`` and parentheses, keywords in
-any case. Anything else is refused with the rule's name before data is read.
+Grammar (keywords in any case; ``docs/quality.md`` has the full reference)::
+
+    check      := and_check ("or" and_check)*
+    and_check  := atom ("and" atom)*
+    atom       := "(" check ")" | [operand] predicate
+    predicate  := ("==" | "!=" | "<" | "<=" | ">" | ">=") operand
+                | ["not"] ("is_between" | "is between") operand "and" operand
+                | ["not"] "in" list
+                | ["not"] ("starts_with" | "ends_with" | "contains" | "matches") operand
+                | "is_missing" | "is_not_missing"
+    operand    := "AGG(" [":col" ","] STAT ["," param] ")" | "length(" :col ")"
+                | "(" :col "," :col ... ")" | :ref | number | 'text'
+
+The operand before a predicate is left out exactly when the rule has
+``ColumnSelectors``: the check then applies to each selected column.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,74 +41,237 @@ from .._exceptions import ConfigurationError
 
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
 
-DATASET_STATS = ("ROWS_COUNT", "COLUMNS_COUNT")
-COLUMN_STATS = (
-    "MISSING_VALUES_COUNT",
-    "MISSING_VALUES_PERCENTAGE",
-    "DUPLICATE_VALUES_COUNT",
-    "DUPLICATE_VALUES_PERCENTAGE",
-    "DISTINCT_VALUES_COUNT",
-    "DISTINCT_VALUES_PERCENTAGE",
-    "UNIQUE_VALUES_COUNT",
-    "UNIQUE_VALUES_PERCENTAGE",
+DATASET_STATS = (
+    "ROWS_COUNT",
+    "COLUMNS_COUNT",
+    "DUPLICATE_ROWS_COUNT",
+    "DUPLICATE_ROWS_PERCENTAGE",
+)
+COUNT_STATS = (
+    "MISSING_VALUES",
+    "DUPLICATE_VALUES",
+    "DISTINCT_VALUES",
+    "UNIQUE_VALUES",
+    "VALID_VALUES",
+    "Z_SCORE_OUTLIERS",
+)
+VALUE_STATS = (
     "MIN",
     "MAX",
     "MEAN",
     "MEDIAN",
+    "MODE",
     "SUM",
     "STANDARD_DEVIATION",
     "VARIANCE",
+    "ENTROPY",
+    "SKEWNESS",
+    "KURTOSIS",
+    "QUANTILE",
+)
+COLUMN_STATS = (
+    *(f"{prefix}_{unit}" for prefix in COUNT_STATS for unit in ("COUNT", "PERCENTAGE")),
+    *VALUE_STATS,
+)
+DEFAULT_Z_SCORE = 3.0
+"""A value is a z-score outlier when it is more than this many standard deviations from the mean."""
+
+THRESHOLD_TYPES = ("GREATER_THAN_OR_EQUAL", "LESS_THAN_OR_EQUAL", "GREATER_THAN", "LESS_THAN")
+THRESHOLD_UNITS = ("COUNT", "PERCENTAGE")
+SEVERITIES = ("error", "warn")
+RULE_KEYS = (
+    "Name",
+    "Disabled",
+    "CheckExpression",
+    "SubstitutionMap",
+    "Threshold",
+    "ColumnSelectors",
+    "Severity",
+    "Description",
 )
 
+REFERENCE_LISTS: dict[str, int] = {
+    "@factor_set.category_activity": 2,
+    "@factor_set.category": 1,
+    "@factor_set.activity": 1,
+}
+"""Lists carbonlake supplies at run time, usable as the value of ``IN``; name -> arity.
+``@factor_set.category_activity`` is every (category, activity) pair of the active factor set."""
+
+IMPLICIT = "\x00selected column"
+"""Column placeholder in checks of rules with ColumnSelectors; bound per selected column."""
+
+_STRING_TESTS = ("STARTS_WITH", "ENDS_WITH", "CONTAINS", "MATCHES")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _TOKEN = re.compile(
     r"\s*(?:(?P<op>==|!=|<=|>=|<|>)|(?P<punct>[(),])|(?P<ref>:[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<string>'[^']*'|\"[^\"]*\"))"
 )
 
 
+# -- the rule -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """How many rows must pass a per-row check: ``passing <Type> Value <Unit>``."""
+
+    value: float
+    type: str = "GREATER_THAN_OR_EQUAL"
+    unit: str = "COUNT"
+
+    def satisfied(self, passing_rows: int, total_rows: int) -> bool:
+        """Whether ``passing_rows`` out of ``total_rows`` meet the threshold."""
+        return compare_numbers(self.type, self.measure(passing_rows, total_rows), self.value)
+
+    def measure(self, passing_rows: int, total_rows: int) -> float:
+        """Passing rows in the threshold's unit (a count, or a percentage of all rows)."""
+        if self.unit == "PERCENTAGE":
+            return passing_rows * 100.0 / total_rows if total_rows else 100.0
+        return float(passing_rows)
+
+    def describe(self) -> str:
+        """``>= 95%`` style text."""
+        symbol = {
+            "GREATER_THAN_OR_EQUAL": ">=",
+            "LESS_THAN_OR_EQUAL": "<=",
+            "GREATER_THAN": ">",
+            "LESS_THAN": "<",
+        }[self.type]
+        unit = "%" if self.unit == "PERCENTAGE" else " rows"
+        return f"{symbol} {self.value:g}{unit}"
+
+
+def compare_numbers(threshold_type: str, measured: float, value: float) -> bool:
+    """``measured <type> value`` for a Threshold type name."""
+    return {
+        "GREATER_THAN_OR_EQUAL": measured >= value,
+        "LESS_THAN_OR_EQUAL": measured <= value,
+        "GREATER_THAN": measured > value,
+        "LESS_THAN": measured < value,
+    }[threshold_type]
+
+
+@dataclass(frozen=True)
+class ColumnSelector:
+    """Selects columns by exact ``name`` or by ``regex`` (matching the whole name)."""
+
+    name: str | None = None
+    regex: str | None = None
+
+    def to_document(self) -> dict[str, str]:
+        """The DataBrew form."""
+        return {"Name": self.name} if self.name is not None else {"Regex": self.regex or ""}
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One data-quality rule, its substitutions resolved."""
+    """One data-quality rule as written, its substitutions resolved to strings."""
 
     name: str
     check_expression: str
     substitution_map: dict[str, str] = field(default_factory=dict)
     disabled: bool = False
     severity: str = "error"
+    threshold: Threshold | None = None
+    column_selectors: tuple[ColumnSelector, ...] = ()
 
     @property
     def definition(self) -> str:
-        """The check expression with its substitutions filled in, for reports."""
-        text = self.check_expression
-        for ref in sorted(self.substitution_map, key=len, reverse=True):
-            text = text.replace(ref, self.substitution_map[ref])
-        return text
+        """The check expression with its substitutions filled in, for people."""
+        return fill_substitutions(self.check_expression, self.substitution_map)
+
+    def to_document(self) -> dict[str, Any]:
+        """The DataBrew-format dict of the rule (what a report's ``definition`` holds)."""
+        document: dict[str, Any] = {
+            "Name": self.name,
+            "Disabled": self.disabled,
+            "CheckExpression": self.check_expression,
+            "SubstitutionMap": dict(self.substitution_map),
+        }
+        if self.threshold is not None:
+            document["Threshold"] = {
+                "Value": self.threshold.value,
+                "Type": self.threshold.type,
+                "Unit": self.threshold.unit,
+            }
+        if self.column_selectors:
+            document["ColumnSelectors"] = [s.to_document() for s in self.column_selectors]
+        document["Severity"] = self.severity
+        return document
 
 
-# -- the expression tree --------------------------------------------------------
+def fill_substitutions(text: str, substitutions: dict[str, str]) -> str:
+    """Replace every ``:ref`` of ``text`` by its value (longest references first)."""
+
+    def value(match: re.Match[str]) -> str:
+        return substitutions.get(match.group(0), match.group(0))
+
+    return re.sub(r":[A-Za-z_][A-Za-z0-9_]*", value, text)
+
+
+# -- the check tree -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column reference."""
+    """A column's value in each row (text, surrounding spaces removed)."""
 
     name: str
 
 
 @dataclass(frozen=True)
 class Literal:
-    """A number or a string."""
+    """A number or a text; ``text`` is how it was written."""
 
     value: float | str
+    text: str
+
+
+@dataclass(frozen=True)
+class ListValue:
+    """The value list of ``IN``: numbers, texts, or tuples of texts (for a column tuple)."""
+
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A list carbonlake supplies at run time (see :data:`REFERENCE_LISTS`)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Length:
+    """``length(:col)``: the number of characters of the column's value."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class ColumnTuple:
+    """``(:a, :b)``: several columns' values together, for ``IN``."""
+
+    columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Agg:
-    """``AGG(STAT)`` over the dataset or ``AGG(:col, STAT)`` over one column."""
+    """``AGG(STAT)`` over the dataset, or a column statistic with optional parameter."""
 
     stat: str
-    column: str | None
+    column: str | None = None
+    param: float | None = None
+
+    def describe(self) -> str:
+        """``MISSING_VALUES_COUNT of asset_id`` style text."""
+        param = f"({self.param:g})" if self.param is not None else ""
+        return f"{self.stat}{param}" + (f" of {self.column}" if self.column else "")
+
+
+Operand = Column | Literal | Length | ColumnTuple | Agg
 
 
 @dataclass(frozen=True)
@@ -101,8 +279,45 @@ class Compare:
     """``left op right``."""
 
     op: str
-    left: Column | Literal | Agg
-    right: Column | Literal | Agg
+    left: Operand
+    right: Operand
+
+
+@dataclass(frozen=True)
+class Between:
+    """``subject IS_BETWEEN low AND high`` (both ends included)."""
+
+    subject: Operand
+    low: Operand
+    high: Operand
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class InList:
+    """``subject IN list``."""
+
+    subject: Operand
+    values: ListValue | Reference
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class StringTest:
+    """``subject STARTS_WITH | ENDS_WITH | CONTAINS | MATCHES value``."""
+
+    op: str
+    subject: Operand
+    value: Operand
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class MissingTest:
+    """``subject IS_MISSING`` (null, empty or spaces only) or ``IS_NOT_MISSING``."""
+
+    subject: Operand
+    negated: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,13 +328,17 @@ class Logical:
     parts: tuple[Check, ...]
 
 
-Check = Compare | Logical
-Operand = Column | Literal | Agg
+Condition = Compare | Between | InList | StringTest | MissingTest
+Check = Condition | Logical
+
+
+# -- parsing ----------------------------------------------------------------------------
 
 
 class _Parser:
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
+        self.implicit = bool(rule.column_selectors)
         self.tokens: list[tuple[str, str]] = []
         text = rule.check_expression
         pos = 0
@@ -128,7 +347,7 @@ class _Parser:
                 break
             match = _TOKEN.match(text, pos)
             if not match:
-                self.fail(f"cannot read the expression at {text[pos:]!r}")
+                self.fail(f"cannot read the expression at {text[pos:].strip()!r}")
             assert match is not None
             kind = match.lastgroup or ""
             self.tokens.append((kind, match.group(kind)))
@@ -140,8 +359,14 @@ class _Parser:
             f"rule {self.rule.name!r}: {message} (CheckExpression {self.rule.check_expression!r})"
         )
 
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+    # -- tokens
+    def peek(self, ahead: int = 0) -> tuple[str, str] | None:
+        index = self.pos + ahead
+        return self.tokens[index] if index < len(self.tokens) else None
+
+    def peek_word(self, ahead: int = 0) -> str | None:
+        token = self.peek(ahead)
+        return token[1].upper() if token and token[0] == "word" else None
 
     def take(self) -> tuple[str, str]:
         token = self.peek()
@@ -156,103 +381,267 @@ class _Parser:
         if text.upper() != value:
             self.fail(f"expected {value!r}, found {text!r}")
 
+    # -- grammar
     def parse(self) -> Check:
         check = self.parse_or()
-        if self.peek() is not None:
-            self.fail(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
+        token = self.peek()
+        if token is not None:
+            self.fail(f"unexpected {token[1]!r}")
         return check
 
     def parse_or(self) -> Check:
         parts = [self.parse_and()]
-        while (tok := self.peek()) and tok[0] == "word" and tok[1].lower() == "or":
+        while self.peek_word() == "OR":
             self.take()
             parts.append(self.parse_and())
         return parts[0] if len(parts) == 1 else Logical("or", tuple(parts))
 
     def parse_and(self) -> Check:
         parts = [self.parse_atom()]
-        while (tok := self.peek()) and tok[0] == "word" and tok[1].lower() == "and":
+        while self.peek_word() == "AND":
             self.take()
             parts.append(self.parse_atom())
         return parts[0] if len(parts) == 1 else Logical("and", tuple(parts))
 
     def parse_atom(self) -> Check:
-        tok = self.peek()
-        if tok == ("punct", "("):
-            # A parenthesis opens either a sub-check or nothing else: operands never start so.
+        token = self.peek()
+        is_tuple = self.peek(1) is not None and self.peek(2) == ("punct", ",")
+        if token == ("punct", "(") and not is_tuple:
             self.take()
             inner = self.parse_or()
             self.expect(")")
             return inner
-        left = self.parse_operand()
+        if self.starts_predicate():
+            if not self.implicit:
+                self.fail(
+                    "the condition has nothing on its left; name a column (':col > :val') "
+                    "or give the rule ColumnSelectors"
+                )
+            subject: Operand = Column(IMPLICIT)
+        else:
+            subject = self.parse_operand()
+            if isinstance(subject, Column | Length) and self.implicit:
+                self.fail(
+                    "the rule has ColumnSelectors, so its conditions apply to the selected "
+                    "columns: leave the column out on the left (e.g. '> :val')"
+                )
+        return self.parse_predicate(subject)
+
+    def starts_predicate(self) -> bool:
+        token = self.peek()
+        if token is None:
+            return False
+        if token[0] == "op":
+            return True
+        word = self.peek_word()
+        return word is not None and word not in ("AGG", "LENGTH") and self.is_predicate_word(word)
+
+    @staticmethod
+    def is_predicate_word(word: str) -> bool:
+        return (
+            word in ("IS", "IN", "NOT", "BETWEEN", "IS_BETWEEN", "IS_NOT_BETWEEN")
+            or word in ("IS_MISSING", "IS_NOT_MISSING", "NOT_IN")
+            or word.removeprefix("NOT_") in _STRING_TESTS
+        )
+
+    def parse_predicate(self, subject: Operand) -> Condition:
         kind, text = self.take()
-        if kind != "op":
-            self.fail(
-                f"expected a comparison (==, !=, <, <=, >, >=) after the operand, got {text!r}"
-            )
-        right = self.parse_operand()
-        return Compare(text, left, right)
+        if kind == "op":
+            return Compare(text, subject, self.parse_operand())
+        word = text.upper()
+        negated = False
+        if word == "NOT":
+            negated = True
+            word = self.take()[1].upper()
+        elif word.startswith("NOT_"):
+            negated, word = True, word.removeprefix("NOT_")
+        if word == "IS":
+            word = self.take()[1].upper()
+            if word == "NOT":
+                negated = not negated
+                word = self.take()[1].upper()
+            word = {"BETWEEN": "IS_BETWEEN", "MISSING": "IS_MISSING"}.get(word, word)
+        if word in ("IS_NOT_BETWEEN", "IS_NOT_MISSING"):
+            negated, word = not negated, word.replace("IS_NOT_", "IS_")
+        if word in ("IS_BETWEEN", "BETWEEN"):
+            low = self.parse_operand()
+            self.expect("AND")
+            return Between(subject, low, self.parse_operand(), negated)
+        if word == "IS_MISSING":
+            return MissingTest(subject, negated)
+        if word == "IN":
+            return InList(subject, self.parse_list(subject), negated)
+        if word in _STRING_TESTS:
+            value = self.parse_operand()
+            if word == "MATCHES":
+                self.check_regex(value)
+            return StringTest(word, subject, value, negated)
+        self.fail(
+            f"expected a condition (==, !=, <, <=, >, >=, IS_BETWEEN, IN, NOT IN, STARTS_WITH, "
+            f"ENDS_WITH, CONTAINS, MATCHES, IS_MISSING) but found {text!r}"
+        )
+        raise AssertionError("unreachable")
 
     def substitute(self, ref: str) -> str:
         if ref not in self.rule.substitution_map:
             self.fail(f"{ref} is not in the SubstitutionMap")
         return self.rule.substitution_map[ref]
 
+    def parse_list(self, subject: Operand) -> ListValue | Reference:
+        kind, text = self.take()
+        if kind != "ref":
+            self.fail(f"IN needs a :reference to a JSON array in the SubstitutionMap, not {text!r}")
+        raw = self.substitute(text).strip()
+        arity = len(subject.columns) if isinstance(subject, ColumnTuple) else 1
+        if raw.startswith("@"):
+            if raw not in REFERENCE_LISTS:
+                self.fail(f"{text} is {raw!r}; known lists are {', '.join(REFERENCE_LISTS)}")
+            if REFERENCE_LISTS[raw] != arity:
+                self.fail(
+                    f"{raw} holds {REFERENCE_LISTS[raw]}-part values but the left side has "
+                    f"{arity} part(s)"
+                )
+            return Reference(raw)
+        try:
+            values = json.loads(raw)
+        except json.JSONDecodeError:
+            values = None
+        if not isinstance(values, list):
+            self.fail(f'{text} must be a JSON array such as ["a", "b"] or [1, 2, 3], not {raw!r}')
+        assert isinstance(values, list)
+        if arity > 1 and not all(isinstance(v, list) and len(v) == arity for v in values):
+            self.fail(f"{text} must be a JSON array of {arity}-element arrays for {arity} columns")
+        if arity == 1 and any(isinstance(v, list | dict) for v in values):
+            self.fail(f"{text} must be a JSON array of numbers or texts")
+        return ListValue(tuple(tuple(v) if isinstance(v, list) else v for v in values))
+
+    def check_regex(self, value: Operand) -> None:
+        if not isinstance(value, Literal):
+            self.fail("MATCHES needs a regular expression value, not a column")
+        assert isinstance(value, Literal)
+        try:
+            pl.select(pl.lit("").str.contains(value.text)).item()
+        except pl.exceptions.PolarsError as exc:
+            first = str(exc).strip().splitlines()
+            self.fail(f"{value.text!r} is not a valid regular expression: {' '.join(first[:3])}")
+
     def parse_operand(self) -> Operand:
         kind, text = self.take()
-        if kind == "word" and text.upper() == "AGG":
+        word = text.upper() if kind == "word" else None
+        if word == "AGG":
+            return self.parse_agg()
+        if word == "LENGTH":
             self.expect("(")
-            args: list[str] = []
-            while True:
-                args.append(self.take()[1])
-                sep = self.take()[1]
-                if sep == ")":
-                    break
-                if sep != ",":
-                    self.fail(f"expected ',' or ')' in AGG(...), found {sep!r}")
-            if len(args) == 1:
-                stat = args[0].upper()
-                if stat not in DATASET_STATS:
-                    self.fail(
-                        f"AGG({args[0]}) is not supported; dataset aggregates are "
-                        f"{', '.join(DATASET_STATS)}"
-                    )
-                return Agg(stat, None)
-            if len(args) == 2 and args[0].startswith(":"):
-                stat = args[1].upper()
-                if stat not in COLUMN_STATS:
-                    self.fail(
-                        f"column aggregate {args[1]!r} is not supported; use one of "
-                        f"{', '.join(COLUMN_STATS)}"
-                    )
-                return Agg(stat, column_name(self.substitute(args[0])))
-            self.fail("AGG takes (STAT) or (:column, STAT)")
+            if self.peek() == ("punct", ")") and self.implicit:
+                self.take()
+                return Length(IMPLICIT)
+            column = self.column_of(self.take())
+            self.expect(")")
+            return Length(column)
+        if (kind, text) == ("punct", "("):
+            columns = [self.column_of(self.take())]
+            while self.peek() == ("punct", ","):
+                self.take()
+                columns.append(self.column_of(self.take()))
+            self.expect(")")
+            return ColumnTuple(tuple(columns))
         if kind == "ref":
             value = self.substitute(text)
-            if value.startswith("`") and value.endswith("`"):
-                return Column(value[1:-1])
-            return Literal(_number_or_text(value))
+            if _is_column(value):
+                return Column(column_name(value))
+            return _literal(value)
         if kind == "number":
-            return Literal(float(text))
+            return Literal(float(text), text)
         if kind == "string":
-            return Literal(text[1:-1])
+            return Literal(text[1:-1], text[1:-1])
         self.fail(f"unexpected {text!r} where a value, a column or AGG(...) was expected")
         raise AssertionError("unreachable")
+
+    def column_of(self, token: tuple[str, str]) -> str:
+        kind, text = token
+        if kind != "ref":
+            self.fail(f"expected a :column reference, found {text!r}")
+        return column_name(self.substitute(text))
+
+    def parse_agg(self) -> Agg:
+        self.expect("(")
+        args: list[tuple[str, str]] = []
+        while True:
+            args.append(self.take())
+            _, sep = self.take()
+            if sep == ")":
+                break
+            if sep != ",":
+                self.fail(f"expected ',' or ')' in AGG(...), found {sep!r}")
+        column: str | None = None
+        if args[0][0] == "ref":
+            if self.implicit:
+                self.fail(
+                    "the rule has ColumnSelectors, so AGG applies to the selected columns: "
+                    "write AGG(STAT), not AGG(:col, STAT)"
+                )
+            column = column_name(self.substitute(args[0][1]))
+            args = args[1:]
+        if not args or args[0][0] != "word" or len(args) > 2:
+            self.fail("AGG takes (STAT), (:column, STAT) or (:column, STAT, parameter)")
+        stat = args[0][1].upper()
+        param = self.agg_param(stat, args[1] if len(args) == 2 else None)
+        if stat in DATASET_STATS:
+            if column is not None:
+                self.fail(f"AGG({stat}) is about the whole dataset; it takes no column")
+            return Agg(stat)
+        if stat not in COLUMN_STATS:
+            self.fail(
+                f"aggregate {args[0][1]!r} is not supported; dataset aggregates are "
+                f"{', '.join(DATASET_STATS)}; column aggregates are {', '.join(COLUMN_STATS)}"
+            )
+        if column is None:
+            if not self.implicit:
+                self.fail(
+                    f"AGG({stat}) needs a column: write AGG(:col, {stat}) or give the rule "
+                    "ColumnSelectors"
+                )
+            column = IMPLICIT
+        return Agg(stat, column, param)
+
+    def agg_param(self, stat: str, token: tuple[str, str] | None) -> float | None:
+        takes = stat.startswith("Z_SCORE_OUTLIERS") or stat == "QUANTILE"
+        if token is None:
+            if stat == "QUANTILE":
+                self.fail("AGG(:col, QUANTILE, :q) needs the quantile q between 0 and 1")
+            return DEFAULT_Z_SCORE if takes else None
+        if not takes:
+            self.fail(f"{stat} takes no parameter")
+        kind, text = token
+        raw = self.substitute(text) if kind == "ref" else text
+        if not _NUMBER.fullmatch(raw.strip()):
+            self.fail(f"the parameter of {stat} must be a number, not {raw!r}")
+        value = float(raw)
+        if stat == "QUANTILE" and not 0.0 <= value <= 1.0:
+            self.fail(f"the QUANTILE parameter must be between 0 and 1, not {raw}")
+        if stat != "QUANTILE" and value <= 0:
+            self.fail(f"the z-score threshold must be above 0, not {raw}")
+        return value
+
+
+def _is_column(value: str) -> bool:
+    value = value.strip()
+    return len(value) >= 2 and value.startswith("`") and value.endswith("`")
 
 
 def column_name(value: str) -> str:
     """A column name from a SubstitutionMap value (backticks optional)."""
     value = value.strip()
-    if value.startswith("`") and value.endswith("`"):
+    if _is_column(value):
         return value[1:-1]
     return value
 
 
-def _number_or_text(value: str) -> float | str:
-    try:
-        return float(value)
-    except ValueError:
-        return value
+def _literal(value: str) -> Literal:
+    stripped = value.strip()
+    if _NUMBER.fullmatch(stripped):
+        return Literal(float(stripped), stripped)
+    return Literal(value, value)
 
 
 def parse_check(rule: Rule) -> Check:
@@ -260,50 +649,142 @@ def parse_check(rule: Rule) -> Check:
     return _Parser(rule).parse()
 
 
-def walk_operands(check: Check) -> list[Operand]:
+# -- walking the tree ----------------------------------------------------------------------
+
+
+def conditions_of(check: Check) -> list[Condition]:
+    """Every condition of a check, depth first."""
+    if isinstance(check, Logical):
+        return [c for part in check.parts for c in conditions_of(part)]
+    return [check]
+
+
+def operands_of(check: Check) -> list[Operand]:
     """Every operand of a check, depth first."""
-    if isinstance(check, Compare):
-        return [check.left, check.right]
-    return [op for part in check.parts for op in walk_operands(part)]
+    found: list[Operand] = []
+    for condition in conditions_of(check):
+        if isinstance(condition, Compare):
+            found += [condition.left, condition.right]
+        elif isinstance(condition, Between):
+            found += [condition.subject, condition.low, condition.high]
+        elif isinstance(condition, StringTest):
+            found += [condition.subject, condition.value]
+        else:
+            found.append(condition.subject)
+    return found
 
 
 def is_aggregate(check: Check) -> bool:
     """Whether a check gives one verdict for the file (it uses AGG)."""
-    return any(isinstance(op, Agg) for op in walk_operands(check))
+    return any(isinstance(op, Agg) for op in operands_of(check))
+
+
+def aggregates_of(check: Check) -> list[Agg]:
+    """The distinct aggregates a check needs, in order of appearance."""
+    seen: list[Agg] = []
+    for op in operands_of(check):
+        if isinstance(op, Agg) and op not in seen:
+            seen.append(op)
+    return seen
 
 
 def columns_of(check: Check) -> set[str]:
-    """The columns a check reads."""
-    names = set()
-    for op in walk_operands(check):
-        if isinstance(op, Column):
-            names.add(op.name)
+    """The columns a check reads (the selected-column placeholder excluded)."""
+    names: set[str] = set()
+    for op in operands_of(check):
+        if isinstance(op, Column | Length):
+            names.add(op.name if isinstance(op, Column) else op.column)
+        elif isinstance(op, ColumnTuple):
+            names.update(op.columns)
         elif isinstance(op, Agg) and op.column:
             names.add(op.column)
+    names.discard(IMPLICIT)
     return names
 
 
+def references_of(check: Check) -> list[str]:
+    """The run-time lists a check uses."""
+    return [
+        c.values.name
+        for c in conditions_of(check)
+        if isinstance(c, InList) and isinstance(c.values, Reference)
+    ]
+
+
+def bind(check: Check, column: str) -> Check:
+    """The check of a rule with ColumnSelectors, applied to one selected ``column``."""
+    if isinstance(check, Logical):
+        return Logical(check.op, tuple(bind(part, column) for part in check.parts))
+
+    def operand(op: Any) -> Any:
+        if isinstance(op, Column) and op.name == IMPLICIT:
+            return Column(column)
+        if isinstance(op, Length) and op.column == IMPLICIT:
+            return Length(column)
+        if isinstance(op, Agg) and op.column == IMPLICIT:
+            return dataclasses.replace(op, column=column)
+        return op
+
+    changes = {
+        f.name: operand(getattr(check, f.name))
+        for f in dataclasses.fields(check)
+        if f.name in ("left", "right", "subject", "low", "high", "value")
+    }
+    return dataclasses.replace(check, **changes)
+
+
 def validate(check: Check, rule: Rule) -> None:
-    """Refuse checks that mix aggregates with per-row columns."""
-    operands = walk_operands(check)
-    if any(isinstance(o, Agg) for o in operands) and any(isinstance(o, Column) for o in operands):
+    """Refuse checks that cannot mean anything, naming the rule."""
+    operands = operands_of(check)
+    has_agg = any(isinstance(o, Agg) for o in operands)
+    has_row = any(isinstance(o, Column | Length | ColumnTuple) for o in operands)
+    if has_agg and has_row:
         raise ConfigurationError(
             f"rule {rule.name!r} mixes AGG(...) with per-row column references; "
             "split it into an aggregate rule and a per-row rule"
         )
+    if has_agg and rule.threshold is not None:
+        raise ConfigurationError(
+            f"rule {rule.name!r} has a Threshold, which applies to per-row checks only; "
+            "remove it or compare the aggregate with a value instead"
+        )
+    for condition in conditions_of(check):
+        parts = operands_of(condition)
+        if not any(isinstance(o, Agg | Column | Length | ColumnTuple) for o in parts):
+            raise ConfigurationError(
+                f"rule {rule.name!r}: the condition {_describe(condition)} compares values only; "
+                "put column names in backticks in the SubstitutionMap "
+                '(":col1": "`raw_data`") so they are read as columns'
+            )
+        if not isinstance(condition, InList) and any(isinstance(o, ColumnTuple) for o in parts):
+            raise ConfigurationError(
+                f"rule {rule.name!r}: a column tuple (:a, :b) can only be used with IN / NOT IN"
+            )
 
 
-# -- loading ----------------------------------------------------------------------
+def _describe(condition: Condition) -> str:
+    def text(op: Operand) -> str:
+        return repr(op.text) if isinstance(op, Literal) else type(op).__name__
+
+    if isinstance(condition, Compare):
+        return f"{text(condition.left)} {condition.op} {text(condition.right)}"
+    return type(condition).__name__
+
+
+# -- loading --------------------------------------------------------------------------------
 
 
 def _substitution_map(raw: Any, name: str) -> dict[str, str]:
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
     if raw is None:
         return {}
     if isinstance(raw, dict):
-        return {str(k): str(v) for k, v in raw.items()}
+        return {str(k): text(v) for k, v in raw.items()}
     if isinstance(raw, list):  # CloudFormation's [{ValueReference, Value}]
         try:
-            return {str(item["ValueReference"]): str(item["Value"]) for item in raw}
+            return {str(item["ValueReference"]): text(item["Value"]) for item in raw}
         except (KeyError, TypeError) as exc:
             raise ConfigurationError(
                 f"rule {name!r}: SubstitutionMap list items need ValueReference and Value"
@@ -311,31 +792,131 @@ def _substitution_map(raw: Any, name: str) -> dict[str, str]:
     raise ConfigurationError(f"rule {name!r}: SubstitutionMap must be an object or a list")
 
 
-def rules_from_document(document: Any, origin: str) -> list[Rule]:
-    """Rules from a parsed ruleset document: a list of rules or ``{"Rules": [...]}``."""
+def _threshold(raw: Any, name: str) -> Threshold | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or "Value" not in raw:
+        raise ConfigurationError(
+            f'rule {name!r}: Threshold must be an object with a Value, e.g. {{"Value": 95, '
+            '"Type": "GREATER_THAN_OR_EQUAL", "Unit": "PERCENTAGE"}'
+        )
+    unknown = set(raw) - {"Value", "Type", "Unit"}
+    if unknown:
+        raise ConfigurationError(
+            f"rule {name!r}: Threshold has unknown field(s) {', '.join(sorted(unknown))}; "
+            "use Value, Type and Unit"
+        )
+    value = raw["Value"]
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigurationError(f"rule {name!r}: Threshold Value must be a number")
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"rule {name!r}: Threshold Value must be a number, not {value!r}"
+        ) from exc
+    kind = str(raw.get("Type", "GREATER_THAN_OR_EQUAL")).upper()
+    unit = str(raw.get("Unit", "COUNT")).upper()
+    if kind not in THRESHOLD_TYPES:
+        raise ConfigurationError(
+            f"rule {name!r}: Threshold Type {raw.get('Type')!r} is not one of "
+            f"{', '.join(THRESHOLD_TYPES)}"
+        )
+    if unit not in THRESHOLD_UNITS:
+        raise ConfigurationError(
+            f"rule {name!r}: Threshold Unit {raw.get('Unit')!r} is not COUNT or PERCENTAGE"
+        )
+    if number < 0 or (unit == "PERCENTAGE" and number > 100):
+        raise ConfigurationError(
+            f"rule {name!r}: Threshold Value {value!r} is out of range for unit {unit}"
+        )
+    return Threshold(number, kind, unit)
+
+
+def _column_selectors(raw: Any, name: str) -> tuple[ColumnSelector, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise ConfigurationError(
+            f'rule {name!r}: ColumnSelectors must be a non-empty list of {{"Name": ...}} or '
+            '{"Regex": ...}'
+        )
+    selectors = []
+    for item in raw:
+        if not isinstance(item, dict) or len(item) != 1 or not ({"Name", "Regex"} & set(item)):
+            raise ConfigurationError(
+                f"rule {name!r}: each ColumnSelector has exactly one of Name or Regex, not {item!r}"
+            )
+        if "Name" in item:
+            selectors.append(ColumnSelector(name=str(item["Name"]).strip()))
+            continue
+        pattern = str(item["Regex"])
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigurationError(
+                f"rule {name!r}: ColumnSelector Regex {pattern!r} is not a valid regular "
+                f"expression: {exc}"
+            ) from exc
+        selectors.append(ColumnSelector(regex=pattern))
+    return tuple(selectors)
+
+
+def _rules_list(document: Any, origin: str) -> list[Any]:
+    if isinstance(document, dict) and isinstance(document.get("Properties"), dict):
+        document = document["Properties"]  # a CloudFormation AWS::DataBrew::Ruleset resource
     items = document.get("Rules") if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise ConfigurationError(
             f"ruleset {origin} must be a JSON list of rules or an object with 'Rules'"
         )
-    rules = []
-    for index, item in enumerate(items):
+    return items
+
+
+def rules_from_document(document: Any, origin: str) -> list[Rule]:
+    """Rules from a parsed ruleset document: a list of rules or ``{"Rules": [...]}``.
+
+    Every enabled rule is parsed and checked now, so a bad rule is reported
+    before any file is read.
+    """
+    rules: list[Rule] = []
+    names: set[str] = set()
+    for index, item in enumerate(_rules_list(document, origin)):
         if not isinstance(item, dict) or not item.get("Name") or not item.get("CheckExpression"):
             raise ConfigurationError(
-                f"ruleset {origin}: rule {index} needs 'Name' and 'CheckExpression'"
+                f"ruleset {origin}: rule {index + 1} needs 'Name' and 'CheckExpression'"
             )
         name = str(item["Name"])
-        severity = str(item.get("Severity", "error")).lower()
-        if severity not in ("error", "warn"):
+        unknown = sorted(set(item) - set(RULE_KEYS))
+        if unknown:
             raise ConfigurationError(
-                f"ruleset {origin}: rule {name!r} has Severity {severity!r}; use error or warn"
+                f"ruleset {origin}: rule {name!r} has unknown field(s) {', '.join(unknown)}; "
+                f"known fields: {', '.join(RULE_KEYS)}"
+            )
+        if name in names:
+            raise ConfigurationError(
+                f"ruleset {origin}: two rules are named {name!r}; rule names must be unique"
+            )
+        names.add(name)
+        severity = str(item.get("Severity", "error")).lower()
+        if severity not in SEVERITIES:
+            raise ConfigurationError(
+                f"ruleset {origin}: rule {name!r} has Severity {item.get('Severity')!r}; "
+                "use error or warn"
+            )
+        disabled = item.get("Disabled", False)
+        if not isinstance(disabled, bool):
+            raise ConfigurationError(
+                f"ruleset {origin}: rule {name!r} has Disabled {disabled!r}; use true or false"
             )
         rule = Rule(
             name=name,
             check_expression=str(item["CheckExpression"]),
             substitution_map=_substitution_map(item.get("SubstitutionMap"), name),
-            disabled=bool(item.get("Disabled", False)),
+            disabled=disabled,
             severity=severity,
+            threshold=_threshold(item.get("Threshold"), name),
+            column_selectors=_column_selectors(item.get("ColumnSelectors"), name),
         )
         if not rule.disabled:
             validate(parse_check(rule), rule)
@@ -346,137 +927,18 @@ def rules_from_document(document: Any, origin: str) -> list[Rule]:
 def load_rules(path: Path) -> list[Rule]:
     """Rules from a ruleset JSON file; any problem is a ConfigurationError naming the file."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError as exc:
         raise ConfigurationError(f"ruleset file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigurationError(f"ruleset file {path} is a directory, not a JSON file") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"ruleset file {path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise ConfigurationError(f"ruleset file {path} cannot be read: {exc}") from exc
     return rules_from_document(document, str(path))
 
 
 def rule_to_document(rule: Rule) -> dict[str, Any]:
     """The DataBrew-format dict of a rule (for storing the ruleset with its job)."""
-    return {
-        "Name": rule.name,
-        "Disabled": rule.disabled,
-        "CheckExpression": rule.check_expression,
-        "SubstitutionMap": rule.substitution_map,
-        "Severity": rule.severity,
-    }
-
-
-# -- compiling to Polars ------------------------------------------------------------
-
-
-def missing(column: str) -> pl.Expr:
-    """Null, empty or whitespace-only cells count as missing."""
-    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
-
-
-def numeric(column: str) -> pl.Expr:
-    """A column read as numbers; cells that are not numbers become null."""
-    return pl.col(column).str.strip_chars().cast(pl.Float64, strict=False)
-
-
-def agg_expr(agg: Agg, total_columns: int) -> pl.Expr:
-    """A scalar expression for one aggregate."""
-    if agg.column is None:
-        if agg.stat == "ROWS_COUNT":
-            return pl.len().cast(pl.Float64)
-        return pl.lit(float(total_columns))
-    col = agg.column
-    present = pl.col(col).filter(~missing(col))
-    rows = pl.len().cast(pl.Float64)
-    counts = {
-        "MISSING_VALUES": missing(col).sum().cast(pl.Float64),
-        "DUPLICATE_VALUES": (present.count() - present.n_unique()).cast(pl.Float64),
-        "DISTINCT_VALUES": present.n_unique().cast(pl.Float64),
-        "UNIQUE_VALUES": present.is_unique().sum().cast(pl.Float64),
-    }
-    for prefix, expr in counts.items():
-        if agg.stat == f"{prefix}_COUNT":
-            return expr
-        if agg.stat == f"{prefix}_PERCENTAGE":
-            return pl.when(rows > 0).then(expr * 100.0 / rows).otherwise(0.0)
-    values = numeric(col)
-    stats = {
-        "MIN": values.min(),
-        "MAX": values.max(),
-        "MEAN": values.mean(),
-        "MEDIAN": values.median(),
-        "SUM": values.sum(),
-        "STANDARD_DEVIATION": values.std(),
-        "VARIANCE": values.var(),
-    }
-    return stats[agg.stat].cast(pl.Float64)
-
-
-def _compare(op: str, left: pl.Expr, right: pl.Expr) -> pl.Expr:
-    return {
-        "==": left == right,
-        "!=": left != right,
-        "<": left < right,
-        "<=": left <= right,
-        ">": left > right,
-        ">=": left >= right,
-    }[op]
-
-
-def row_expr(check: Check) -> pl.Expr:
-    """A per-row boolean: true where the row passes (null counts as failing)."""
-    if isinstance(check, Logical):
-        parts = [row_expr(p) for p in check.parts]
-        combined = parts[0]
-        for part in parts[1:]:
-            combined = combined & part if check.op == "and" else combined | part
-        return combined
-    left, right = check.left, check.right
-    numeric_side = any(isinstance(s, Literal) and isinstance(s.value, float) for s in (left, right))
-
-    def operand(side: Operand) -> pl.Expr:
-        if isinstance(side, Column):
-            return numeric(side.name) if numeric_side else pl.col(side.name)
-        assert isinstance(side, Literal)
-        return pl.lit(side.value)
-
-    return _compare(check.op, operand(left), operand(right)).fill_null(False)
-
-
-def evaluate_aggregate(check: Check, values: dict[Agg, float | None]) -> bool:
-    """The verdict of an aggregate check, given each aggregate's observed value."""
-    if isinstance(check, Logical):
-        results = [evaluate_aggregate(p, values) for p in check.parts]
-        return all(results) if check.op == "and" else any(results)
-
-    def value(side: Operand) -> float | str | None:
-        if isinstance(side, Agg):
-            return values[side]
-        if isinstance(side, Literal):
-            return side.value
-        raise AssertionError("columns are refused in aggregate checks")
-
-    left, right = value(check.left), value(check.right)
-    if left is None or right is None:
-        return False
-    try:
-        return bool(
-            {
-                "==": left == right,
-                "!=": left != right,
-                "<": left < right,  # type: ignore[operator]
-                "<=": left <= right,  # type: ignore[operator]
-                ">": left > right,  # type: ignore[operator]
-                ">=": left >= right,  # type: ignore[operator]
-            }[check.op]
-        )
-    except TypeError:
-        return False
-
-
-def aggregates_of(check: Check) -> list[Agg]:
-    """The distinct aggregates a check needs."""
-    seen: list[Agg] = []
-    for op in walk_operands(check):
-        if isinstance(op, Agg) and op not in seen:
-            seen.append(op)
-    return seen
+    return rule.to_document()

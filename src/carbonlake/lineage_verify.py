@@ -1,0 +1,740 @@
+"""Verify the lineage ledger, and checkpoint it so it can later be shown to have only grown.
+
+What :func:`verify` checks, in this order (it stops at the first problem unless
+asked for all of them):
+
+1. every node's hash against its fields and its recorded parent hash, and every
+   node's parent link: the parent exists in the same root, was recorded before
+   it, has the action the child's action needs and still has the hash the child
+   was chained to; each root has exactly one ``RAW_DATA_INPUT``;
+2. that no root stopped half-way: a ``RAW_DATA_INPUT``, ``PROFILE_COMPLETE`` or
+   ``DQ_CHECK_PASS`` node without children is a trail that ends nowhere;
+3. every object a node points at against the SHA-256 recorded when the node was
+   written (an object the pipeline moved on is checked where it went);
+4. every record of every batch file has exactly one terminal node, with the
+   record's row number (nothing silently dropped);
+5. the ledger's insertion order has no holes, and, given a checkpoint, that the
+   first ``size`` nodes still give the checkpoint's RFC 6962 Merkle root.
+
+The ledger hash is the RFC 6962 Merkle tree hash over the nodes' hashes in
+insertion (``seq``) order: leaf = SHA-256(0x00 || node hash), interior node =
+SHA-256(0x01 || left || right).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import lineage, transform
+from ._exceptions import ConfigurationError, LineageError, StorageError
+from .database import Database, utc_now
+from .storage import Storage
+
+ALGORITHM = "RFC6962-SHA256"
+"""How the ledger hash is computed: RFC 6962 Merkle tree hash over the node hashes."""
+
+_EXPECTS_CHILDREN: dict[str, str] = {
+    lineage.RAW_DATA_INPUT: "PROFILE_COMPLETE or DQ_CHECK_PASS/DQ_CHECK_FAIL",
+    lineage.PROFILE_COMPLETE: "DQ_CHECK_PASS or DQ_CHECK_FAIL",
+    lineage.DQ_CHECK_PASS: "GLUE_BATCH_SPLIT",
+}
+_SHOWN_ROWS = 10
+
+
+# -- Merkle tree (RFC 6962) --------------------------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 6962 leaf hash: SHA-256(0x00 || data)."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def interior_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 6962 interior node hash: SHA-256(0x01 || left || right)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class MerkleAccumulator:
+    """The RFC 6962 Merkle tree hash of a stream of leaves, in O(log n) memory.
+
+    The stack holds the roots of the perfect subtrees the leaves so far make up,
+    largest first; folding them from the right gives the tree hash of RFC 6962's
+    left-balanced tree (the split at the largest power of two below n).
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        """Append one leaf."""
+        node = leaf_hash(data)
+        height = 0
+        while self._stack and self._stack[-1][0] == height:
+            node = interior_hash(self._stack.pop()[1], node)
+            height += 1
+        self._stack.append((height, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        """The tree hash of the leaves so far (SHA-256 of nothing for no leaves)."""
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = interior_hash(left, node)
+        return node
+
+
+def merkle_root(leaves: Iterable[bytes]) -> bytes:
+    """The RFC 6962 Merkle tree hash of a sequence of leaves."""
+    accumulator = MerkleAccumulator()
+    for leaf in leaves:
+        accumulator.add(leaf)
+    return accumulator.root()
+
+
+def leaf_data(stored_node_hash: str | None) -> bytes:
+    """The Merkle leaf of a ledger node: its hash's 32 bytes (the text if not hex)."""
+    if stored_node_hash is None:
+        return b""
+    try:
+        data = bytes.fromhex(stored_node_hash)
+    except ValueError:
+        return stored_node_hash.encode()
+    return data if len(data) == 32 else stored_node_hash.encode()
+
+
+# -- checkpoints -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The ledger's size and Merkle root at one moment, to keep somewhere else."""
+
+    size: int
+    """How many nodes the ledger held."""
+    root_hash: str
+    """Hex RFC 6962 Merkle tree hash over those nodes' hashes in insertion order."""
+    created_at: str | None = None
+    algorithm: str = ALGORITHM
+
+    def to_dict(self) -> dict[str, Any]:
+        """The checkpoint document (what ``lineage checkpoint`` prints and writes)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: Any, origin: str) -> Checkpoint:
+        """Read a checkpoint document; ``origin`` names it in errors."""
+        if not isinstance(document, dict):
+            raise ConfigurationError(f"checkpoint {origin} is not a JSON object")
+        size = document.get("size")
+        root_hash = document.get("root_hash")
+        algorithm = document.get("algorithm", ALGORITHM)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigurationError(f"checkpoint {origin}: 'size' must be a whole number >= 0")
+        if not isinstance(root_hash, str) or len(root_hash) != 64:
+            raise ConfigurationError(f"checkpoint {origin}: 'root_hash' must be 64 hex digits")
+        try:
+            bytes.fromhex(root_hash)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"checkpoint {origin}: 'root_hash' must be 64 hex digits"
+            ) from exc
+        if algorithm != ALGORITHM:
+            raise ConfigurationError(
+                f"checkpoint {origin} uses algorithm {algorithm!r}; this ledger uses {ALGORITHM}"
+            )
+        created_at = document.get("created_at")
+        return cls(
+            size=size,
+            root_hash=root_hash.lower(),
+            created_at=created_at if isinstance(created_at, str) else None,
+        )
+
+
+def checkpoint(database: Database) -> Checkpoint:
+    """The ledger's current size and Merkle root."""
+    accumulator = MerkleAccumulator()
+    for stored in database.iter_lineage_hashes():
+        accumulator.add(leaf_data(stored))
+    return Checkpoint(accumulator.size, accumulator.root().hex(), utc_now())
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint file written by ``lineage checkpoint -o``."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"checkpoint {path} is not JSON: {exc}") from exc
+    return Checkpoint.from_dict(document, str(path))
+
+
+def write_checkpoint(point: Checkpoint, path: Path) -> None:
+    """Write a checkpoint document to a local file."""
+    try:
+        path.write_text(json.dumps(point.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+
+
+def _ledger_root_of_first(database: Database, size: int) -> tuple[int, bytes]:
+    accumulator = MerkleAccumulator()
+    for stored in database.iter_lineage_hashes(limit=size):
+        accumulator.add(leaf_data(stored))
+    return accumulator.size, accumulator.root()
+
+
+# -- verification ------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    """One thing ``verify`` found wrong."""
+
+    kind: str
+    """``node_changed``, ``parent_changed``, ``node_missing``, ``tree``, ``no_hash``,
+    ``incomplete``, ``object_changed``, ``object_missing``, ``records_missing``,
+    ``ledger_gap``, ``ledger_shrank`` or ``checkpoint_mismatch``."""
+    message: str
+    root_id: str | None = None
+    node_id: str | None = None
+    storage_location: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` checked and what it found."""
+
+    root_id: str | None
+    roots: int = 0
+    nodes: int = 0
+    objects: int = 0
+    records: int = 0
+    """Records of batch files matched to their terminal node."""
+    ledger_size: int | None = None
+    ledger_root_hash: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    complete: bool = True
+    """False when verify stopped at the first problem before checking everything."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found wrong."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        document = asdict(self)
+        document["ok"] = self.ok
+        return document
+
+
+class _Stop(Exception):
+    """Raised inside the verifier at the first problem when asked to stop there."""
+
+
+@dataclass
+class _Node:
+    seq: int
+    action: str
+    node_hash: str | None
+    location: str | None
+    object_sha256: str | None
+    children: int = 0
+
+
+@dataclass
+class _Root:
+    nodes: dict[str, _Node] = field(default_factory=dict)
+    raw_nodes: list[str] = field(default_factory=list)
+    waiting: list[tuple[int, str, str, str, str | None]] = field(default_factory=list)
+    """Children whose parent was not seen before them: (seq, node, parent, action, hash)."""
+    batch_rows: dict[str, list[int | None]] = field(default_factory=dict)
+    record_objects: dict[tuple[str | None, str | None], tuple[str, str, int]] = field(
+        default_factory=dict
+    )
+    """(location, sha) of record nodes -> (first node_id, action, seq)."""
+
+
+class _Verifier:
+    def __init__(
+        self, database: Database, storage: Storage, report: VerifyReport, stop_at_first: bool
+    ) -> None:
+        self.database = database
+        self.storage = storage
+        self.report = report
+        self.stop_at_first = stop_at_first
+        self.roots: dict[str, _Root] = {}
+        self.gaps: list[tuple[int, int, str, str]] = []
+
+    def problem(
+        self,
+        kind: str,
+        message: str,
+        root_id: str | None = None,
+        node_id: str | None = None,
+        storage_location: str | None = None,
+    ) -> None:
+        self.report.problems.append(Problem(kind, message, root_id, node_id, storage_location))
+        if self.stop_at_first:
+            raise _Stop
+
+    # -- 1. nodes and links ------------------------------------------------------------
+
+    def scan(self, root_id: str | None, merkle: MerkleAccumulator | None) -> None:
+        expected_seq = 1
+        for row in self.database.iter_lineage(root_id):
+            (seq, root, node, parent, action, location, _at, sha, row_number, stored, phash) = row
+            self.report.nodes += 1
+            if merkle is not None:
+                if seq != expected_seq:
+                    self.gaps.append((expected_seq, seq, root, node))
+                expected_seq = seq + 1
+                merkle.add(leaf_data(stored))
+            state = self.roots.get(root)
+            if state is None:
+                state = self.roots[root] = _Root()
+            self._check_hash(row)
+            if action in lineage.RECORD_ACTIONS:
+                key = (location, sha)
+                if key not in state.record_objects:
+                    state.record_objects[key] = (node, action, seq)
+            else:
+                state.nodes[node] = _Node(seq, action, stored, location, sha)
+            if action == lineage.RAW_DATA_INPUT:
+                state.raw_nodes.append(node)
+                if parent != root:
+                    self.problem(
+                        "tree",
+                        f"RAW_DATA_INPUT node {node} of root {root} has parent_id {parent}; "
+                        "the first node of a file has its root_id as parent_id",
+                        root,
+                        node,
+                    )
+                continue
+            found = state.nodes.get(parent)
+            if found is None or found.seq >= seq:
+                state.waiting.append((seq, node, parent, action, phash))
+            else:
+                self._link(root, node, action, phash, parent, found)
+            if action in lineage.RECORD_ACTIONS:
+                state.batch_rows.setdefault(parent, []).append(
+                    row_number if isinstance(row_number, int) else None
+                )
+
+    def _check_hash(self, row: tuple[Any, ...]) -> None:
+        (seq, root, node, parent, action, location, at, sha, row_number, stored, phash) = row
+        if stored is None:
+            self.problem(
+                "no_hash",
+                f"node {node} ({action}) of root {root} has no recorded hash, so it cannot be "
+                "verified (it was written before the ledger was hashed, or its hash was erased)",
+                root,
+                node,
+            )
+            return
+        try:
+            recomputed = lineage.node_hash(
+                root, node, parent, action, location, at, sha, row_number, phash
+            )
+        except (TypeError, ValueError):
+            recomputed = None
+        if recomputed != stored:
+            self.problem(
+                "node_changed",
+                f"node {node} ({action}) of root {root}, ledger position {seq}, was changed: "
+                f"its fields no longer give its recorded hash {stored}",
+                root,
+                node,
+                location,
+            )
+
+    def _link(
+        self, root: str, node: str, action: str, phash: str | None, parent: str, found: _Node
+    ) -> None:
+        found.children += 1
+        allowed = lineage.PARENT_ACTIONS.get(action)
+        if allowed is None:
+            self.problem(
+                "tree",
+                f"node {node} of root {root} has unknown action {action!r}",
+                root,
+                node,
+            )
+        elif found.action not in allowed:
+            self.problem(
+                "tree",
+                f"node {node} ({action}) of root {root} hangs under {parent} ({found.action}); "
+                f"a {action} node's parent is {' or '.join(allowed)}",
+                root,
+                node,
+            )
+        if phash != found.node_hash:
+            self.problem(
+                "parent_changed",
+                f"node {parent} ({found.action}) of root {root} no longer has the hash its "
+                f"child {node} ({action}) was chained to: {parent} was changed after its "
+                "children were written",
+                root,
+                parent,
+                found.location,
+            )
+
+    def resolve_waiting(self) -> None:
+        for root, state in self.roots.items():
+            missing: dict[str, list[tuple[str, str]]] = {}
+            for seq, node, parent, action, phash in state.waiting:
+                found = state.nodes.get(parent)
+                if found is not None and found.seq < seq:
+                    self._link(root, node, action, phash, parent, found)
+                elif found is not None:
+                    self.problem(
+                        "tree",
+                        f"node {node} ({action}) of root {root} was recorded before its parent "
+                        f"{parent}: the ledger's order was changed",
+                        root,
+                        node,
+                    )
+                elif self.database.lineage_node(root, parent) is not None:
+                    self.problem(
+                        "tree",
+                        f"node {node} ({action}) of root {root} hangs under {parent}, which is a "
+                        "record node; records have no children",
+                        root,
+                        node,
+                    )
+                else:
+                    missing.setdefault(parent, []).append((node, action))
+            for parent, children in missing.items():
+                node, action = children[0]
+                more = f" and {len(children) - 1} more" if len(children) > 1 else ""
+                self.problem(
+                    "node_missing",
+                    f"node {parent} of root {root} is missing from the ledger: "
+                    f"{node} ({action}){more} name it as parent",
+                    root,
+                    parent,
+                )
+
+    # -- 2. the shape of each root -------------------------------------------------
+
+    def check_roots(self) -> None:
+        for root, state in self.roots.items():
+            if not state.raw_nodes:
+                self.problem(
+                    "node_missing",
+                    f"root {root} has no RAW_DATA_INPUT node: the start of its trail is missing",
+                    root,
+                )
+            elif len(state.raw_nodes) > 1:
+                self.problem(
+                    "tree",
+                    f"root {root} has {len(state.raw_nodes)} RAW_DATA_INPUT nodes "
+                    f"({', '.join(state.raw_nodes)}); a file has one",
+                    root,
+                )
+            for node_id, node in state.nodes.items():
+                expected = _EXPECTS_CHILDREN.get(node.action)
+                if expected and node.children == 0:
+                    self.problem(
+                        "incomplete",
+                        f"root {root} is incomplete: {node.action} node {node_id} has no "
+                        f"{expected} node after it{self._execution_note(root)}",
+                        root,
+                        node_id,
+                    )
+
+    def _execution_note(self, root: str) -> str:
+        executions = self.database.executions_of_root(root)
+        if not executions:
+            return ""
+        last = executions[-1]
+        note = f" (execution {last['execution_id']} ended {last['status']}"
+        if last.get("error"):
+            note += f": {last['error']}"
+        return note + ")"
+
+    # -- 3 and 4. objects and records ------------------------------------------------
+
+    def check_objects(self) -> None:
+        for root, state in self.roots.items():
+            verdicts = [
+                (node_id, node)
+                for node_id, node in state.nodes.items()
+                if node.action in (lineage.DQ_CHECK_PASS, lineage.DQ_CHECK_FAIL)
+            ]
+            batches: list[tuple[str, _Node, int | None]] = []
+            for node_id, node in sorted(state.nodes.items(), key=lambda item: item[1].seq):
+                if node.location is None:
+                    continue
+                if node.action == lineage.RAW_DATA_INPUT and verdicts:
+                    # The DQ check moved the file on: it is checked where it went, and it
+                    # must be the same file that arrived.
+                    moved_id, moved = verdicts[0]
+                    if moved.object_sha256 != node.object_sha256:
+                        self.report.objects += 1
+                        self.problem(
+                            "object_changed",
+                            f"file {node.location} had SHA-256 {node.object_sha256} when it "
+                            f"arrived (node {node_id}, RAW_DATA_INPUT, root {root}) but "
+                            f"{moved.object_sha256} when the DQ check moved it to "
+                            f"{moved.location} (node {moved_id})",
+                            root,
+                            node_id,
+                            node.location,
+                        )
+                    continue
+                data = self._object(root, node_id, node.action, node.location, node.object_sha256)
+                if node.action == lineage.GLUE_BATCH_SPLIT:
+                    batches.append((node_id, node, None if data is None else _records_in(data)))
+            for (location, sha), (node_id, action, _) in state.record_objects.items():
+                if location is not None:
+                    self._object(root, node_id, action, location, sha)
+            self._check_records(root, state, batches)
+
+    def _object(
+        self, root: str, node_id: str, action: str, location: str, recorded: str | None
+    ) -> bytes | None:
+        """Check one object against its recorded hash; its content when it matches."""
+        self.report.objects += 1
+        if recorded is None:
+            self.problem(
+                "no_hash",
+                f"node {node_id} ({action}) of root {root} recorded no SHA-256 for {location}",
+                root,
+                node_id,
+                location,
+            )
+            return None
+        try:
+            if not self.storage.exists(location):
+                self.problem(
+                    "object_missing",
+                    f"file {location} is missing: node {node_id} ({action}) of root {root} "
+                    f"recorded it with SHA-256 {recorded}",
+                    root,
+                    node_id,
+                    location,
+                )
+                return None
+            data = self.storage.read_bytes(location)
+        except StorageError as exc:
+            self.problem(
+                "object_missing",
+                f"file {location} of node {node_id} ({action}), root {root}, cannot be read: {exc}",
+                root,
+                node_id,
+                location,
+            )
+            return None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != recorded:
+            self.problem(
+                "object_changed",
+                f"file {location} no longer matches: node {node_id} ({action}) of root {root} "
+                f"recorded SHA-256 {recorded}, the file now has {actual}",
+                root,
+                node_id,
+                location,
+            )
+            return None
+        return data
+
+    def _check_records(
+        self, root: str, state: _Root, batches: list[tuple[str, _Node, int | None]]
+    ) -> None:
+        def order(item: tuple[str, _Node, int | None]) -> tuple[int, str]:
+            index = transform.batch_index(item[1].location or "")
+            return (index if index is not None else 1 << 62, item[1].location or "")
+
+        first_row: int | None = 1
+        for node_id, node, count in sorted(batches, key=order):
+            if count is None:  # the batch file itself was reported
+                first_row = None
+                continue
+            rows = state.batch_rows.get(node_id, [])
+            expected = range(first_row, first_row + count) if first_row is not None else None
+            first_row = None if first_row is None else first_row + count
+            where = f"batch {node.location} (node {node_id}, root {root})"
+            if len(rows) > count:
+                self.problem(
+                    "tree",
+                    f"{where} holds {count} records but has {len(rows)} record nodes",
+                    root,
+                    node_id,
+                    node.location,
+                )
+                continue
+            known = [r for r in rows if r is not None]
+            absent: list[int] = []
+            if expected is not None and len(known) == len(rows):
+                absent = sorted(set(expected) - set(known))
+                stray = sorted(set(known) - set(expected))
+                twice = (
+                    sorted({r for r in known if known.count(r) > 1})
+                    if len(set(known)) != len(known)
+                    else []
+                )
+                if twice:
+                    self.problem(
+                        "tree",
+                        f"{where} has more than one record node for rows {_rows_text(twice)}",
+                        root,
+                        node_id,
+                        node.location,
+                    )
+                    continue
+                if stray:
+                    self.problem(
+                        "tree",
+                        f"{where} has record nodes for rows {_rows_text(stray)}, which are not "
+                        f"its rows ({expected.start}-{expected.stop - 1})",
+                        root,
+                        node_id,
+                        node.location,
+                    )
+                    continue
+            if absent or len(rows) < count:
+                named = self._records_named(node.location, absent, expected)
+                detail = f": rows {_rows_text(absent)}{named}" if absent else ""
+                self.problem(
+                    "records_missing",
+                    f"{where} holds {count} records but only {len(rows)} have a "
+                    f"CALCULATION_COMPLETE or CALCULATION_FAILED node{detail}; "
+                    f"their nodes went missing or were never written"
+                    f"{self._execution_note(root) if not rows else ''}",
+                    root,
+                    node_id,
+                    node.location,
+                )
+                continue
+            self.report.records += count
+
+    def _records_named(
+        self, location: str | None, absent: list[int], expected: range | None
+    ) -> str:
+        """`` (record ids a, b)`` of missing rows, read from the batch file."""
+        if not absent or expected is None or location is None:
+            return ""
+        try:
+            lines = [x for x in self.storage.read_bytes(location).splitlines() if x.strip()]
+        except StorageError:
+            return ""
+        names = []
+        for row in absent[:_SHOWN_ROWS]:
+            try:
+                names.append(str(json.loads(lines[row - expected.start])["activity_event_id"]))
+            except (IndexError, KeyError, TypeError, ValueError):
+                continue
+        return f" (record ids {', '.join(names)})" if names else ""
+
+    # -- 5. the ledger as a whole ------------------------------------------------------
+
+    def check_gaps(self) -> None:
+        for expected, seq, root, node in self.gaps:
+            count = seq - expected
+            self.problem(
+                "ledger_gap",
+                f"{count} node(s) are missing from the ledger: positions {expected}-{seq - 1} "
+                f"are gone (the next one left is node {node} of root {root})",
+                root,
+            )
+
+    def check_checkpoint(self, point: Checkpoint) -> None:
+        size, root = _ledger_root_of_first(self.database, point.size)
+        if size < point.size:
+            self.problem(
+                "ledger_shrank",
+                f"the ledger holds {size} nodes but checkpoint {point.root_hash} of "
+                f"{point.created_at or 'an earlier time'} recorded {point.size}: nodes were "
+                "removed",
+            )
+        elif root.hex() != point.root_hash:
+            self.problem(
+                "checkpoint_mismatch",
+                f"the ledger's first {point.size} nodes no longer give checkpoint root "
+                f"{point.root_hash} (they give {root.hex()}): nodes recorded before the "
+                f"checkpoint of {point.created_at or 'an earlier time'} were changed, removed "
+                "or reordered",
+            )
+
+
+def _records_in(data: bytes) -> int:
+    return sum(1 for line in data.splitlines() if line.strip())
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:_SHOWN_ROWS])
+    return shown + (f" and {len(rows) - _SHOWN_ROWS} more" if len(rows) > _SHOWN_ROWS else "")
+
+
+def verify(
+    database: Database,
+    storage: Storage,
+    root_id: str | None = None,
+    *,
+    checkpoint: Checkpoint | None = None,
+    stop_at_first: bool = True,
+) -> VerifyReport:
+    """Recompute and check the ledger (one root, or all of it) and the objects it names.
+
+    Returns a report whose ``problems`` are empty when everything holds. With
+    ``stop_at_first`` (the default) it returns at the first problem.
+    """
+    report = VerifyReport(root_id=root_id)
+    verifier = _Verifier(database, storage, report, stop_at_first)
+    merkle = MerkleAccumulator() if root_id is None else None
+    try:
+        verifier.scan(root_id, merkle)
+        if root_id is not None and report.nodes == 0:
+            raise LineageError(f"no lineage recorded for root_id {root_id}")
+        verifier.resolve_waiting()
+        verifier.check_roots()
+        verifier.check_objects()
+        verifier.check_gaps()
+        if merkle is not None:
+            report.ledger_size = merkle.size
+            report.ledger_root_hash = merkle.root().hex()
+        if checkpoint is not None:
+            report.checkpoint = checkpoint.to_dict()
+            verifier.check_checkpoint(checkpoint)
+    except _Stop:
+        report.complete = False
+    report.roots = len(verifier.roots)
+    return report
+
+
+def render_report(report: VerifyReport) -> list[str]:
+    """Readable lines of a :class:`VerifyReport`, the verdict first."""
+    scope = f"root {report.root_id}" if report.root_id else f"the ledger ({report.roots} roots)"
+    if report.ok:
+        lines = [
+            f"OK: {scope} verified: {report.nodes} nodes, {report.objects} files, "
+            f"{report.records} records accounted for"
+        ]
+    else:
+        note = "" if report.complete else " (stopped at the first; --all lists every one)"
+        lines = [f"FAILED: {scope}: {len(report.problems)} problem(s){note}"]
+        lines += [f"  {p.kind}: {p.message}" for p in report.problems]
+    if report.ledger_size is not None:
+        lines.append(f"ledger: {report.ledger_size} nodes, root hash {report.ledger_root_hash}")
+    if report.checkpoint and report.complete:
+        failed = any(p.kind in ("ledger_shrank", "checkpoint_mismatch") for p in report.problems)
+        lines.append(
+            f"checkpoint of {report.checkpoint['size']} nodes ({report.checkpoint['root_hash']}): "
+            + ("NOT consistent" if failed else "consistent, the ledger only grew")
+        )
+    return lines
