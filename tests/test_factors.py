@@ -141,8 +141,15 @@ def test_ar6_uses_non_fossil_methane_for_biogenic_fuels() -> None:
 
 def test_litres_against_a_gallon_factor_are_converted_and_recorded() -> None:
     frame = pl.DataFrame(
-        [{"activity_event_id": "l1", "category": "mobile-combustion", "activity": DIESEL,
-          "raw_data": 378.5411784, "units": "L"}]  # fmt: skip
+        [
+            {
+                "activity_event_id": "l1",
+                "category": "mobile-combustion",
+                "activity": DIESEL,
+                "raw_data": 378.5411784,
+                "units": "L",
+            }
+        ]
     )
     result = calculate_frame(frame, shipped_factor_set(), "p")
     out = result.enriched["emissions_output"][0]
@@ -156,9 +163,15 @@ def test_litres_against_a_gallon_factor_are_converted_and_recorded() -> None:
 
 def test_biofuel_result_says_which_gases_were_not_given() -> None:
     frame = pl.DataFrame(
-        [{"activity_event_id": "b", "category": "mobile-combustion",
-          "activity": "Biodiesel (100%) - Biodiesel Passenger Cars", "raw_data": 1.0,
-          "units": "gal"}]  # fmt: skip
+        [
+            {
+                "activity_event_id": "b",
+                "category": "mobile-combustion",
+                "activity": "Biodiesel (100%) - Biodiesel Passenger Cars",
+                "raw_data": 1.0,
+                "units": "gal",
+            }
+        ]
     )
     out = calculate_frame(frame, shipped_factor_set(), "p").enriched["emissions_output"][0]
     assert out["emissions_factor"]["gases_not_given"] == ["co2"]
@@ -175,12 +188,16 @@ def test_cli_validate_lists_each_inconsistent_row_and_exits_1(tmp_path: Path) ->
     assert result.exit_code == 1  # type: ignore[attr-defined]
     report = json.loads(result.stdout)  # type: ignore[attr-defined]
     assert report["consistent"] is False
-    car = next(r for r in report["inconsistent"]
-               if r["activity"] == "Passenger Car A" and r["gwp_set"] == "AR4")  # fmt: skip
+    car = next(
+        r
+        for r in report["inconsistent"]
+        if r["activity"] == "Passenger Car A" and r["gwp_set"] == "AR4"
+    )
     assert car["stated_kgco2e_per_unit"] == pytest.approx(0.346753)
     assert car["recomputed_kgco2e_per_unit"] == pytest.approx(4.096)
-    ok = invoke("factors", "validate", str(FACTORS_CSV), "--grams-category", "transport",
-                "--workspace", ws)  # fmt: skip
+    ok = invoke(
+        "factors", "validate", str(FACTORS_CSV), "--grams-category", "transport", "--workspace", ws
+    )
     assert ok.exit_code == 0 and "all 236 factors consistent" in ok.stdout  # type: ignore[attr-defined]
     missing = invoke("factors", "validate", str(tmp_path / "none.csv"), "--workspace", ws)
     assert missing.exit_code == 2  # type: ignore[attr-defined]
@@ -199,8 +216,14 @@ def test_cli_import_then_run_with_the_new_set(tmp_path: Path) -> None:
     assert [f["factor_id"] for f in json.loads(listed.stdout)] == [  # type: ignore[attr-defined]
         "mobile-combustion/diesel-fuel-diesel-passenger-cars"
     ]
-    shown = invoke("factors", "show", "mobile-combustion/diesel-fuel-diesel-passenger-cars",
-                   "--workspace", ws, "--json")  # fmt: skip
+    shown = invoke(
+        "factors",
+        "show",
+        "mobile-combustion/diesel-fuel-diesel-passenger-cars",
+        "--workspace",
+        ws,
+        "--json",
+    )
     assert json.loads(shown.stdout)["factor_set"] == "ghgp-2022"  # type: ignore[attr-defined]
 
     csv_path = tmp_path / "in.csv"

@@ -8,8 +8,19 @@ from hypothesis import strategies as st
 
 from carbonlake.calculate.units import UnitError, conversion, convert
 
-FACTOR_UNITS = ["gal (US)", "kWh", "kwH", "scf", "mile", "km", "passenger-mile",
-                "passenger-km", "vehicle-mile", "ton-mile", "tonne-km"]  # fmt: skip
+FACTOR_UNITS = [
+    "gal (US)",
+    "kWh",
+    "kwH",
+    "scf",
+    "mile",
+    "km",
+    "passenger-mile",
+    "passenger-km",
+    "vehicle-mile",
+    "ton-mile",
+    "tonne-km",
+]
 
 
 @pytest.mark.parametrize(
@@ -63,8 +74,15 @@ def test_impossible_conversions_name_both_units(
         convert(1.0, record_unit, factor_unit)
 
 
-PAIRS = [("L", "gal (US)"), ("MWh", "kWh"), ("GJ", "therm"), ("km", "mile"),
-         ("passenger-km", "passenger-mile"), ("tonne-km", "ton-mile"), ("mcf", "scf")]  # fmt: skip
+PAIRS = [
+    ("L", "gal (US)"),
+    ("MWh", "kWh"),
+    ("GJ", "therm"),
+    ("km", "mile"),
+    ("passenger-km", "passenger-mile"),
+    ("tonne-km", "ton-mile"),
+    ("mcf", "scf"),
+]
 
 
 @settings(max_examples=200, deadline=None)

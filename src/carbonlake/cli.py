@@ -362,8 +362,10 @@ def _print_dq_report(path: Path, report: dict[str, Any], profile: dict[str, Any]
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     rows = quality.table_rows(report)
     for row in rows:
-        colour = "green" if row["status"] == "SUCCEEDED" else (
-            "yellow" if row["severity"] == "warn" else "red"
+        colour = (
+            "green"
+            if row["status"] == "SUCCEEDED"
+            else ("yellow" if row["severity"] == "warn" else "red")
         )
         table.add_row(
             escape(row["rule"]),
