@@ -250,7 +250,13 @@ def test_batch_size_from_the_environment_sets_the_number_of_batches(tmp_path: Pa
     ws = tmp_path / "ws"
 
     result = invoke(
-        "run", source, "--workspace", ws, "--json", env={"CARBONLAKE_PIPELINE__BATCH_SIZE": "100"}
+        "run",
+        source,
+        "--workspace",
+        ws,
+        "--json",
+        "--force",
+        env={"CARBONLAKE_PIPELINE__BATCH_SIZE": "100"},
     )
 
     assert result.exit_code == 0, result.stdout + result.stderr
@@ -275,7 +281,13 @@ def test_environment_wins_over_the_configuration_file(tmp_path: Path) -> None:
 
     from_file = invoke("run", source, "--workspace", ws, "--json")
     from_env = invoke(
-        "run", source, "--workspace", ws, "--json", env={"CARBONLAKE_PIPELINE__BATCH_SIZE": "100"}
+        "run",
+        source,
+        "--workspace",
+        ws,
+        "--json",
+        "--force",
+        env={"CARBONLAKE_PIPELINE__BATCH_SIZE": "100"},
     )
 
     assert len(batch_files(ws, one_summary(from_file.stdout)["root_id"])) == 5

@@ -165,7 +165,7 @@ def test_record_failures_are_reported_never_dropped(
     )
     nodes = tree(context.database, summary["root_id"])
     failed_nodes = [n for n in nodes if n["action_taken"] == "CALCULATION_FAILED"]
-    assert {n["node_id"] for n in failed_nodes} == {"weird", "kilos"}
+    assert {n["node_id"] for n in failed_nodes} == {"weird#failed-1", "kilos#failed-1"}
     assert context.database.emissions_count() == 3
     context.close()
 

@@ -7,12 +7,15 @@ one JSON document and nothing else; logs and progress go to stderr. Exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +35,7 @@ from .calculate import factors as factors_module
 from .database import Database
 from .orchestrator import Context, Pipeline
 from .settings import Settings, load_settings
+from .watch import Watcher
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,7 +147,7 @@ def cli() -> None:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     status = summary["status"]
-    colour = "green" if status == "SUCCEEDED" else "red"
+    colour = {"SUCCEEDED": "green", "SKIPPED": "yellow"}.get(status, "red")
 
     def line(text: str) -> None:
         stdout.print(text, markup=False, highlight=False)
@@ -152,6 +156,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"[bold]{escape(summary['input_storage_location'])}[/]: [{colour}]{status}[/]",
         highlight=False,
     )
+    if summary.get("message"):
+        line(f"  {summary['message']}")
     line(f"  execution_id  {summary['execution_id']}")
     line(f"  root_id       {summary['root_id']}")
     line(f"  now at        {summary['storage_location']}")
@@ -178,15 +184,42 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _run_files(
-    context: Context, files: list[tuple[Path, str | None]], progress_enabled: bool
+    context: Context,
+    files: list[tuple[Path, str | None]],
+    progress_enabled: bool,
+    *,
+    name: str | None = None,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
     pipeline = Pipeline(context)
     summaries = []
-    with _Progress(progress_enabled) as progress:
+    with _Progress(progress_enabled) as progress, _stop_on_signals(pipeline):
         for path, key in files:
             progress.file(key or path.name)
-            summaries.append(pipeline.run_file(path, key, progress))
+            summaries.append(pipeline.run_file(path, key, progress, name=name, force=force))
     return summaries
+
+
+@contextlib.contextmanager
+def _stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
+    """SIGTERM (and a first Ctrl-C) ask the running execution to stop after its current
+    batches; it is then ABORTED and `executions resume` finishes it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if pipeline.stop_requested.is_set():
+            raise KeyboardInterrupt
+        stderr.print("stopping after the running batches (again to stop at once)...")
+        pipeline.stop_requested.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)
 
 
 def _factor_set_option(func: F) -> F:
@@ -223,6 +256,16 @@ def _progress_flag(func: F) -> F:
     "--key",
     help="Object key in the landing bucket (default: the file's name). Only with one FILE.",
 )
+@click.option(
+    "--name",
+    help="Execution name: a second start with the same name and file returns the first "
+    "execution. Only with one FILE.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Process a file even if the same key with the same content was processed before.",
+)
 @_factor_set_option
 @_rules_option
 @_progress_flag
@@ -230,6 +273,8 @@ def _progress_flag(func: F) -> F:
 def run(
     files: tuple[Path, ...],
     key: str | None,
+    name: str | None,
+    force: bool,
     factor_set: str | None,
     rules_file: Path | None,
     progress: bool | None,
@@ -243,6 +288,8 @@ def run(
     """
     if key and len(files) > 1:
         raise click.UsageError("--key names one object; give a single FILE with it")
+    if name and len(files) > 1:
+        raise click.UsageError("--name names one execution; give a single FILE with it")
     for path in files:
         if not path.is_file():
             raise click.BadParameter(f"{path} does not exist or is not a file", param_hint="FILE")
@@ -255,15 +302,20 @@ def run(
     context = _open(workspace, overrides or None)
     try:
         show = stderr.is_terminal if progress is None else progress
-        summaries = _run_files(context, [(p, key) for p in files], show)
+        summaries = _run_files(context, [(p, key) for p in files], show, name=name, force=force)
     finally:
         context.close()
+    _report_summaries(summaries, as_json)
+
+
+def _report_summaries(summaries: list[dict[str, Any]], as_json: bool) -> None:
+    """Print run summaries; exit 1 if any execution did not succeed."""
     if as_json:
         _emit_json(summaries)
     else:
         for summary in summaries:
             _print_summary(summary)
-    if any(s["status"] != "SUCCEEDED" for s in summaries):
+    if any(s["status"] not in ("SUCCEEDED", "SKIPPED") for s in summaries):
         raise Failed()
 
 
@@ -518,6 +570,240 @@ def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool
             markup=False,
             highlight=False,
         )
+
+
+@cli.group()
+def executions() -> None:
+    """Pipeline executions: their records, history, resume and redrive."""
+
+
+def _execution_line(execution: dict[str, Any]) -> str:
+    name = execution["name"] if execution["name"] != execution["execution_id"] else ""
+    return (
+        f"{execution['execution_id']}  {execution['status']:<9} {execution['started_at']}  "
+        f"{execution['object_key'] or ''}  {name}"
+    )
+
+
+@executions.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"], case_sensitive=False),
+    help="Only executions with this status.",
+)
+@click.option("--limit", default=100, show_default=True, help="At most this many, newest first.")
+@common_options
+def executions_list(status: str | None, limit: int, workspace: Path | None, as_json: bool) -> None:
+    """List executions, newest first."""
+    context = _open(workspace)
+    try:
+        found = context.database.executions(status.upper() if status else None, limit)
+    finally:
+        context.close()
+    items = [
+        {
+            k: e[k]
+            for k in (
+                "execution_id",
+                "name",
+                "status",
+                "root_id",
+                "object_key",
+                "started_at",
+                "stopped_at",
+                "owner",
+            )
+        }
+        for e in found
+    ]
+    if as_json:
+        _emit_json(items)
+        return
+    for execution in found:
+        stdout.print(_execution_line(execution), markup=False, highlight=False)
+    if not found:
+        stderr.print("no executions")
+
+
+@executions.command("show")
+@click.argument("execution_id")
+@common_options
+def executions_show(execution_id: str, workspace: Path | None, as_json: bool) -> None:
+    """Show one execution: status, input, output (its run summary), times."""
+    context = _open(workspace)
+    try:
+        execution = context.database.get_execution(execution_id)
+    finally:
+        context.close()
+    if execution is None:
+        raise InputDataError(f"no execution {execution_id!r}; `carbonlake executions list`")
+    if as_json:
+        _emit_json(execution)
+        return
+    for key in (
+        "execution_id",
+        "name",
+        "status",
+        "root_id",
+        "object_key",
+        "object_sha256",
+        "started_at",
+        "stopped_at",
+        "owner",
+        "redrive_count",
+        "error",
+    ):
+        stdout.print(f"{key:<14} {execution[key]}", markup=False, highlight=False)
+    if execution["output"]:
+        _print_summary(execution["output"])
+
+
+@executions.command("history")
+@click.argument("execution_id")
+@common_options
+def executions_history(execution_id: str, workspace: Path | None, as_json: bool) -> None:
+    """The event history of an execution: states entered and completed, retries,
+    map iterations, failures with their error and cause."""
+    context = _open(workspace)
+    try:
+        if context.database.get_execution(execution_id) is None:
+            raise InputDataError(f"no execution {execution_id!r}; `carbonlake executions list`")
+        events = context.database.execution_events(execution_id)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(events)
+        return
+    for event in events:
+        details = event["details"]
+        extra = ""
+        if "error" in details:
+            extra = f"  {details['error']}: {details.get('cause', '')}"
+        elif "delay_s" in details:
+            extra = f"  retry in {details['delay_s']} s"
+        stdout.print(
+            f"{event['at']}  {event['event_type']:<22} {event['state'] or ''}{extra}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _continue_execution(
+    execution_id: str, workspace: Path | None, as_json: bool, progress: bool | None, how: str
+) -> None:
+    context = _open(workspace)
+    try:
+        pipeline = Pipeline(context)
+        show = stderr.is_terminal if progress is None else progress
+        with _Progress(show) as bar, _stop_on_signals(pipeline):
+            bar.file(execution_id)
+            call = pipeline.resume if how == "resume" else pipeline.redrive
+            summary = call(execution_id, bar)
+    finally:
+        context.close()
+    _report_summaries([summary], as_json)
+
+
+@executions.command("resume")
+@click.argument("execution_id")
+@_progress_flag
+@common_options
+def executions_resume(
+    execution_id: str, progress: bool | None, workspace: Path | None, as_json: bool
+) -> None:
+    """Finish an execution whose process was killed (or that was stopped) from its last
+    completed state and batch. Prints the same summary as `run`."""
+    _continue_execution(execution_id, workspace, as_json, progress, "resume")
+
+
+@executions.command("redrive")
+@click.argument("execution_id")
+@_progress_flag
+@common_options
+def executions_redrive(
+    execution_id: str, progress: bool | None, workspace: Path | None, as_json: bool
+) -> None:
+    """Re-run only what failed in a FAILED execution: failed steps and batches, and the
+    records that could not be calculated (for example after `factors import`)."""
+    _continue_execution(execution_id, workspace, as_json, progress, "redrive")
+
+
+@cli.command()
+@click.option(
+    "--event",
+    "event_file",
+    required=True,
+    type=click.File("r"),
+    help="An S3 event notification document (JSON), or - for stdin.",
+)
+@click.option("--force", is_flag=True, help="Process objects that were processed before.")
+@_progress_flag
+@common_options
+def kickoff(
+    event_file: Any, force: bool, progress: bool | None, workspace: Path | None, as_json: bool
+) -> None:
+    """Start executions from an S3 event notification, as S3 sends it (several records,
+    URL-encoded keys), for objects already in the landing bucket; then run them."""
+    try:
+        event = json.load(event_file)
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"the event is not valid JSON: {exc}") from exc
+    context = _open(workspace)
+    try:
+        pipeline = Pipeline(context)
+        show = stderr.is_terminal if progress is None else progress
+        with _Progress(show) as bar, _stop_on_signals(pipeline):
+            summaries = pipeline.run_event(event, bar, force=force)
+    finally:
+        context.close()
+    _report_summaries(summaries, as_json)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Process what is in landing now, then exit.")
+@click.option("--polling", is_flag=True, help="Do not use filesystem events; only poll the bucket.")
+@common_options
+def watch(once: bool, polling: bool, workspace: Path | None, as_json: bool) -> None:
+    """Watch the landing bucket and start an execution for each new, complete file.
+
+    At most [pipeline] max_executions run at once. SIGTERM or Ctrl-C stops taking new
+    files, lets running batches finish (the executions are then ABORTED and
+    `executions resume` finishes them) and exits 0. With --json, prints the list of
+    summaries when it stops.
+    """
+    context = _open(workspace)
+    try:
+        pipeline = Pipeline(context)
+
+        def announce(summary: dict[str, Any]) -> None:
+            stderr.print(
+                f"{summary.get('input_storage_location')}: {summary['status']} "
+                f"({summary.get('execution_id', '')})",
+                markup=False,
+                highlight=False,
+            )
+
+        watcher = Watcher(pipeline, on_summary=announce, use_events=not polling)
+
+        def handler(signum: int, frame: object) -> None:
+            stderr.print("stopping: no new files; running batches finish...")
+            watcher.stop()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if not once:
+                stderr.print(
+                    f"watching {context.storage.url('landing', 'x')[:-2]} (Ctrl-C to stop)",
+                    markup=False,
+                )
+            summaries = watcher.run(once=once)
+        finally:
+            for sig, old_handler in previous.items():
+                signal.signal(sig, old_handler)
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(summaries)
 
 
 @cli.group()

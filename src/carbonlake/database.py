@@ -131,13 +131,64 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # verifiable lineage (issue 5): the object's SHA-256 when the node was written, the
     # record's row number in the input file, and the node's hash chained to its parent's.
+    # The table is rebuilt so that one unique index, (node_id, root_id), serves lookups by
+    # record id and by (root, node): indexing a million random record ids twice cost more
+    # than everything else of writing their nodes. (root_id, seq) streams a root in order.
     """
-    ALTER TABLE lineage ADD COLUMN object_sha256 TEXT;
-    ALTER TABLE lineage ADD COLUMN row_number INTEGER;
-    ALTER TABLE lineage ADD COLUMN node_hash TEXT;
-    ALTER TABLE lineage ADD COLUMN parent_hash TEXT
+    CREATE TABLE lineage_v3 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        root_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        parent_id TEXT NOT NULL,
+        action_taken TEXT NOT NULL,
+        storage_location TEXT,
+        recorded_at TEXT NOT NULL,
+        object_sha256 TEXT,
+        row_number INTEGER,
+        node_hash TEXT,
+        parent_hash TEXT,
+        UNIQUE (node_id, root_id)
+    );
+    INSERT INTO lineage_v3
+        (seq, root_id, node_id, parent_id, action_taken, storage_location, recorded_at)
+        SELECT seq, root_id, node_id, parent_id, action_taken, storage_location, recorded_at
+        FROM lineage ORDER BY seq;
+    DROP TABLE lineage;
+    ALTER TABLE lineage_v3 RENAME TO lineage;
+    CREATE INDEX lineage_parent ON lineage(root_id, parent_id);
+    CREATE INDEX lineage_root ON lineage(root_id, seq)
+    """,
+    # durable executions (issue 6): who runs an execution, which object it is for,
+    # each completed state's output (checkpoints) and the event history.
+    """
+    ALTER TABLE executions ADD COLUMN object_key TEXT;
+    ALTER TABLE executions ADD COLUMN object_sha256 TEXT;
+    ALTER TABLE executions ADD COLUMN owner TEXT;
+    ALTER TABLE executions ADD COLUMN redrive_count INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX executions_object ON executions(object_key, object_sha256);
+    CREATE INDEX executions_name ON executions(name);
+    CREATE INDEX executions_status ON executions(status, started_at);
+    CREATE TABLE execution_states (
+        execution_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        output_json TEXT NOT NULL,
+        completed_at TEXT NOT NULL,
+        PRIMARY KEY (execution_id, state)
+    );
+    CREATE TABLE execution_events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        state TEXT,
+        details_json TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX execution_events_execution ON execution_events(execution_id, event_id)
     """,
 )
+
+LINEAGE_CACHE_KIB = 65_536
+"""Page cache of a connection that writes lineage nodes, in KiB."""
 
 LINEAGE_COLUMNS = (
     "root_id",
@@ -181,6 +232,14 @@ EMISSION_COLUMNS = (
     "quantity_unit",
     "lineage_node_id",
 )
+
+
+def _brief(output: dict[str, Any]) -> dict[str, Any]:
+    """An output small enough for the event history (long lists become counts)."""
+    return {
+        key: (f"{len(value)} items" if isinstance(value, list) and len(value) > 20 else value)
+        for key, value in output.items()
+    }
 
 
 def utc_now() -> str:
@@ -287,14 +346,38 @@ class Database:
     # -- executions -----------------------------------------------------------
 
     def insert_execution(
-        self, execution_id: str, name: str, input_document: dict[str, Any]
+        self,
+        execution_id: str,
+        name: str,
+        input_document: dict[str, Any],
+        *,
+        root_id: str | None = None,
+        object_key: str | None = None,
+        object_sha256: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Record a new RUNNING execution."""
+        """Record a new RUNNING execution (with its ExecutionStarted event)."""
+        now = utc_now()
         with self.transaction() as conn:
             conn.execute(
-                "INSERT INTO executions (execution_id, name, status, input_json, started_at) "
-                "VALUES (?, ?, 'RUNNING', ?, ?)",
-                (execution_id, name, json.dumps(input_document), utc_now()),
+                "INSERT INTO executions (execution_id, name, root_id, status, input_json, "
+                "started_at, object_key, object_sha256, owner) "
+                "VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?)",
+                (
+                    execution_id,
+                    name,
+                    root_id,
+                    json.dumps(input_document),
+                    now,
+                    object_key,
+                    object_sha256,
+                    owner,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO execution_events (execution_id, event_type, state, details_json, at)"
+                " VALUES (?, 'ExecutionStarted', NULL, ?, ?)",
+                (execution_id, json.dumps({"input": input_document, "owner": owner}), now),
             )
 
     def set_execution_root(self, execution_id: str, root_id: str) -> None:
@@ -304,6 +387,15 @@ class Database:
                 "UPDATE executions SET root_id = ? WHERE execution_id = ?", (root_id, execution_id)
             )
 
+    def claim_execution(self, execution_id: str, owner: str, redrive: bool = False) -> None:
+        """Mark an execution RUNNING again under a new owner (resume or redrive)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE executions SET status = 'RUNNING', owner = ?, stopped_at = NULL, "
+                "error = NULL, redrive_count = redrive_count + ? WHERE execution_id = ?",
+                (owner, int(redrive), execution_id),
+            )
+
     def finish_execution(
         self,
         execution_id: str,
@@ -311,24 +403,135 @@ class Database:
         output: dict[str, Any] | None,
         error: str | None = None,
     ) -> None:
-        """Record an execution's final status and output."""
+        """Record an execution's final status and output (with its closing event)."""
+        now = utc_now()
+        event = {
+            "SUCCEEDED": "ExecutionSucceeded",
+            "FAILED": "ExecutionFailed",
+            "ABORTED": "ExecutionAborted",
+        }.get(status, "ExecutionStopped")
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE executions SET status = ?, output_json = ?, error = ?, stopped_at = ? "
                 "WHERE execution_id = ?",
-                (status, json.dumps(output), error, utc_now(), execution_id),
+                (status, json.dumps(output), error, now, execution_id),
             )
+            conn.execute(
+                "INSERT INTO execution_events (execution_id, event_type, state, details_json, at)"
+                " VALUES (?, ?, NULL, ?, ?)",
+                (execution_id, event, json.dumps({"error": error} if error else {}), now),
+            )
+
+    @staticmethod
+    def _execution_dict(row: sqlite3.Row) -> dict[str, Any]:
+        found = dict(row)
+        found["input"] = json.loads(found.pop("input_json"))
+        output_json = found.pop("output_json")
+        found["output"] = json.loads(output_json) if output_json else None
+        return found
 
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         """One execution as a dict, or None."""
         rows = self._query("SELECT * FROM executions WHERE execution_id = ?", (execution_id,))
-        if not rows:
-            return None
-        row = dict(rows[0])
-        row["input"] = json.loads(row.pop("input_json"))
-        output_json = row.pop("output_json")
-        row["output"] = json.loads(output_json) if output_json else None
-        return row
+        return self._execution_dict(rows[0]) if rows else None
+
+    def executions(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Executions, newest first, optionally of one status."""
+        if status:
+            rows = self._query(
+                "SELECT * FROM executions WHERE status = ? ORDER BY started_at DESC LIMIT ?",
+                (status, limit),
+            )
+        else:
+            rows = self._query(
+                "SELECT * FROM executions ORDER BY started_at DESC LIMIT ?", (limit,)
+            )
+        return [self._execution_dict(row) for row in rows]
+
+    def executions_named(self, name: str) -> list[dict[str, Any]]:
+        """Executions started with this name (start-by-name semantics)."""
+        rows = self._query("SELECT * FROM executions WHERE name = ? ORDER BY started_at", (name,))
+        return [self._execution_dict(row) for row in rows]
+
+    def executions_of_object(self, object_key: str, object_sha256: str) -> list[dict[str, Any]]:
+        """Executions of the same object (same key and same content hash), oldest first."""
+        rows = self._query(
+            "SELECT * FROM executions WHERE object_key = ? AND object_sha256 = ? "
+            "ORDER BY started_at",
+            (object_key, object_sha256),
+        )
+        return [self._execution_dict(row) for row in rows]
+
+    def add_event(
+        self,
+        execution_id: str,
+        event_type: str,
+        state: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one event to an execution's history."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO execution_events (execution_id, event_type, state, details_json, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (execution_id, event_type, state, json.dumps(details or {}), utc_now()),
+            )
+
+    def execution_events(self, execution_id: str) -> list[dict[str, Any]]:
+        """An execution's history, in order."""
+        rows = self._query(
+            "SELECT event_id, event_type, state, details_json, at FROM execution_events "
+            "WHERE execution_id = ? ORDER BY event_id",
+            (execution_id,),
+        )
+        events = []
+        for row in rows:
+            event = dict(row)
+            event["details"] = json.loads(event.pop("details_json") or "{}")
+            events.append(event)
+        return events
+
+    def checkpoint(
+        self,
+        execution_id: str,
+        state: str,
+        output: dict[str, Any],
+        lineage_rows: Sequence[Sequence[Any]] = (),
+        event_type: str = "TaskSucceeded",
+    ) -> None:
+        """Record a completed state: its lineage nodes, its output and its event, atomically.
+
+        Either all of them are durable or none is, so a process killed at any moment
+        leaves nothing half-written for ``resume`` to trip over.
+        """
+        now = utc_now()
+        try:
+            with self.transaction() as conn:
+                if lineage_rows:
+                    self._insert_lineage_rows(conn, lineage_rows)
+                conn.execute(
+                    "INSERT OR REPLACE INTO execution_states "
+                    "(execution_id, state, output_json, completed_at) VALUES (?, ?, ?, ?)",
+                    (execution_id, state, json.dumps(output), now),
+                )
+                conn.execute(
+                    "INSERT INTO execution_events "
+                    "(execution_id, event_type, state, details_json, at) VALUES (?, ?, ?, ?, ?)",
+                    (execution_id, event_type, state, json.dumps({"output": _brief(output)}), now),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise LineageError(
+                f"state {state} of execution {execution_id}: a lineage node already exists "
+                f"({exc}). Record ids (activity_event_id) must be unique within a file."
+            ) from exc
+
+    def checkpoints(self, execution_id: str) -> dict[str, dict[str, Any]]:
+        """Outputs of an execution's completed states, by state name."""
+        rows = self._query(
+            "SELECT state, output_json FROM execution_states WHERE execution_id = ?",
+            (execution_id,),
+        )
+        return {row["state"]: json.loads(row["output_json"]) for row in rows}
 
     # -- lineage --------------------------------------------------------------
 
@@ -337,13 +540,12 @@ class Database:
         rows = list(nodes)
         if not rows:
             return 0
-        placeholders = ", ".join("?" for _ in LINEAGE_COLUMNS)
         try:
+            # Record ids are random keys: a larger page cache keeps the unique index's
+            # pages in memory while a big batch goes in (SQLite's default is 2 MiB).
+            self._connection().execute(f"PRAGMA cache_size = -{LINEAGE_CACHE_KIB}")
             with self.transaction() as conn:
-                conn.executemany(
-                    f"INSERT INTO lineage ({', '.join(LINEAGE_COLUMNS)}) VALUES ({placeholders})",
-                    rows,
-                )
+                self._insert_lineage_rows(conn, rows)
         except sqlite3.IntegrityError as exc:
             raise LineageError(
                 f"a lineage node already exists for one of {len(rows)} nodes "
@@ -351,6 +553,13 @@ class Database:
                 "Record ids (activity_event_id) must be unique within a file."
             ) from exc
         return len(rows)
+
+    @staticmethod
+    def _insert_lineage_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        placeholders = ", ".join("?" for _ in LINEAGE_COLUMNS)
+        conn.executemany(
+            f"INSERT INTO lineage ({', '.join(LINEAGE_COLUMNS)}) VALUES ({placeholders})", rows
+        )
 
     def lineage_node(self, root_id: str, node_id: str) -> dict[str, Any] | None:
         """One ledger node, or None."""
@@ -497,10 +706,12 @@ class Database:
         updates = ", ".join(f"{c} = excluded.{c}" for c in EMISSION_COLUMNS[1:])
         with self.transaction() as conn:
             # A replaced result stays queryable: copy it to the history first.
+            # ... unless the same execution writes it again (a resumed or retried batch).
             conn.executemany(
                 f"INSERT INTO emissions_history ({columns}, superseded_at) "
-                f"SELECT {columns}, ? FROM emissions WHERE activity_event_id = ?",
-                [(utc_now(), row[0]) for row in batch],
+                f"SELECT {columns}, ? FROM emissions WHERE activity_event_id = ? "
+                "AND execution_id IS NOT ?",
+                [(utc_now(), row[0], row[2]) for row in batch],
             )
             conn.executemany(
                 f"INSERT INTO emissions ({columns}) VALUES ({placeholders}) "

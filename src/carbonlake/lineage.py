@@ -133,6 +133,34 @@ def node_hash(
     ).hexdigest()
 
 
+def sibling_template(
+    root_id: str,
+    parent_id: str,
+    action_taken: str,
+    storage_location: str | None,
+    recorded_at: str,
+    object_sha256: str | None,
+    parent_hash: str | None,
+) -> tuple[str, str, str]:
+    """The canonical encoding of nodes sharing all fields but ``node_id`` and ``row_number``,
+    as ``(head, middle, tail)``: ``head + json(node_id) + middle + json(row_number) + tail``."""
+    head = f'{{"action_taken":{_text(action_taken)},"node_id":'
+    middle = (
+        f',"object_sha256":{_text(object_sha256)},"parent_hash":{_text(parent_hash)},'
+        f'"parent_id":{_text(parent_id)},"recorded_at":{_text(recorded_at)},'
+        f'"root_id":{_text(root_id)},"row_number":'
+    )
+    tail = f',"storage_location":{_text(storage_location)}}}'
+    return head, middle, tail
+
+
+def sibling_hash(template: tuple[str, str, str], node_id: str, row_number: int | None) -> str:
+    """:func:`node_hash` of one node of a :func:`sibling_template`."""
+    head, middle, tail = template
+    encoded = f"{head}{encode_basestring(node_id)}{middle}{_integer(row_number)}{tail}"
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
 def _sibling_hashes(
     root_id: str,
     node_ids: Sequence[str],
@@ -145,13 +173,9 @@ def _sibling_hashes(
     parent_hash: str | None,
 ) -> list[str]:
     """:func:`node_hash` of many nodes that differ only in ``node_id`` and ``row_number``."""
-    head = f'{{"action_taken":{_text(action_taken)},"node_id":'
-    middle = (
-        f',"object_sha256":{_text(object_sha256)},"parent_hash":{_text(parent_hash)},'
-        f'"parent_id":{_text(parent_id)},"recorded_at":{_text(recorded_at)},'
-        f'"root_id":{_text(root_id)},"row_number":'
+    head, middle, tail = sibling_template(
+        root_id, parent_id, action_taken, storage_location, recorded_at, object_sha256, parent_hash
     )
-    tail = f',"storage_location":{_text(storage_location)}}}'
     sha256 = hashlib.sha256
     return [
         sha256(f"{head}{encode_basestring(n)}{middle}{_integer(r)}{tail}".encode()).hexdigest()
@@ -171,7 +195,7 @@ class LineageWriter:
     reporting an execution finished: only then is everything durable.
     """
 
-    def __init__(self, database: Database, storage: Storage, batch_size: int = 20_000) -> None:
+    def __init__(self, database: Database, storage: Storage, batch_size: int = 50_000) -> None:
         self._database = database
         self.storage = storage
         self._batch_size = batch_size
@@ -288,6 +312,12 @@ class LineageWriter:
         if full:
             self.flush()
         return hashes
+
+    def take(self) -> list[tuple[Any, ...]]:
+        """Remove and return the queued rows, to commit them with a checkpoint."""
+        with self._lock:
+            rows, self._buffer = self._buffer, []
+        return rows
 
     def flush(self) -> None:
         """Write everything queued so far, in the order it was queued."""

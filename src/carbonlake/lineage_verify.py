@@ -64,31 +64,55 @@ class MerkleAccumulator:
 
     The stack holds the roots of the perfect subtrees the leaves so far make up,
     largest first; folding them from the right gives the tree hash of RFC 6962's
-    left-balanced tree (the split at the largest power of two below n).
+    left-balanced tree (the split at the largest power of two below n). Leaves are
+    hashed a chunk of 2**12 at a time, level by level, which is several times
+    faster in Python than pushing them one by one.
     """
+
+    _CHUNK_HEIGHT = 12
 
     def __init__(self) -> None:
         self._stack: list[tuple[int, bytes]] = []
+        self._pending: list[bytes] = []
         self.size = 0
 
     def add(self, data: bytes) -> None:
         """Append one leaf."""
-        node = leaf_hash(data)
-        height = 0
-        while self._stack and self._stack[-1][0] == height:
-            node = interior_hash(self._stack.pop()[1], node)
-            height += 1
-        self._stack.append((height, node))
+        self._pending.append(data)
         self.size += 1
+        if len(self._pending) == 1 << self._CHUNK_HEIGHT:
+            self._push(self._stack, _perfect_root(self._pending), self._CHUNK_HEIGHT)
+            self._pending = []
+
+    @staticmethod
+    def _push(stack: list[tuple[int, bytes]], node: bytes, height: int) -> None:
+        while stack and stack[-1][0] == height:
+            node = interior_hash(stack.pop()[1], node)
+            height += 1
+        stack.append((height, node))
 
     def root(self) -> bytes:
         """The tree hash of the leaves so far (SHA-256 of nothing for no leaves)."""
-        if not self._stack:
+        stack = list(self._stack)
+        for data in self._pending:
+            self._push(stack, leaf_hash(data), 0)
+        if not stack:
             return hashlib.sha256(b"").digest()
-        node = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
+        node = stack[-1][1]
+        for _, left in reversed(stack[:-1]):
             node = interior_hash(left, node)
         return node
+
+
+def _perfect_root(leaves: list[bytes]) -> bytes:
+    """The tree hash of a power-of-two number of leaves."""
+    sha256 = hashlib.sha256
+    level = [sha256(b"\x00" + data).digest() for data in leaves]
+    while len(level) > 1:
+        level = [
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)
+        ]
+    return level[0]
 
 
 def merkle_root(leaves: Iterable[bytes]) -> bytes:
@@ -279,6 +303,11 @@ class _Verifier:
         self.stop_at_first = stop_at_first
         self.roots: dict[str, _Root] = {}
         self.gaps: list[tuple[int, int, str, str]] = []
+        self._template_key: tuple[Any, ...] | None = None
+        self._template = ("", "", "")
+        self.snapshot_at: int | None = None
+        """Ledger size at which to keep the Merkle root (a checkpoint's size)."""
+        self.snapshot: bytes | None = None
 
     def problem(
         self,
@@ -304,6 +333,8 @@ class _Verifier:
                     self.gaps.append((expected_seq, seq, root, node))
                 expected_seq = seq + 1
                 merkle.add(leaf_data(stored))
+                if merkle.size == self.snapshot_at:
+                    self.snapshot = merkle.root()
             state = self.roots.get(root)
             if state is None:
                 state = self.roots[root] = _Root()
@@ -346,11 +377,15 @@ class _Verifier:
                 node,
             )
             return
+        # The records of one batch share all fields but two: encode the rest once.
+        key = (root, parent, action, location, at, sha, phash)
         try:
-            recomputed = lineage.node_hash(
-                root, node, parent, action, location, at, sha, row_number, phash
-            )
+            if key != self._template_key:
+                self._template = lineage.sibling_template(*key)
+                self._template_key = key
+            recomputed = lineage.sibling_hash(self._template, node, row_number)
         except (TypeError, ValueError):
+            self._template_key = None
             recomputed = None
         if recomputed != stored:
             self.problem(
@@ -462,6 +497,8 @@ class _Verifier:
         if not executions:
             return ""
         last = executions[-1]
+        if last["status"] == "RUNNING":
+            return f" (execution {last['execution_id']} is still running)"
         note = f" (execution {last['execution_id']} ended {last['status']}"
         if last.get("error"):
             note += f": {last['error']}"
@@ -497,8 +534,11 @@ class _Verifier:
                             node.location,
                         )
                     continue
-                data = self._object(root, node_id, node.action, node.location, node.object_sha256)
-                if node.action == lineage.GLUE_BATCH_SPLIT:
+                is_batch = node.action == lineage.GLUE_BATCH_SPLIT
+                data = self._object(
+                    root, node_id, node.action, node.location, node.object_sha256, is_batch
+                )
+                if is_batch:
                     batches.append((node_id, node, None if data is None else _records_in(data)))
             for (location, sha), (node_id, action, _) in state.record_objects.items():
                 if location is not None:
@@ -506,9 +546,20 @@ class _Verifier:
             self._check_records(root, state, batches)
 
     def _object(
-        self, root: str, node_id: str, action: str, location: str, recorded: str | None
+        self,
+        root: str,
+        node_id: str,
+        action: str,
+        location: str,
+        recorded: str | None,
+        content: bool = False,
     ) -> bytes | None:
-        """Check one object against its recorded hash; its content when it matches."""
+        """Check one object against its recorded hash.
+
+        Returns its content when it matches and ``content`` is asked for (batch files,
+        which are small), else ``b""`` when it matches; None after a problem. Other
+        objects are hashed as a stream: an input file may be larger than memory.
+        """
         self.report.objects += 1
         if recorded is None:
             self.problem(
@@ -530,7 +581,11 @@ class _Verifier:
                     location,
                 )
                 return None
-            data = self.storage.read_bytes(location)
+            if content:
+                data = self.storage.read_bytes(location)
+                actual = hashlib.sha256(data).hexdigest()
+            else:
+                data, actual = b"", self.storage.sha256(location)
         except StorageError as exc:
             self.problem(
                 "object_missing",
@@ -540,7 +595,6 @@ class _Verifier:
                 location,
             )
             return None
-        actual = hashlib.sha256(data).hexdigest()
         if actual != recorded:
             self.problem(
                 "object_changed",
@@ -654,7 +708,10 @@ class _Verifier:
             )
 
     def check_checkpoint(self, point: Checkpoint) -> None:
-        size, root = _ledger_root_of_first(self.database, point.size)
+        if self.snapshot is not None:
+            size, root = point.size, self.snapshot
+        else:
+            size, root = _ledger_root_of_first(self.database, point.size)
         if size < point.size:
             self.problem(
                 "ledger_shrank",
@@ -697,6 +754,8 @@ def verify(
     report = VerifyReport(root_id=root_id)
     verifier = _Verifier(database, storage, report, stop_at_first)
     merkle = MerkleAccumulator() if root_id is None else None
+    if checkpoint is not None and checkpoint.size > 0:
+        verifier.snapshot_at = checkpoint.size
     try:
         verifier.scan(root_id, merkle)
         if root_id is not None and report.nodes == 0:
@@ -719,7 +778,8 @@ def verify(
 
 def render_report(report: VerifyReport) -> list[str]:
     """Readable lines of a :class:`VerifyReport`, the verdict first."""
-    scope = f"root {report.root_id}" if report.root_id else f"the ledger ({report.roots} roots)"
+    roots = f"{report.roots} root" + ("" if report.roots == 1 else "s")
+    scope = f"root {report.root_id}" if report.root_id else f"the ledger ({roots})"
     if report.ok:
         lines = [
             f"OK: {scope} verified: {report.nodes} nodes, {report.objects} files, "

@@ -1,12 +1,21 @@
-"""The orchestrator: the spec's state machine, one execution per input file.
+"""The orchestrator: the spec's state machine, one durable execution per input file.
 
-kickoff -> RAW_DATA_INPUT -> dq setup -> dq profile -> dq cleanup -> dq check
-results -> (DQ_CHECK_FAIL -> notification) | (DQ_CHECK_PASS -> transform ->
-enumerate batches -> GLUE_BATCH_SPLIT -> map over batches: calculate ->
-CALCULATION_COMPLETE / CALCULATION_FAILED).
+RAW_DATA_INPUT -> DQ_SETUP -> DQ_PROFILE -> DQ_CLEANUP -> PROFILE_COMPLETE ->
+DQ_CHECK_RESULTS -> (DQ_CHECK_FAIL -> DQ_ERROR_NOTIFICATION) | (DQ_CHECK_PASS ->
+TRANSFORM -> BATCH_SPLIT -> MAP over batches: calculate, CALCULATION_COMPLETE /
+CALCULATION_FAILED).
 
-Every stage is called with the spec's input document and returns the spec's
-output document; a stage that raises is wrapped as :class:`PipelineStepFailed`
+Every state calls a stage with the spec's input document. When a state
+completes, its output, its lineage nodes and a history event are committed in
+one database transaction (a checkpoint), so a process killed at any moment
+(``kill -9``) leaves an execution that :meth:`Pipeline.resume` finishes from the
+last completed state and batch, with every record once in the results and the
+ledger. Stage side effects are idempotent (files are written whole and renamed
+into place, results are upserted by ``activity_event_id``), so a state that ran
+but was not checkpointed can simply run again.
+
+Transient errors (storage, database, I/O) are retried per ``[retry]``; data
+errors are not. A stage that still fails is wrapped as :class:`PipelineStepFailed`
 naming the step, the execution and the file. The map runs on a
 ``concurrent.futures`` executor with at most ``[pipeline] max_concurrency``
 batches at once.
@@ -14,22 +23,37 @@ batches at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import random
+import socket
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
+
+import polars as pl
 
 from . import calculate as calc
 from . import kickoff as kick
 from . import lineage, notify, quality, transform
-from ._exceptions import CarbonlakeError, PipelineStepFailed
+from ._exceptions import (
+    CarbonlakeError,
+    DatabaseError,
+    InputDataError,
+    PipelineStepFailed,
+    StorageError,
+)
 from .calculate.factors import FactorSet, load_factor_set
 from .database import Database
 from .quality.rules import Rule
-from .settings import Settings
+from .settings import RetrySettings, Settings
 from .storage import Storage
 
 log = logging.getLogger("carbonlake.pipeline")
@@ -37,8 +61,15 @@ log = logging.getLogger("carbonlake.pipeline")
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``(stage, done, total)`` while an execution runs."""
 
-T = TypeVar("T")
 MAX_FAILED_SAMPLES = 20
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageError, DatabaseError, OSError)
+"""Errors worth retrying: the storage or the database may answer next time."""
+
+_UNBUFFERED = sys.maxsize  # a state's lineage goes in with its checkpoint, never earlier
+
+
+class ExecutionAborted(CarbonlakeError):
+    """The execution was asked to stop (SIGTERM, Ctrl-C); it can be resumed."""
 
 
 @dataclass
@@ -70,393 +101,825 @@ class Context:
         self.database.close()
 
 
+def this_process() -> str:
+    """The owner id of executions run by this process: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process that owns an execution still runs (on this host)."""
+    if not owner:
+        return False
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine's: cannot tell; treat as gone
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def retry_delays(policy: RetrySettings, rng: random.Random | None = None) -> list[float]:
+    """The waits before each retry of a state (``max_attempts - 1`` of them)."""
+    rng = rng or random.Random()
+    delays = []
+    delay = policy.interval_s
+    for _ in range(policy.max_attempts - 1):
+        capped = min(delay, policy.max_delay_s)
+        delays.append(rng.uniform(0, capped) if policy.jitter else capped)
+        delay *= policy.backoff_rate
+    return delays
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a local file, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Pipeline:
-    """Runs executions of the whole pipeline on one workspace."""
+    """Runs, resumes and redrives executions of the whole pipeline on one workspace."""
 
     def __init__(self, context: Context, executor: Executor | None = None) -> None:
         self.context = context
         self._executor = executor
+        self.stop_requested = threading.Event()
+        """Set it (e.g. on SIGTERM) to stop taking new states and batches."""
 
     # -- ways in -------------------------------------------------------------------
 
     def run_file(
-        self, path: Path, key: str | None = None, progress: ProgressCallback | None = None
+        self,
+        path: Path,
+        key: str | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        name: str | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Put a local file into ``landing`` (under its name or ``key``) and run it."""
+        """Put a local file into ``landing`` (under its name or ``key``) and run it.
+
+        The same object (key and content) that already has an execution is not run
+        again unless ``force``; a ``name`` already used for the same object returns
+        that execution's summary.
+        """
         storage = self.context.storage
         key = key or path.name
-        landing = storage.url("landing", key)
+        landing = storage.url("landing", key)  # validates the key before anything moves
+        try:
+            sha256 = file_sha256(path)
+        except FileNotFoundError as exc:
+            raise InputDataError(f"input file {path} does not exist") from exc
+        except IsADirectoryError as exc:
+            raise InputDataError(f"input {path} is a directory; give a CSV file") from exc
+        earlier = self._earlier(key, sha256, name, force)
+        if earlier is not None:
+            return earlier
         storage.put_file(path, landing)
-        event = kick.s3_put_event(storage.bucket_name("landing"), key, storage.size(landing))
-        return self.run_event(event, progress)[0]
+        root_id = kick.new_root_id()
+        return self.execute(
+            {"root_id": root_id, "storage_location": landing},
+            progress,
+            name=name,
+            object_sha256=sha256,
+        )
 
     def run_event(
-        self, event: dict[str, Any], progress: ProgressCallback | None = None
+        self,
+        event: dict[str, Any],
+        progress: ProgressCallback | None = None,
+        *,
+        force: bool = False,
     ) -> list[dict[str, Any]]:
-        """Run one execution per object of an S3 event notification."""
-        inputs = kick.parse_event(event, self.context.storage)
-        return [self.execute(item["input"], progress) for item in inputs]
+        """Run one execution per object of an S3 event notification (objects in landing)."""
+        storage = self.context.storage
+        summaries = []
+        for item in kick.parse_event(event, storage):
+            execution_input = item["input"]
+            location = execution_input["storage_location"]
+            if not storage.exists(location):
+                raise InputDataError(
+                    f"the event names {location}, which is not in the landing bucket"
+                )
+            sha256 = storage.sha256(location)
+            key = storage.split(location)[1]
+            earlier = self._earlier(key, sha256, None, force)
+            if earlier is not None:
+                summaries.append(earlier)
+                continue
+            summaries.append(self.execute(execution_input, progress, object_sha256=sha256))
+        return summaries
 
-    # -- one execution -------------------------------------------------------------
+    def _earlier(
+        self, key: str, sha256: str, name: str | None, force: bool
+    ) -> dict[str, Any] | None:
+        """The summary to return instead of starting (start-by-name, duplicates)."""
+        db = self.context.database
+        if name:
+            named = db.executions_named(name)
+            if named:
+                first = named[0]
+                if (first["object_key"], first["object_sha256"]) != (key, sha256):
+                    raise InputDataError(
+                        f"execution name {name!r} is already used by execution "
+                        f"{first['execution_id']} for {first['object_key']} with other "
+                        "content; choose another --name"
+                    )
+                return self.summary(first["execution_id"])
+        if force:
+            return None
+        same = db.executions_of_object(key, sha256)
+        if not same:
+            return None
+        first = same[0]
+        summary = self.summary(first["execution_id"])
+        summary["status"] = "SKIPPED"
+        summary["duplicate_of"] = first["execution_id"]
+        summary["error"] = None
+        summary["message"] = (
+            f"{key} with this content was already processed by execution "
+            f"{first['execution_id']} ({first['status']}); not processing it again. "
+            "Use --force to process it anyway (results are keyed by activity_event_id, "
+            "never counted twice)."
+        )
+        return summary
+
+    # -- executions ----------------------------------------------------------------
 
     def execute(
-        self, execution_input: dict[str, Any], progress: ProgressCallback | None = None
+        self,
+        execution_input: dict[str, Any],
+        progress: ProgressCallback | None = None,
+        *,
+        name: str | None = None,
+        object_sha256: str | None = None,
     ) -> dict[str, Any]:
-        """Run the state machine for one kicked-off file; returns the run summary."""
+        """Start and run a new execution for one kicked-off file; returns its summary."""
         ctx = self.context
-        db = ctx.database
         execution_id = str(uuid.uuid4())
-        root_id = execution_input["root_id"]
-        landing_location = execution_input["storage_location"]
-        name = PurePosixPath(ctx.storage.split(landing_location)[1]).name
-        db.insert_execution(execution_id, name, {"input": execution_input})
-        db.set_execution_root(execution_id, root_id)
+        landing = execution_input["storage_location"]
+        key = ctx.storage.split(landing)[1]
+        document = {
+            "input": execution_input,
+            "batch_size": ctx.settings.pipeline.batch_size,
+        }
+        ctx.database.insert_execution(
+            execution_id,
+            name or execution_id,
+            document,
+            root_id=execution_input["root_id"],
+            object_key=key,
+            object_sha256=object_sha256,
+            owner=this_process(),
+        )
+        return self._run(execution_id, progress)
+
+    def resume(self, execution_id: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Finish an execution whose process died (or that was aborted), from its last
+        completed state and batch."""
+        execution = self._execution(execution_id)
+        status = execution["status"]
+        if status == "SUCCEEDED":
+            return self.summary(execution_id)
+        if status == "FAILED":
+            raise InputDataError(
+                f"execution {execution_id} FAILED; `carbonlake executions redrive "
+                f"{execution_id}` re-runs what failed"
+            )
+        if status == "RUNNING" and owner_alive(execution["owner"]):
+            raise InputDataError(
+                f"execution {execution_id} is still running in process {execution['owner']}; "
+                "resume it only once that process has stopped"
+            )
+        self.context.database.claim_execution(execution_id, this_process())
+        self.context.database.add_event(execution_id, "ExecutionResumed", None, {})
+        return self._run(execution_id, progress)
+
+    def redrive(
+        self, execution_id: str, progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """Re-run only what failed in a FAILED execution: failed states, failed batches and
+        the records that could not be calculated (for example after a factor import)."""
+        execution = self._execution(execution_id)
+        if execution["status"] != "FAILED":
+            raise InputDataError(
+                f"execution {execution_id} is {execution['status']}; only a FAILED execution "
+                "can be redriven (a stopped one is resumed with `executions resume`)"
+            )
+        done = self.context.database.checkpoints(execution_id)
+        if "DQ_ERROR_NOTIFICATION" in done or "DQ_CHECK_FAIL" in done:
+            raise InputDataError(
+                f"execution {execution_id} failed data quality; nothing to redrive. Fix the "
+                "file (see its report) and run it again"
+            )
+        self.context.database.claim_execution(execution_id, this_process(), redrive=True)
+        self.context.database.add_event(execution_id, "ExecutionRedriven", None, {})
+        return self._run(execution_id, progress, redrive=True)
+
+    def _execution(self, execution_id: str) -> dict[str, Any]:
+        execution = self.context.database.get_execution(execution_id)
+        if execution is None:
+            raise InputDataError(
+                f"no execution {execution_id!r}; `carbonlake executions list` shows them"
+            )
+        return execution
+
+    def _run(
+        self, execution_id: str, progress: ProgressCallback | None, redrive: bool = False
+    ) -> dict[str, Any]:
+        execution = self._execution(execution_id)
+        run = _ExecutionRun(self, execution, progress, redrive)
+        status, error = "SUCCEEDED", None
+        try:
+            run.states()
+        except ExecutionAborted as exc:
+            status, error = "ABORTED", str(exc)
+        except PipelineStepFailed as exc:
+            status, error = "FAILED", str(exc)
+        summary = self.summary(execution_id, status=status, error=error)
+        self.context.database.finish_execution(
+            execution_id, summary["status"], summary, summary["error"]
+        )
+        return summary
+
+    # -- the summary ------------------------------------------------------------------
+
+    def summary(
+        self, execution_id: str, status: str | None = None, error: str | None = None
+    ) -> dict[str, Any]:
+        """The run summary of an execution, derived from its checkpoints.
+
+        With ``status``, the outcome of the run that just ended; otherwise the
+        recorded one.
+        """
+        db = self.context.database
+        execution = self._execution(execution_id)
+        if status is None:
+            recorded = execution["output"]
+            if recorded:
+                return dict(recorded)
+            status, error = execution["status"], execution["error"]
+        done = db.checkpoints(execution_id)
+        execution_input = execution["input"]["input"]
+        landing = execution_input["storage_location"]
         summary: dict[str, Any] = {
             "execution_id": execution_id,
-            "root_id": root_id,
-            "status": "RUNNING",
-            "input_storage_location": landing_location,
-            "storage_location": landing_location,
+            "name": execution["name"],
+            "root_id": execution_input["root_id"],
+            "status": status,
+            "input_storage_location": landing,
+            "storage_location": done.get("DQ_CHECK_RESULTS", {}).get("storage_location", landing),
             "records_in": 0,
             "records_calculated": 0,
             "records_failed": 0,
             "co2e_tonnes": {"ar4": 0.0, "ar5": 0.0, "ar6": 0.0},
-            "data_quality": None,
-            "error": None,
+            "data_quality": done.get("DQ_CHECK_RESULTS", {}).get("data_quality"),
+            "error": error,
         }
-        writer = lineage.LineageWriter(db, ctx.storage)
-        try:
-            self._run_states(execution_input, execution_id, summary, writer, progress)
-            writer.flush()
-        except PipelineStepFailed as exc:
-            # Keep what was recorded so far: a partial trail still explains the failure.
-            try:
-                writer.flush()
-            except CarbonlakeError as flush_exc:
-                log.error(
-                    "could not write the lineage of execution %s: %s", execution_id, flush_exc
-                )
-            summary["status"] = "FAILED"
-            summary["error"] = str(exc)
-        if summary["status"] == "RUNNING":
-            summary["status"] = "SUCCEEDED"
+        if summary["data_quality"] is not None:
+            summary["records_in"] = done["DQ_CHECK_RESULTS"].get("rows") or 0
+        if "TRANSFORM" in done:
+            summary["records_in"] = done["TRANSFORM"]["records"]
+        if summary["data_quality"] and summary["data_quality"]["status"] == "FAILED":
+            summary["status"] = "FAILED" if status == "SUCCEEDED" else status
+            summary["error"] = summary["error"] or (
+                f"data quality failed ({'; '.join(summary['data_quality']['failed_rules'])}); "
+                f"the file is now at {summary['storage_location']}; report: "
+                f"{summary['data_quality']['report_location']}"
+            )
+        split = done.get("BATCH_SPLIT")
+        if split is not None:
+            self._summarize_map(summary, split, done, status)
         if summary["records_calculated"]:
-            summary["by_activity"] = db.emission_totals(root_id, "activity")
-        db.finish_execution(execution_id, summary["status"], summary, summary["error"])
+            summary["by_activity"] = db.emission_totals(summary["root_id"], "activity")
         return summary
 
-    def _step(self, step: str, execution_id: str, root_id: str, call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except CarbonlakeError as exc:
-            raise PipelineStepFailed(step, execution_id, root_id, str(exc)) from exc
-        except OSError as exc:
-            raise PipelineStepFailed(
-                step, execution_id, root_id, f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _run_states(
+    def _summarize_map(
         self,
-        execution_input: dict[str, Any],
-        execution_id: str,
         summary: dict[str, Any],
-        writer: lineage.LineageWriter,
-        progress: ProgressCallback | None,
+        split: dict[str, Any],
+        done: dict[str, dict[str, Any]],
+        status: str,
     ) -> None:
-        ctx = self.context
-        root_id = execution_input["root_id"]
-        landing_location = execution_input["storage_location"]
+        samples: list[dict[str, Any]] = []
+        errors_files: list[str] = []
+        failed_batches = []
+        for batch, records in zip(split["batches"], split["batch_records"], strict=True):
+            base = done.get(f"MAP:{batch['node_id']}")
+            if base is None:
+                failed_batches.append(batch)
+                summary["records_failed"] += records
+                continue
+            outputs = [base] + [
+                done[k]
+                for k in sorted(
+                    (k for k in done if k.startswith(f"MAP:{batch['node_id']}:redrive-")),
+                    key=lambda k: int(k.rsplit("-", 1)[1]),
+                )
+            ]
+            latest = outputs[-1]
+            summary["records_calculated"] += sum(o["records_calculated"] for o in outputs)
+            summary["records_failed"] += latest["records_failed"]
+            for gwp_set in summary["co2e_tonnes"]:
+                summary["co2e_tonnes"][gwp_set] += sum(o["co2e_tonnes"][gwp_set] for o in outputs)
+            if latest["errors_storage_location"]:
+                errors_files.append(latest["errors_storage_location"])
+            samples.extend(latest["failed_records"][: MAX_FAILED_SAMPLES - len(samples)])
+        summary["batches"] = len(split["batches"])
+        summary["batches_failed"] = len(failed_batches)
+        if summary["records_failed"]:
+            summary["failed_records"] = {"errors_files": sorted(errors_files), "samples": samples}
+        if status != "SUCCEEDED":
+            return
+        tolerated = self.context.settings.pipeline.tolerated_failure_percentage
+        share = 100.0 * len(failed_batches) / max(len(split["batches"]), 1)
+        if failed_batches and share > tolerated:
+            summary["status"] = "FAILED"
+            summary["error"] = (
+                f"{len(failed_batches)} of {len(split['batches'])} batch(es) failed "
+                f"({share:.1f}% > tolerated {tolerated}%); see `carbonlake executions history "
+                f"{summary['execution_id']}`"
+            )
+        elif summary["records_failed"] > sum(
+            r
+            for b, r in zip(split["batches"], split["batch_records"], strict=True)
+            if b in failed_batches
+        ):
+            summary["status"] = "FAILED"
+            summary["error"] = (
+                f"{summary['records_failed']} record(s) could not be calculated; their "
+                "reasons are in the errors files listed under failed_records. After fixing "
+                f"the cause, `carbonlake executions redrive {summary['execution_id']}`"
+            )
 
-        def step(name: str, call: Callable[[], T]) -> T:
-            if progress:
-                progress(name, 0, 1)
-            return self._step(name, execution_id, root_id, call)
 
-        raw_node = step(
-            "data_lineage:RAW_DATA_INPUT",
-            lambda: lineage.record_request(
-                {
-                    "root_id": root_id,
-                    "parent_id": root_id,
-                    "action_taken": lineage.RAW_DATA_INPUT,
-                    "record": {"storage_location": landing_location},
-                },
-                writer,
-            ),
-        )["data_lineage"]["node_id"]
+class _ExecutionRun:
+    """One pass over an execution's states: fresh, resumed or redriven."""
 
-        resources = step(
-            "dq_setup",
-            lambda: quality.setup(
-                {"event_type": "SETUP", "storage_location": landing_location, "root_id": root_id},
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        execution: dict[str, Any],
+        progress: ProgressCallback | None,
+        redrive: bool,
+    ) -> None:
+        self.pipeline = pipeline
+        self.ctx = pipeline.context
+        self.db = pipeline.context.database
+        self.execution_id: str = execution["execution_id"]
+        self.input: dict[str, Any] = execution["input"]["input"]
+        self.batch_size: int = execution["input"].get("batch_size") or (
+            self.ctx.settings.pipeline.batch_size
+        )
+        self.root_id: str = self.input["root_id"]
+        self.progress = progress
+        self.redrive = redrive
+        self.redrive_number: int = execution["redrive_count"]
+        self.done = self.db.checkpoints(self.execution_id)
+
+    # -- running one state -----------------------------------------------------------
+
+    def _check_stop(self) -> None:
+        if self.pipeline.stop_requested.is_set():
+            raise ExecutionAborted(
+                f"execution {self.execution_id} was asked to stop; `carbonlake executions "
+                f"resume {self.execution_id}` finishes it"
+            )
+
+    def _attempts(
+        self, state: str, call: Callable[[lineage.LineageWriter], dict[str, Any]]
+    ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+        """Run a state's work with retries; returns its output and its lineage rows."""
+        delays = retry_delays(self.ctx.settings.retry)
+        attempt = 0
+        while True:
+            attempt += 1
+            writer = lineage.LineageWriter(self.db, self.ctx.storage, batch_size=_UNBUFFERED)
+            try:
+                output = call(writer)
+                return output, writer.take()
+            except TRANSIENT_ERRORS as exc:
+                if attempt > len(delays):
+                    raise self._failed(state, exc, attempt) from exc
+                delay = delays[attempt - 1]
+                self.db.add_event(
+                    self.execution_id,
+                    "RetryScheduled",
+                    state,
+                    {"attempt": attempt, "delay_s": round(delay, 3), **_error(exc)},
+                )
+                time.sleep(delay)
+            except CarbonlakeError as exc:
+                raise self._failed(state, exc, attempt) from exc
+
+    def _failed(self, state: str, exc: BaseException, attempts: int) -> PipelineStepFailed:
+        self.db.add_event(
+            self.execution_id, "TaskFailed", state, {"attempts": attempts, **_error(exc)}
+        )
+        message = str(exc) if isinstance(exc, CarbonlakeError) else f"{type(exc).__name__}: {exc}"
+        return PipelineStepFailed(state, self.execution_id, self.root_id, message)
+
+    def state(
+        self, name: str, call: Callable[[lineage.LineageWriter], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Run a state unless a checkpoint says it completed; checkpoint it atomically."""
+        if name in self.done:
+            return self.done[name]
+        self._check_stop()
+        if self.progress:
+            self.progress(name, 0, 1)
+        self.db.add_event(self.execution_id, "StateEntered", name, {})
+        output, rows = self._attempts(name, call)
+        try:
+            self.db.checkpoint(self.execution_id, name, output, rows)
+        except CarbonlakeError as exc:
+            raise self._failed(name, exc, 1) from exc
+        self.done[name] = output
+        return output
+
+    def _node(self, writer: lineage.LineageWriter, request: dict[str, Any]) -> str:
+        node_id: str = lineage.record_request({"root_id": self.root_id, **request}, writer)[
+            "data_lineage"
+        ]["node_id"]
+        return node_id
+
+    # -- the state machine -----------------------------------------------------------------
+
+    def states(self) -> None:
+        ctx = self.ctx
+        root_id = self.root_id
+        landing = self.input["storage_location"]
+
+        raw_node = self.state(
+            "RAW_DATA_INPUT",
+            lambda w: {
+                "node_id": self._node(
+                    w,
+                    {
+                        "parent_id": root_id,
+                        "action_taken": lineage.RAW_DATA_INPUT,
+                        "record": {"storage_location": landing},
+                    },
+                )
+            },
+        )["node_id"]
+        resources = self.state(
+            "DQ_SETUP",
+            lambda w: quality.setup(
+                {"event_type": "SETUP", "storage_location": landing, "root_id": root_id},
                 database=ctx.database,
                 rules=ctx.rules,
-            ),
-        )["data_quality"]
-        try:
-            dq_results = step(
-                "dq_profile",
-                lambda: quality.profile(
-                    {"Name": resources["job_name"]},
-                    storage=ctx.storage,
-                    database=ctx.database,
-                    factor_set=ctx.factor_set,
-                ),
-            )["data_quality"]["results"]
-        finally:
-            step(
-                "dq_cleanup",
-                lambda: quality.cleanup(
-                    {
-                        "event_type": "CLEANUP",
-                        "dataset_name": resources["dataset_name"],
-                        "ruleset_name": resources["ruleset_name"],
-                        "job_name": resources["job_name"],
-                    },
-                    database=ctx.database,
-                ),
-            )
-        report_url = quality.report_location(dq_results, ctx.storage)
-        profile_node = step(
-            "data_lineage:PROFILE_COMPLETE",
-            lambda: lineage.record_request(
-                {
-                    "root_id": root_id,
-                    "parent_id": raw_node,
-                    "action_taken": lineage.PROFILE_COMPLETE,
-                    "record": {"storage_location": report_url},
-                },
-                writer,
-            ),
-        )["data_lineage"]["node_id"]
-        report = step("dq_check_results", lambda: quality.read_report(report_url, ctx.storage))
-        checked = step(
-            "dq_check_results",
-            lambda: quality.check_results(
-                {"storage_location": landing_location, "dq_results": dq_results},
-                storage=ctx.storage,
-            ),
+            )["data_quality"],
         )
-        summary["storage_location"] = checked["storage_location"]
-        failed_rules = report["summary"]["failedRules"]
-        summary["data_quality"] = {
-            "status": "PASSED" if checked["status"] else "FAILED",
-            "report_location": report_url,
-            "failed_rules": failed_rules,
-            "warnings": report["summary"].get("warnedRules", []),
-            "reasons": [
-                {"rule": x["name"], "severity": x.get("severity", "error"), "reason": x["reason"]}
-                for x in report["rulesetResults"][0]["ruleResults"]
-                if x["status"] == "FAILED"
-            ],
-        }
-        summary["records_in"] = report.get("rowsCount") or 0
-
-        if not checked["status"]:
-            step(
-                "data_lineage:DQ_CHECK_FAIL",
-                lambda: lineage.record_request(
-                    {
-                        "root_id": root_id,
-                        "parent_id": profile_node,
-                        "action_taken": lineage.DQ_CHECK_FAIL,
-                        "record": {"storage_location": checked["storage_location"]},
-                    },
-                    writer,
-                ),
-            )
-            step(
-                "dq_error_notification",
-                lambda: notify.send(
-                    {
-                        "subject": notify.DQ_FAILURE_SUBJECT,
-                        "message": notify.dq_failure_message(
-                            landing_location,
-                            failed_rules,
-                            reasons={
-                                r["name"]: r["reason"] for r in quality.failed_results(report)
-                            },
-                            report_location=report_url,
-                        ),
-                        "storage_location": landing_location,
-                        "failed_rules": failed_rules,
-                        "report_location": report_url,
-                    },
-                    settings=ctx.settings.notify,
-                    database=ctx.database,
-                    root_id=root_id,
-                ),
-            )
-            summary["status"] = "FAILED"
-            summary["error"] = (
-                f"data quality failed ({'; '.join(failed_rules)}); the file is now at "
-                f"{checked['storage_location']}; report: {report_url}"
-            )
-            return
-
-        pass_node = step(
-            "data_lineage:DQ_CHECK_PASS",
-            lambda: lineage.record_request(
-                {
-                    "root_id": root_id,
-                    "parent_id": profile_node,
-                    "action_taken": lineage.DQ_CHECK_PASS,
-                    "record": {"storage_location": checked["storage_location"]},
-                },
-                writer,
-            ),
-        )["data_lineage"]["node_id"]
-
-        transformed = step(
-            "transform",
-            lambda: transform.run(
-                {"JobName": transform.JOB_NAME, "Arguments": {"--UNIQUE_DIRECTORY": root_id}},
-                storage=ctx.storage,
-                batch_size=ctx.settings.pipeline.batch_size,
-                raw_location=checked["storage_location"],
-            ),
-        )
-        summary["records_in"] = transformed["records"]
-        batches = step(
-            "enumerate_batches",
-            lambda: transform.enumerate_batches(
-                {"batch_location_dir": root_id}, storage=ctx.storage
-            ),
-        )["batches"]
-        step(
-            "data_lineage:GLUE_BATCH_SPLIT",
-            lambda: lineage.record_request(
-                {
-                    "root_id": root_id,
-                    "parent_id": pass_node,
-                    "action_taken": lineage.GLUE_BATCH_SPLIT,
-                    "records": batches,
-                },
-                writer,
-            ),
-        )
-        self._map(batches, root_id, execution_id, summary, writer, progress)
-        if summary["records_failed"]:
-            summary["status"] = "FAILED"
-            summary["error"] = (
-                f"{summary['records_failed']} record(s) could not be calculated; "
-                "their reasons are in the errors files listed under failed_records"
-            )
-
-    def _map(
-        self,
-        batches: list[dict[str, Any]],
-        root_id: str,
-        execution_id: str,
-        summary: dict[str, Any],
-        writer: lineage.LineageWriter,
-        progress: ProgressCallback | None,
-    ) -> None:
-        """The spec's map state: each iteration gets only its location and lineage ids."""
-        iterations = [
-            {
-                "storage_location": batch["storage_location"],
-                "data_lineage": {"root_id": root_id, "parent_id": batch["node_id"]},
-            }
-            for batch in batches
-        ]
-        executor = self._executor
-        own = executor is None
-        if executor is None:
-            executor = ThreadPoolExecutor(
-                max_workers=self.context.settings.pipeline.max_concurrency,
-                thread_name_prefix="carbonlake-map",
-            )
-        failed_samples: list[dict[str, Any]] = []
-        errors_files: list[str] = []
-        try:
-            futures = [
-                executor.submit(self._iteration, item, execution_id, writer) for item in iterations
-            ]
-            if progress:
-                progress("calculate", 0, len(futures))
-            for done, future in enumerate(as_completed(futures), start=1):
-                result = future.result()
-                calculations = result["calculations"]
-                summary["records_calculated"] += len(calculations["records"])
-                summary["records_failed"] += len(calculations["failed_records"])
-                for gwp_set, tonnes in calculations["co2e_tonnes"].items():
-                    summary["co2e_tonnes"][gwp_set] += tonnes
-                if calculations["errors_storage_location"]:
-                    errors_files.append(calculations["errors_storage_location"])
-                room = MAX_FAILED_SAMPLES - len(failed_samples)
-                failed_samples.extend(calculations["failed_records"][: max(room, 0)])
-                if progress:
-                    progress("calculate", done, len(futures))
-        finally:
-            if own:
-                executor.shutdown(wait=True, cancel_futures=True)
-        if summary["records_failed"]:
-            summary["failed_records"] = {
-                "errors_files": sorted(errors_files),
-                "samples": failed_samples,
-            }
-
-    def _iteration(
-        self, item: dict[str, Any], execution_id: str, writer: lineage.LineageWriter
-    ) -> dict[str, Any]:
-        """One map iteration: calculate a batch, then record its lineage."""
-        ctx = self.context
-        root_id = item["data_lineage"]["root_id"]
-        parent_id = item["data_lineage"]["parent_id"]
-        result = self._step(
-            "calculate_co2e",
-            execution_id,
-            root_id,
-            lambda: calc.calculate(
-                {"storage_location": item["storage_location"]},
+        dq_results = self.state(
+            "DQ_PROFILE",
+            lambda w: quality.profile(
+                {"Name": resources["job_name"]},
                 storage=ctx.storage,
                 database=ctx.database,
                 factor_set=ctx.factor_set,
-                execution_id=execution_id,
-            ),
+            )["data_quality"]["results"],
         )
-        calculations = result["calculations"]
-        rows = self._step(
-            "data_lineage:CALCULATION_COMPLETE",
-            execution_id,
-            root_id,
-            lambda: lineage.batch_row_numbers(
-                ctx.storage, item["storage_location"], ctx.settings.pipeline.batch_size
-            ),
-        )
-        self._step(
-            "data_lineage:CALCULATION_COMPLETE",
-            execution_id,
-            root_id,
-            lambda: lineage.record_request(
+        self.state(
+            "DQ_CLEANUP",
+            lambda w: quality.cleanup(
                 {
-                    "root_id": root_id,
-                    "parent_id": parent_id,
-                    "action_taken": lineage.CALCULATION_COMPLETE,
-                    "storage_location": calculations["storage_location"],
-                    "records": lineage.with_row_numbers(calculations["records"], rows),
+                    "event_type": "CLEANUP",
+                    "dataset_name": resources["dataset_name"],
+                    "ruleset_name": resources["ruleset_name"],
+                    "job_name": resources["job_name"],
                 },
-                writer,
+                database=ctx.database,
             ),
+        )
+        report_url = quality.report_location(dq_results, ctx.storage)
+        profile_node = self.state(
+            "PROFILE_COMPLETE",
+            lambda w: {
+                "node_id": self._node(
+                    w,
+                    {
+                        "parent_id": raw_node,
+                        "action_taken": lineage.PROFILE_COMPLETE,
+                        "record": {"storage_location": report_url},
+                    },
+                )
+            },
+        )["node_id"]
+        checked = self.state(
+            "DQ_CHECK_RESULTS", lambda w: self._check_results(landing, dq_results, report_url)
+        )
+        location = checked["storage_location"]
+        if not checked["status"]:
+            self.state(
+                "DQ_CHECK_FAIL",
+                lambda w: {
+                    "node_id": self._node(
+                        w,
+                        {
+                            "parent_id": profile_node,
+                            "action_taken": lineage.DQ_CHECK_FAIL,
+                            "record": {"storage_location": location},
+                        },
+                    )
+                },
+            )
+            self.state("DQ_ERROR_NOTIFICATION", lambda w: self._notify(landing, report_url))
+            return
+
+        pass_node = self.state(
+            "DQ_CHECK_PASS",
+            lambda w: {
+                "node_id": self._node(
+                    w,
+                    {
+                        "parent_id": profile_node,
+                        "action_taken": lineage.DQ_CHECK_PASS,
+                        "record": {"storage_location": location},
+                    },
+                )
+            },
+        )["node_id"]
+        transformed = self.state("TRANSFORM", lambda w: self._transform(location))
+        split = self.state("BATCH_SPLIT", lambda w: self._split(w, pass_node, transformed))
+        self._map(split)
+
+    def _check_results(
+        self, landing: str, dq_results: dict[str, Any], report_url: str
+    ) -> dict[str, Any]:
+        ctx = self.ctx
+        report = quality.read_report(report_url, ctx.storage)
+        checked = quality.check_results(
+            {"storage_location": landing, "dq_results": dq_results}, storage=ctx.storage
+        )
+        failed_rules = report["summary"]["failedRules"]
+        return {
+            **checked,
+            "rows": report.get("rowsCount") or 0,
+            "data_quality": {
+                "status": "PASSED" if checked["status"] else "FAILED",
+                "report_location": report_url,
+                "failed_rules": failed_rules,
+                "warnings": report["summary"].get("warnedRules", []),
+                "reasons": [
+                    {
+                        "rule": x["name"],
+                        "severity": x.get("severity", "error"),
+                        "reason": x["reason"],
+                    }
+                    for x in report["rulesetResults"][0]["ruleResults"]
+                    if x["status"] == "FAILED"
+                ],
+            },
+        }
+
+    def _notify(self, landing: str, report_url: str) -> dict[str, Any]:
+        ctx = self.ctx
+        report = quality.read_report(report_url, ctx.storage)
+        failed_rules = report["summary"]["failedRules"]
+        notify.send(
+            {
+                "subject": notify.DQ_FAILURE_SUBJECT,
+                "message": notify.dq_failure_message(
+                    landing,
+                    failed_rules,
+                    reasons={r["name"]: r["reason"] for r in quality.failed_results(report)},
+                    report_location=report_url,
+                ),
+                "storage_location": landing,
+                "failed_rules": failed_rules,
+                "report_location": report_url,
+            },
+            settings=ctx.settings.notify,
+            database=ctx.database,
+            root_id=self.root_id,
+        )
+        return {"subject": notify.DQ_FAILURE_SUBJECT}
+
+    def _transform(self, raw_location: str) -> dict[str, Any]:
+        storage = self.ctx.storage
+        # A transform that ran before a crash may have left batches: start clean.
+        for stale in storage.list("transformed", self.root_id):
+            storage.delete(stale)
+        output = transform.run(
+            {"JobName": transform.JOB_NAME, "Arguments": {"--UNIQUE_DIRECTORY": self.root_id}},
+            storage=storage,
+            batch_size=self.batch_size,
+            raw_location=raw_location,
+        )
+        return output
+
+    def _split(
+        self, writer: lineage.LineageWriter, pass_node: str, transformed: dict[str, Any]
+    ) -> dict[str, Any]:
+        batches = transform.enumerate_batches(
+            {"batch_location_dir": self.root_id}, storage=self.ctx.storage
+        )["batches"]
+        lineage.record_request(
+            {
+                "root_id": self.root_id,
+                "parent_id": pass_node,
+                "action_taken": lineage.GLUE_BATCH_SPLIT,
+                "records": batches,
+            },
+            writer,
+        )
+        records = transformed["records"]
+        sizes = [self.batch_size] * max(len(batches) - 1, 0)
+        if batches:
+            sizes.append(records - self.batch_size * (len(batches) - 1))
+        return {"batches": batches, "batch_records": sizes}
+
+    # -- the map ----------------------------------------------------------------------------
+
+    def _map(self, split: dict[str, Any]) -> None:
+        """The spec's map state: each iteration gets only its location and lineage ids."""
+        batches = split["batches"]
+        todo: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
+        for index, batch in enumerate(batches):
+            key = f"MAP:{batch['node_id']}"
+            if key not in self.done:
+                todo.append((index, batch, None))
+            elif self.redrive and self._latest(batch)["records_failed"]:
+                todo.append((index, batch, self._latest(batch)))
+        pipeline = self.pipeline
+        executor = pipeline._executor
+        own = executor is None
+        if executor is None:
+            executor = ThreadPoolExecutor(
+                max_workers=self.ctx.settings.pipeline.max_concurrency,
+                thread_name_prefix="carbonlake-map",
+            )
+        total = len(batches)
+        finished = total - len(todo)
+        failures: list[BaseException] = []
+        try:
+            futures: list[Future[None]] = [
+                executor.submit(self._iteration, index, batch, previous)
+                for index, batch, previous in todo
+            ]
+            if self.progress:
+                self.progress("calculate", finished, total)
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is not None:
+                    failures.append(error)
+                finished += 1
+                if self.progress:
+                    self.progress("calculate", finished, total)
+        finally:
+            if own:
+                executor.shutdown(wait=True, cancel_futures=True)
+        aborted = [f for f in failures if isinstance(f, ExecutionAborted)]
+        if aborted:
+            raise aborted[0]
+        unexpected = [f for f in failures if not isinstance(f, PipelineStepFailed)]
+        if unexpected:
+            raise unexpected[0]
+
+    def _latest(self, batch: dict[str, Any]) -> dict[str, Any]:
+        prefix = f"MAP:{batch['node_id']}"
+        redrives = [k for k in self.done if k.startswith(f"{prefix}:redrive-")]
+        if not redrives:
+            return self.done[prefix]
+        return self.done[max(redrives, key=lambda k: int(k.rsplit("-", 1)[1]))]
+
+    def _iteration(
+        self, index: int, batch: dict[str, Any], previous: dict[str, Any] | None
+    ) -> None:
+        """One map iteration: calculate a batch and record its lineage, atomically."""
+        self._check_stop()
+        item = {
+            "storage_location": batch["storage_location"],
+            "data_lineage": {"root_id": self.root_id, "parent_id": batch["node_id"]},
+        }
+        state = f"MAP:{batch['node_id']}"
+        if previous is not None:
+            state += f":redrive-{self.redrive_number}"
+        self.db.add_event(self.execution_id, "MapIterationStarted", state, {"index": index, **item})
+        try:
+            if previous is None:
+                output, rows = self._attempts(
+                    state, lambda w: self._calculate_batch(w, item, index)
+                )
+            else:
+                output, rows = self._attempts(
+                    state, lambda w: self._recalculate_failed(w, item, previous)
+                )
+            self.db.checkpoint(
+                self.execution_id, state, output, rows, event_type="MapIterationSucceeded"
+            )
+            self.done[state] = output
+        except PipelineStepFailed as exc:
+            self.db.add_event(
+                self.execution_id, "MapIterationFailed", state, {"index": index, **_error(exc)}
+            )
+            raise
+        except CarbonlakeError as exc:
+            self.db.add_event(
+                self.execution_id, "MapIterationFailed", state, {"index": index, **_error(exc)}
+            )
+            raise self._failed(state, exc, 1) from exc
+
+    def _failed_node_id(self, node_id: str) -> str:
+        # The record's own id is kept for its CALCULATION_COMPLETE node, which a redrive
+        # may still write; each failed attempt gets a node of its own.
+        return f"{node_id}#failed-{self.redrive_number + 1}"
+
+    def _record_lineage(
+        self,
+        writer: lineage.LineageWriter,
+        parent_id: str,
+        calculations: dict[str, Any],
+        rows: dict[str, int],
+    ) -> None:
+        lineage.record_request(
+            {
+                "root_id": self.root_id,
+                "parent_id": parent_id,
+                "action_taken": lineage.CALCULATION_COMPLETE,
+                "storage_location": calculations["storage_location"],
+                "records": lineage.with_row_numbers(calculations["records"], rows),
+            },
+            writer,
         )
         if calculations["failed_records"]:
-            self._step(
-                "data_lineage:CALCULATION_FAILED",
-                execution_id,
-                root_id,
-                lambda: lineage.record_request(
-                    {
-                        "root_id": root_id,
-                        "parent_id": parent_id,
-                        "action_taken": lineage.CALCULATION_FAILED,
-                        "storage_location": calculations["errors_storage_location"],
-                        "records": lineage.with_row_numbers(
-                            ({"node_id": r["node_id"]} for r in calculations["failed_records"]),
-                            rows,
-                        ),
-                    },
-                    writer,
-                ),
+            failed = [
+                {
+                    "node_id": self._failed_node_id(r["node_id"]),
+                    "row_number": rows.get(r["node_id"]),
+                }
+                for r in calculations["failed_records"]
+            ]
+            lineage.record_request(
+                {
+                    "root_id": self.root_id,
+                    "parent_id": parent_id,
+                    "action_taken": lineage.CALCULATION_FAILED,
+                    "storage_location": calculations["errors_storage_location"],
+                    "records": failed,
+                },
+                writer,
             )
-        return result
+
+    def _calculate_batch(
+        self, writer: lineage.LineageWriter, item: dict[str, Any], index: int
+    ) -> dict[str, Any]:
+        ctx = self.ctx
+        calculations = calc.calculate(
+            {"storage_location": item["storage_location"]},
+            storage=ctx.storage,
+            database=ctx.database,
+            factor_set=ctx.factor_set,
+            execution_id=self.execution_id,
+        )["calculations"]
+        rows = lineage.batch_row_numbers(ctx.storage, item["storage_location"], self.batch_size)
+        self._record_lineage(writer, item["data_lineage"]["parent_id"], calculations, rows)
+        return _iteration_output(calculations)
+
+    def _recalculate_failed(
+        self, writer: lineage.LineageWriter, item: dict[str, Any], previous: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Redrive: calculate again only the records of a batch that failed before."""
+        ctx = self.ctx
+        errors_location = previous["errors_storage_location"]
+        frame = pl.read_ndjson(ctx.storage.read_bytes(errors_location), infer_schema_length=None)
+        rows = lineage.batch_row_numbers(ctx.storage, item["storage_location"], self.batch_size)
+        stem = errors_location.removesuffix(".errors.jsonl")
+        calculations = calc.calculate_records(
+            frame.drop("error"),
+            f"{stem}.redrive-{self.redrive_number}.jsonl",
+            storage=ctx.storage,
+            database=ctx.database,
+            factor_set=ctx.factor_set,
+            execution_id=self.execution_id,
+            root_id=self.root_id,
+        )["calculations"]
+        self._record_lineage(writer, item["data_lineage"]["parent_id"], calculations, rows)
+        return _iteration_output(calculations)
+
+
+def _iteration_output(calculations: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "storage_location": calculations["storage_location"],
+        "errors_storage_location": calculations["errors_storage_location"],
+        "records_calculated": len(calculations["records"]),
+        "records_failed": len(calculations["failed_records"]),
+        "failed_records": calculations["failed_records"][:MAX_FAILED_SAMPLES],
+        "co2e_tonnes": calculations["co2e_tonnes"],
+    }
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    """The error and cause of a failure, as Step Functions records them."""
+    cause = exc.__cause__ or exc
+    return {"error": type(exc).__name__, "cause": f"{type(cause).__name__}: {cause}"}

@@ -55,6 +55,17 @@ class PipelineSettings:
     max_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     """How many batches are calculated at once (the spec's map state)."""
 
+    tolerated_failure_percentage: float = 0.0
+    """Share of batches (0-100) that may fail (after retries) without failing the execution;
+    their records are reported as failed either way."""
+
+    max_executions: int = 2
+    """How many files `carbonlake watch` processes at once."""
+
+    watch_interval_s: float = 1.0
+    """How often `carbonlake watch` polls the landing bucket (and how long a file's size
+    must stay unchanged before it counts as complete)."""
+
 
 @dataclass
 class QualitySettings:
@@ -116,6 +127,29 @@ class NotifySettings:
 
 
 @dataclass
+class RetrySettings:
+    """Retries of a state after a transient error (storage, database busy, I/O).
+
+    Data errors (bad input, no factor, a rule that fails) are never retried.
+    """
+
+    max_attempts: int = 3
+    """Attempts in all, the first included (1 = no retry)."""
+
+    interval_s: float = 0.2
+    """Wait before the first retry."""
+
+    backoff_rate: float = 2.0
+    """Each further wait is the previous one times this."""
+
+    max_delay_s: float = 10.0
+    """No wait is longer than this."""
+
+    jitter: bool = True
+    """Wait a random time between zero and the computed wait ("full jitter")."""
+
+
+@dataclass
 class Settings:
     """All settings of one workspace."""
 
@@ -126,6 +160,7 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     calculate: CalculateSettings = field(default_factory=CalculateSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
 
     @property
     def storage_root_url(self) -> str:
@@ -140,7 +175,7 @@ class Settings:
         return self.database.url or f"sqlite:///{self.workspace.resolve() / 'carbonlake.db'}"
 
 
-_SECTIONS = ("storage", "database", "pipeline", "quality", "calculate", "notify")
+_SECTIONS = ("storage", "database", "pipeline", "quality", "calculate", "notify", "retry")
 
 
 _KIND = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
@@ -245,6 +280,21 @@ def load_settings(
             f"[pipeline] max_concurrency must be at least 1, "
             f"got {settings.pipeline.max_concurrency}"
         )
+    checks = [
+        (settings.pipeline.max_executions >= 1, "[pipeline] max_executions must be at least 1"),
+        (
+            0 <= settings.pipeline.tolerated_failure_percentage <= 100,
+            "[pipeline] tolerated_failure_percentage must be between 0 and 100",
+        ),
+        (settings.pipeline.watch_interval_s > 0, "[pipeline] watch_interval_s must be positive"),
+        (settings.retry.max_attempts >= 1, "[retry] max_attempts must be at least 1"),
+        (settings.retry.interval_s >= 0, "[retry] interval_s must not be negative"),
+        (settings.retry.backoff_rate >= 1, "[retry] backoff_rate must be at least 1"),
+        (settings.retry.max_delay_s >= 0, "[retry] max_delay_s must not be negative"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigurationError(message)
     _check_notify(settings.notify)
     return settings
 

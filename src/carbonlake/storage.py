@@ -152,6 +152,26 @@ class Storage:
         except FileNotFoundError as exc:
             raise StorageError(f"object {url} does not exist") from exc
 
+    def modified(self, url: str) -> float:
+        """Modification time of an object (seconds since the epoch)."""
+        try:
+            info = self.fs.info(self._path(url))
+        except FileNotFoundError as exc:
+            raise StorageError(f"object {url} does not exist") from exc
+        for field in ("mtime", "LastModified", "last_modified", "created"):
+            value = info.get(field)
+            if value is None:
+                continue
+            return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+        return 0.0
+
+    def local_bucket_path(self, bucket: str) -> Path | None:
+        """The local folder of a bucket, or None when buckets are not local folders."""
+        self._check_bucket(bucket)
+        if not self._is_local:
+            return None
+        return Path(f"{self._root_path}/{bucket}")
+
     def list(self, bucket: str, prefix: str = "") -> list[str]:
         """URLs of the complete objects under ``prefix`` in ``bucket``, sorted."""
         self._check_bucket(bucket)

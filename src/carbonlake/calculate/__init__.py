@@ -24,7 +24,14 @@ from ..storage import Storage
 from . import units
 from .factors import FactorSet, load_factor_set
 
-__all__ = ["BatchResult", "FactorSet", "calculate", "calculate_frame", "load_factor_set"]
+__all__ = [
+    "BatchResult",
+    "FactorSet",
+    "calculate",
+    "calculate_frame",
+    "calculate_records",
+    "load_factor_set",
+]
 
 RECORD_ID = "activity_event_id"
 _NEEDED = ("activity_event_id", "category", "activity", "raw_data", "units")
@@ -269,11 +276,34 @@ def calculate(
     bucket, key = storage.split(location)
     if bucket != "transformed":
         raise InputDataError(f"{location} is not a batch in the transformed bucket")
-    root_id = key.split("/", 1)[0]
-    records = _read_batch(storage, location)
-    result = calculate_frame(records, factor_set, PurePosixPath(key).name)
+    return calculate_records(
+        _read_batch(storage, location),
+        storage.url("enriched", key),
+        storage=storage,
+        database=database,
+        factor_set=factor_set,
+        execution_id=execution_id,
+        root_id=key.split("/", 1)[0],
+        batch_name=PurePosixPath(key).name,
+    )
 
-    enriched_location = storage.url("enriched", key)
+
+def calculate_records(
+    records: pl.DataFrame,
+    enriched_location: str,
+    *,
+    storage: Storage,
+    database: Database,
+    factor_set: FactorSet,
+    execution_id: str | None,
+    root_id: str,
+    batch_name: str | None = None,
+) -> dict[str, Any]:
+    """Calculate typed records, write them to ``enriched_location`` (failures next to it,
+    in ``.errors.jsonl``) and store their results; returns the task's output."""
+    result = calculate_frame(
+        records, factor_set, batch_name or PurePosixPath(enriched_location).name
+    )
     storage.write_bytes(enriched_location, _ndjson(result.enriched))
     failed_location = None
     if result.failed.height:

@@ -1,0 +1,362 @@
+"""Tamper evidence: `lineage verify` on a real database and real files after each kind of change.
+
+Every test runs the pipeline for real, then edits the SQLite ledger (UPDATE, DELETE,
+INSERT with sqlite3) or the stored files, and asserts that verify exits 1 and names
+the node or the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from carbonlake import Pipeline
+from carbonlake.cli import cli
+from carbonlake.lineage import node_hash, outline, render_outline, trace, tree
+from carbonlake.lineage_archive import archive
+from carbonlake.lineage_openlineage import run_events
+from carbonlake.lineage_verify import checkpoint, verify
+from carbonlake.orchestrator import Context
+from carbonlake.settings import load_settings
+
+from .conftest import activity_row
+
+
+def invoke(*args: str | Path) -> Result:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert "Traceback" not in result.output
+    return result
+
+
+class Ledger:
+    """A workspace with two processed files and raw access to its SQLite ledger."""
+
+    def __init__(self, tmp_path: Path, make_csv: Callable[..., Path]) -> None:
+        settings = load_settings(
+            tmp_path / "ws", environ={}, overrides={"pipeline": {"batch_size": 4}}
+        )
+        self.workspace = settings.workspace
+        self.context = Context.open(settings)
+        pipeline = Pipeline(self.context)
+        rows = [activity_row(f"r{i}", raw_data=str(i)) for i in range(1, 11)]
+        rows[7] = activity_row("r8", units="parsec")
+        self.first = pipeline.run_file(make_csv(rows, name="first.csv"))
+        second_rows = [activity_row(f"s{i}") for i in range(1, 6)]
+        self.second = pipeline.run_file(make_csv(second_rows, name="second.csv"))
+        self.root = self.first["root_id"]
+        self.db_path = Path(settings.database_url.removeprefix("sqlite:///"))
+
+    def sql(self, statement: str, *params: Any) -> int:
+        with sqlite3.connect(self.db_path) as conn:
+            return conn.execute(statement, params).rowcount
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        found = self.context.database.lineage_node(self.root, node_id)
+        assert found is not None
+        return found
+
+    def rehash(self, node_id: str) -> None:
+        """Recompute a node's hash from its (changed) fields, as a careful forger would."""
+        n = self.node(node_id)
+        fresh = node_hash(
+            n["root_id"],
+            n["node_id"],
+            n["parent_id"],
+            n["action_taken"],
+            n["storage_location"],
+            n["recorded_at"],
+            n["object_sha256"],
+            n["row_number"],
+            n["parent_hash"],
+        )
+        self.sql(
+            "UPDATE lineage SET node_hash = ? WHERE node_id = ? AND root_id = ?",
+            fresh,
+            node_id,
+            self.root,
+        )
+
+    def verify(self, *extra: str | Path) -> tuple[int, dict[str, Any]]:
+        result = invoke("lineage", "verify", *extra, "--workspace", self.workspace, "--json")
+        return result.exit_code, json.loads(result.stdout)
+
+    def file(self, location: str) -> Path:
+        return Path(location.removeprefix("file://"))
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, make_csv: Callable[..., Path]) -> Iterator[Ledger]:
+    found = Ledger(tmp_path, make_csv)
+    yield found
+    found.context.close()
+
+
+def first_problem(document: dict[str, Any]) -> dict[str, Any]:
+    assert document["ok"] is False
+    problem: dict[str, Any] = document["problems"][0]
+    return problem
+
+
+def test_an_untouched_ledger_verifies(ledger: Ledger) -> None:
+    code, document = ledger.verify()
+    assert code == 0, document
+    assert document["ok"] is True
+    assert document["roots"] == 2
+    assert document["records"] == 15
+    assert document["ledger_size"] == ledger.context.database.lineage_size()
+    code, document = ledger.verify(ledger.root)
+    assert code == 0 and document["records"] == 10
+
+    result = invoke("lineage", "verify", "--workspace", ledger.workspace)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("OK: the ledger (2 roots) verified")
+
+
+def test_a_changed_record_node_is_named(ledger: Ledger) -> None:
+    ledger.sql("UPDATE lineage SET row_number = 2 WHERE node_id = 'r7'")
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "node_changed"
+    assert problem["node_id"] == "r7"
+    assert "r7" in problem["message"] and "CALCULATION_COMPLETE" in problem["message"]
+
+    result = invoke("lineage", "verify", ledger.root, "--workspace", ledger.workspace)
+    assert result.exit_code == 1
+    assert result.stdout.startswith("FAILED")
+    assert "node_changed: node r7" in result.stdout
+
+
+def test_a_changed_file_node_is_named(ledger: Ledger) -> None:
+    raw = trace(ledger.context.database, "r1")[0]
+    ledger.sql(
+        "UPDATE lineage SET storage_location = 'file:///elsewhere.csv' WHERE node_id = ?",
+        raw["node_id"],
+    )
+    code, document = ledger.verify(ledger.root)
+    assert code == 1
+    assert first_problem(document)["kind"] == "node_changed"
+    assert first_problem(document)["node_id"] == raw["node_id"]
+
+
+def test_a_rehashed_parent_is_caught_by_its_children(ledger: Ledger) -> None:
+    batch = trace(ledger.context.database, "r1")[3]
+    ledger.sql(
+        "UPDATE lineage SET recorded_at = '2020-01-01T00:00:00.000000Z' WHERE node_id = ?",
+        batch["node_id"],
+    )
+    ledger.rehash(batch["node_id"])
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "parent_changed"
+    assert problem["node_id"] == batch["node_id"]
+    assert "was changed after its children were written" in problem["message"]
+
+
+def test_a_deleted_record_node_is_named_by_its_row_and_id(ledger: Ledger) -> None:
+    assert ledger.sql("DELETE FROM lineage WHERE node_id = 'r6'") == 1
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "records_missing"
+    assert "rows 6 (record ids r6)" in problem["message"]
+    assert problem["storage_location"].endswith("part_00001.jsonl")
+
+    code, everything = ledger.verify("--all")
+    kinds = [p["kind"] for p in everything["problems"]]
+    assert kinds == ["records_missing", "ledger_gap"]
+
+
+def test_a_deleted_batch_node_is_named(ledger: Ledger) -> None:
+    batch = trace(ledger.context.database, "r9")[3]
+    ledger.sql("DELETE FROM lineage WHERE node_id = ?", batch["node_id"])
+    code, document = ledger.verify(ledger.root)
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "node_missing"
+    assert problem["node_id"] == batch["node_id"]
+    assert "r9 (CALCULATION_COMPLETE) and 1 more name it as parent" in problem["message"]
+
+
+def test_a_deleted_raw_input_node_is_named(ledger: Ledger) -> None:
+    raw = trace(ledger.context.database, "r1")[0]
+    ledger.sql("DELETE FROM lineage WHERE node_id = ?", raw["node_id"])
+    code, document = ledger.verify(ledger.root)
+    assert code == 1
+    assert first_problem(document)["kind"] == "node_missing"
+    assert first_problem(document)["node_id"] == raw["node_id"]
+
+
+def test_an_orphan_node_is_named(ledger: Ledger) -> None:
+    n = ledger.node("r1")
+    ledger.sql(
+        "INSERT INTO lineage (root_id, node_id, parent_id, action_taken, storage_location, "
+        "recorded_at, object_sha256, row_number, node_hash, parent_hash) "
+        "VALUES (?, 'intruder', 'no-such-parent', 'CALCULATION_COMPLETE', ?, ?, ?, 99, ?, ?)",
+        ledger.root,
+        n["storage_location"],
+        n["recorded_at"],
+        n["object_sha256"],
+        "0" * 64,
+        n["parent_hash"],
+    )
+    ledger.rehash("intruder")
+    code, document = ledger.verify(ledger.root)
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "node_missing"
+    assert problem["node_id"] == "no-such-parent"
+    assert "intruder (CALCULATION_COMPLETE)" in problem["message"]
+
+
+def test_a_record_moved_under_another_file_node_is_refused(ledger: Ledger) -> None:
+    raw = trace(ledger.context.database, "r2")[0]
+    ledger.sql(
+        "UPDATE lineage SET parent_id = ?, parent_hash = ? WHERE node_id = 'r2'",
+        raw["node_id"],
+        raw["node_hash"],
+    )
+    ledger.rehash("r2")
+    code, document = ledger.verify(ledger.root)
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "tree" and problem["node_id"] == "r2"
+    assert "parent is GLUE_BATCH_SPLIT" in problem["message"]
+
+
+@pytest.mark.parametrize(
+    "which", ["raw", "batch", "enriched", "errors", "report"], ids=lambda w: f"{w}-file"
+)
+def test_a_changed_file_is_named(ledger: Ledger, which: str) -> None:
+    chain = trace(ledger.context.database, "r8")
+    location = {
+        "raw": chain[2]["storage_location"],
+        "report": chain[1]["storage_location"],
+        "batch": chain[3]["storage_location"],
+        "errors": chain[4]["storage_location"],
+        "enriched": ledger.node("r5")["storage_location"],
+    }[which]
+    path = ledger.file(location)
+    path.write_bytes(path.read_bytes().replace(b"1", b"2", 1))
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "object_changed"
+    assert problem["storage_location"] == location
+    assert f"file {location} no longer matches" in problem["message"]
+
+
+def test_a_deleted_file_is_named(ledger: Ledger) -> None:
+    raw = trace(ledger.context.database, "r1")[2]["storage_location"]
+    ledger.file(raw).unlink()
+    code, document = ledger.verify(ledger.root)
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "object_missing"
+    assert problem["message"].startswith(f"file {raw} is missing")
+
+
+def test_a_consistent_forgery_is_caught_by_a_checkpoint(ledger: Ledger, tmp_path: Path) -> None:
+    kept = tmp_path / "kept-elsewhere.json"
+    result = invoke("lineage", "checkpoint", "-o", kept, "--workspace", ledger.workspace)
+    assert result.exit_code == 0
+    point = json.loads(kept.read_text())
+    assert point["size"] == ledger.context.database.lineage_size()
+    assert point["root_hash"] in result.stdout
+    assert ledger.verify("--checkpoint", kept)[0] == 0
+
+    # The ledger grows: the old checkpoint still holds.
+    Pipeline(ledger.context).run_file(
+        ledger.file(ledger.first["storage_location"]), key="third.csv"
+    )
+    code, document = ledger.verify("--checkpoint", kept)
+    assert code == 0, document
+    assert document["ledger_size"] > point["size"]
+
+    # A forger changes a node and recomputes its hash: only the checkpoint notices.
+    ledger.sql(
+        "UPDATE lineage SET recorded_at = '2020-01-01T00:00:00.000000Z' "
+        "WHERE node_id = 'r4' AND root_id = ?",
+        ledger.root,
+    )
+    ledger.rehash("r4")
+    code, document = ledger.verify()
+    assert code == 0, document["problems"]
+    code, document = ledger.verify("--checkpoint", kept)
+    assert code == 1
+    assert first_problem(document)["kind"] == "checkpoint_mismatch"
+    assert point["root_hash"] in first_problem(document)["message"]
+
+
+def test_a_checkpoint_shows_when_the_ledger_shrank(ledger: Ledger, tmp_path: Path) -> None:
+    point = checkpoint(ledger.context.database)
+    kept = tmp_path / "cp.json"
+    kept.write_text(json.dumps(point.to_dict()))
+    # The last file's nodes are at the end of the ledger: no hole is left.
+    ledger.sql("DELETE FROM lineage WHERE root_id = ?", ledger.second["root_id"])
+    assert ledger.verify()[0] == 0
+    code, document = ledger.verify("--checkpoint", kept)
+    assert code == 1
+    assert first_problem(document)["kind"] == "ledger_shrank"
+
+
+def test_a_deleted_node_in_the_middle_leaves_a_hole(ledger: Ledger) -> None:
+    second_raw = tree(ledger.context.database, ledger.second["root_id"])[0]
+    ledger.sql("DELETE FROM lineage WHERE root_id = ?", ledger.root)
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "ledger_gap"
+    assert second_raw["node_id"] in problem["message"]
+
+
+def test_a_half_written_root_is_named_without_crashing(
+    tmp_path: Path, make_csv: Callable[..., Path]
+) -> None:
+    context = Context.open(load_settings(tmp_path / "ws", environ={}))
+    transformed = context.settings.workspace / "transformed"
+    transformed.rmdir()
+    transformed.write_text("not a folder")
+    summary = Pipeline(context).run_file(make_csv([activity_row("x1")]))
+    assert summary["status"] == "FAILED"
+    report = verify(context.database, context.storage, summary["root_id"])
+    assert not report.ok
+    problem = report.problems[0]
+    assert problem.kind == "incomplete"
+    assert "DQ_CHECK_PASS node" in problem.message
+    assert summary["execution_id"] in problem.message
+    lines = render_outline(outline(context.database, summary["root_id"]))
+    assert lines[-1].strip().startswith("DQ_CHECK_PASS")
+    assert archive(context.database, context.storage, summary["root_id"]).lines == 0
+    events = run_events(context.database, context.storage, summary["root_id"])
+    assert [(e.job.name, e.eventType.value) for e in events][-3:] == [
+        ("carbonlake.pipeline.transform", "START"),
+        ("carbonlake.pipeline.transform", "FAIL"),
+        ("carbonlake.pipeline", "FAIL"),
+    ]
+    context.close()
+
+
+def test_unusable_checkpoint_files_are_usage_errors(ledger: Ledger, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    for content in ("not json", '{"size": -1, "root_hash": "00"}', "[]"):
+        bad.write_text(content)
+        result = invoke(
+            "lineage", "verify", "--checkpoint", bad, "--workspace", ledger.workspace, "--json"
+        )
+        assert result.exit_code == 2, content
+        assert "bad.json" in json.loads(result.stdout)["error"]["message"]
+    result = invoke(
+        "lineage", "verify", "--checkpoint", tmp_path / "none.json", "--workspace", ledger.workspace
+    )
+    assert result.exit_code == 2 and "none.json" in result.stderr
