@@ -24,6 +24,7 @@ from carbonlake.lineage import (
     canonical_node,
     node_hash,
     outline,
+    record_id_of,
     render_outline,
     trace,
     trail,
@@ -74,7 +75,7 @@ def test_every_record_keeps_its_row_in_the_input_file(
     assert summary["records_failed"] == 2
     nodes = tree(context.database, summary["root_id"])
     terminals = {
-        n["node_id"]: n
+        record_id_of(n["node_id"], n["action_taken"]): n
         for n in nodes
         if n["action_taken"] in ("CALCULATION_COMPLETE", "CALCULATION_FAILED")
     }
@@ -85,6 +86,10 @@ def test_every_record_keeps_its_row_in_the_input_file(
     assert terminals["r3"]["action_taken"] == "CALCULATION_FAILED"
     assert terminals["r8"]["action_taken"] == "CALCULATION_FAILED"
     assert terminals["r8"]["storage_location"].endswith("part_00001.errors.jsonl")
+    # A record that only failed is traced by its own id.
+    found = trail(context.database, "r8")
+    assert found["lineage"][-1] == terminals["r8"]
+    assert found["row_number"] == 8 and found["emission"] is None
     context.close()
 
 
@@ -412,7 +417,8 @@ def test_archive_has_one_line_per_terminal_from_the_raw_input_down(
         assert set(line) == {"record_id", "root_id", "lineage"}
         assert line["root_id"] == root_id
         assert line["lineage"][0]["action_taken"] == "RAW_DATA_INPUT"
-        assert line["lineage"][-1]["node_id"] == line["record_id"]
+        last = line["lineage"][-1]
+        assert record_id_of(last["node_id"], last["action_taken"]) == line["record_id"]
         assert line["lineage"] == trace(context.database, line["record_id"])
     failed = [
         line for line in lines if line["lineage"][-1]["action_taken"] != "CALCULATION_COMPLETE"

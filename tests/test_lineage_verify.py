@@ -238,7 +238,8 @@ def test_a_record_moved_under_another_file_node_is_refused(ledger: Ledger) -> No
     "which", ["raw", "batch", "enriched", "errors", "report"], ids=lambda w: f"{w}-file"
 )
 def test_a_changed_file_is_named(ledger: Ledger, which: str) -> None:
-    chain = trace(ledger.context.database, "r8")
+    chain = trace(ledger.context.database, "r8")  # the record that could not be calculated
+    assert chain[4]["action_taken"] == "CALCULATION_FAILED"
     location = {
         "raw": chain[2]["storage_location"],
         "report": chain[1]["storage_location"],

@@ -574,6 +574,15 @@ class Database:
         rows = self._query("SELECT DISTINCT root_id FROM lineage WHERE node_id = ?", (node_id,))
         return [row[0] for row in rows]
 
+    def lineage_nodes_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        """``(root_id, node_id)`` of the nodes whose node_id starts with ``prefix``, oldest
+        first (a range on the unique index, not a scan)."""
+        rows = self._query(
+            "SELECT root_id, node_id FROM lineage WHERE node_id >= ? AND node_id < ? ORDER BY seq",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        return [(row[0], row[1]) for row in rows]
+
     def lineage_of_root(self, root_id: str) -> list[dict[str, Any]]:
         """Every node of one root, in insertion order."""
         rows = self._query(

@@ -483,18 +483,47 @@ def with_row_numbers(
 # -- questions ---------------------------------------------------------------------
 
 
-def _resolve_root(database: Database, node_id: str, root_id: str | None) -> str:
-    if root_id:
-        return root_id
-    roots = database.lineage_roots_of_node(node_id)
+FAILED_ATTEMPT = "#failed-"
+"""A ``CALCULATION_FAILED`` node of a record is named ``<activity_event_id>#failed-<n>``
+(attempt n), leaving the record's own id for the ``CALCULATION_COMPLETE`` node a
+redrive may still write; :func:`trace` finds them by the record's id."""
+
+
+def record_id_of(node_id: str, action_taken: str) -> str:
+    """The record (``activity_event_id``) a record node is about: its ``node_id``, less
+    the ``#failed-<n>`` of a failed attempt."""
+    if action_taken == CALCULATION_FAILED:
+        head, sep, attempt = node_id.rpartition(FAILED_ATTEMPT)
+        if sep and attempt.isdigit():
+            return head
+    return node_id
+
+
+def _locate(database: Database, node_id: str, root_id: str | None) -> tuple[str, str]:
+    """(root_id, node_id) of the node asked for or, for a record that only failed, of
+    its latest failed attempt."""
+    roots = [root_id] if root_id else database.lineage_roots_of_node(node_id)
+    if root_id and database.lineage_node(root_id, node_id) is None:
+        roots = []
     if not roots:
-        raise LineageError(f"no lineage node {node_id!r} in the ledger")
+        attempts = [
+            (root, node)
+            for root, node in database.lineage_nodes_with_prefix(node_id + FAILED_ATTEMPT)
+            if root_id is None or root == root_id
+        ]
+        latest = {root: node for root, node in attempts}
+        roots = list(latest)
+        if len(roots) == 1:
+            return roots[0], latest[roots[0]]
+    if not roots:
+        where = f" under root_id {root_id}" if root_id else " in the ledger"
+        raise LineageError(f"no lineage node {node_id!r}{where}")
     if len(roots) > 1:
         raise LineageError(
             f"node {node_id!r} appears under {len(roots)} root_ids ({', '.join(roots)}); "
             "pick one with --root ROOT_ID"
         )
-    return roots[0]
+    return roots[0], node_id
 
 
 def trace(database: Database, node_id: str, root_id: str | None = None) -> list[dict[str, Any]]:
@@ -504,12 +533,12 @@ def trace(database: Database, node_id: str, root_id: str | None = None) -> list[
     damaged ledger still shows what exists; the first node's ``parent_id`` then
     points at the missing node.
     """
-    root = _resolve_root(database, node_id, root_id)
-    node = database.lineage_node(root, node_id)
+    root, found = _locate(database, node_id, root_id)
+    node = database.lineage_node(root, found)
     if node is None:
         raise LineageError(f"no lineage node {node_id!r} under root_id {root}")
     chain = [node]
-    seen = {node_id}
+    seen = {found}
     while node["action_taken"] != RAW_DATA_INPUT:
         parent = database.lineage_node(root, node["parent_id"])
         if parent is None or parent["node_id"] in seen:
@@ -529,12 +558,12 @@ def trail(database: Database, node_id: str, root_id: str | None = None) -> dict[
     ``complete`` is false where the chain breaks before ``RAW_DATA_INPUT`` and
     ``missing_node_id`` then names the node that is not in the ledger.
     """
-    root = _resolve_root(database, node_id, root_id)
+    root, _ = _locate(database, node_id, root_id)
     chain = trace(database, node_id, root)
     complete = chain[0]["action_taken"] == RAW_DATA_INPUT
     emission = None
     if chain[-1]["action_taken"] == CALCULATION_COMPLETE:
-        current = database.emission(node_id)
+        current = database.emission(chain[-1]["node_id"])
         if current is not None and current.get("root_id") == root:
             emission = {
                 key: current[key]

@@ -3,7 +3,9 @@
 ``lineage-archive/YYYY/MM/DD/<root_id>.jsonl`` holds, for every
 ``CALCULATION_COMPLETE``, ``CALCULATION_FAILED`` and ``DQ_CHECK_FAIL`` node of
 one input file, ``{"record_id", "root_id", "lineage": [nodes from
-RAW_DATA_INPUT down to the terminal]}``. The date is the day (UTC) the file's
+RAW_DATA_INPUT down to the terminal]}``; ``record_id`` is the record's
+``activity_event_id`` (a failed attempt's node is ``<id>#failed-<n>``), or the
+node id of a ``DQ_CHECK_FAIL``. The date is the day (UTC) the file's
 ``RAW_DATA_INPUT`` node was recorded, so archiving a root again replaces its
 archive instead of copying it. Record nodes are streamed, never all loaded.
 """
@@ -123,7 +125,8 @@ def archive(database: Database, storage: Storage, root_id: str) -> ArchiveResult
             text = _node_text(row)
             chain, complete = prefix(row[3])
             body = f"{chain},{text}" if chain else text
-            pending.append(f'{{"record_id":{_value(row[2])}{head}{body}]}}\n')
+            record_id = lineage.record_id_of(row[2], row[4])
+            pending.append(f'{{"record_id":{_value(record_id)}{head}{body}]}}\n')
             result.lines += 1
             if not complete:
                 result.incomplete += 1

@@ -286,7 +286,8 @@ class _Root:
     raw_nodes: list[str] = field(default_factory=list)
     waiting: list[tuple[int, str, str, str, str | None]] = field(default_factory=list)
     """Children whose parent was not seen before them: (seq, node, parent, action, hash)."""
-    batch_rows: dict[str, list[int | None]] = field(default_factory=dict)
+    batch_rows: dict[str, list[tuple[int | None, bool]]] = field(default_factory=dict)
+    """Record nodes under each batch node: (row number, whether CALCULATION_COMPLETE)."""
     record_objects: dict[tuple[str | None, str | None], tuple[str, str, int]] = field(
         default_factory=dict
     )
@@ -363,7 +364,10 @@ class _Verifier:
                 self._link(root, node, action, phash, parent, found)
             if action in lineage.RECORD_ACTIONS:
                 state.batch_rows.setdefault(parent, []).append(
-                    row_number if isinstance(row_number, int) else None
+                    (
+                        row_number if isinstance(row_number, int) else None,
+                        action == lineage.CALCULATION_COMPLETE,
+                    )
                 )
 
     def _check_hash(self, row: tuple[Any, ...]) -> None:
@@ -619,33 +623,23 @@ class _Verifier:
             if count is None:  # the batch file itself was reported
                 first_row = None
                 continue
-            rows = state.batch_rows.get(node_id, [])
+            entries = state.batch_rows.get(node_id, [])
             expected = range(first_row, first_row + count) if first_row is not None else None
             first_row = None if first_row is None else first_row + count
             where = f"batch {node.location} (node {node_id}, root {root})"
-            if len(rows) > count:
-                self.problem(
-                    "tree",
-                    f"{where} holds {count} records but has {len(rows)} record nodes",
-                    root,
-                    node_id,
-                    node.location,
-                )
-                continue
-            known = [r for r in rows if r is not None]
+            complete = [row for row, done in entries if done and row is not None]
+            completes = sum(1 for _, done in entries if done)
             absent: list[int] = []
-            if expected is not None and len(known) == len(rows):
-                absent = sorted(set(expected) - set(known))
-                stray = sorted(set(known) - set(expected))
-                twice = (
-                    sorted({r for r in known if known.count(r) > 1})
-                    if len(set(known)) != len(known)
-                    else []
-                )
+            if expected is not None and all(row is not None for row, _ in entries):
+                seen = {row for row, _ in entries if row is not None}
+                stray = sorted(seen - set(expected))
+                twice = sorted({r for r in complete if complete.count(r) > 1})
+                absent = sorted(set(expected) - seen)
                 if twice:
                     self.problem(
                         "tree",
-                        f"{where} has more than one record node for rows {_rows_text(twice)}",
+                        f"{where} has more than one CALCULATION_COMPLETE node for rows "
+                        f"{_rows_text(twice)}",
                         root,
                         node_id,
                         node.location,
@@ -661,15 +655,28 @@ class _Verifier:
                         node.location,
                     )
                     continue
-            if absent or len(rows) < count:
+                short = bool(absent)
+            else:
+                # Without row numbers only the counts can be checked.
+                if completes > count:
+                    self.problem(
+                        "tree",
+                        f"{where} holds {count} records but has {completes} "
+                        "CALCULATION_COMPLETE nodes",
+                        root,
+                        node_id,
+                        node.location,
+                    )
+                    continue
+                short = len(entries) < count
+            if short:
                 named = self._records_named(node.location, absent, expected)
-                detail = f": rows {_rows_text(absent)}{named}" if absent else ""
+                detail = f"rows {_rows_text(absent)}{named}" if absent else "some of them"
                 self.problem(
                     "records_missing",
-                    f"{where} holds {count} records but only {len(rows)} have a "
-                    f"CALCULATION_COMPLETE or CALCULATION_FAILED node{detail}; "
-                    f"their nodes went missing or were never written"
-                    f"{self._execution_note(root) if not rows else ''}",
+                    f"{where} holds {count} records but {detail} have no "
+                    "CALCULATION_COMPLETE or CALCULATION_FAILED node: their nodes went missing "
+                    f"or were never written{self._execution_note(root) if not entries else ''}",
                     root,
                     node_id,
                     node.location,
