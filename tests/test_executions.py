@@ -96,8 +96,9 @@ def test_history_and_listing(tmp_path: Path) -> None:
     failed = runner.invoke(cli, ["run", str(bad), "--workspace", str(ws), "--json"], env=env)
     assert failed.exit_code == 1
 
-    listed = json.loads(runner.invoke(cli, ["executions", "list", "--workspace", str(ws),
-                                            "--json"]).stdout)  # fmt: skip
+    listed = json.loads(
+        runner.invoke(cli, ["executions", "list", "--workspace", str(ws), "--json"]).stdout
+    )
     assert {(e["status"]) for e in listed} == {"SUCCEEDED", "FAILED"}
     assert all({"execution_id", "status"} <= set(e) for e in listed)
     only_failed = runner.invoke(
@@ -118,7 +119,7 @@ def test_history_and_listing(tmp_path: Path) -> None:
     history = json.loads(
         runner.invoke(
             cli, ["executions", "history", execution_id, "--workspace", str(ws), "--json"]
-        ).stdout  # fmt: skip
+        ).stdout
     )
     types = [e["event_type"] for e in history]
     assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
@@ -172,8 +173,9 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
     assert status == "RUNNING"
     assert 20 <= completed < 300
 
-    resumed = run_cli("executions", "resume", execution_id, "--workspace", str(killed_ws),
-                      "--json", env=env)  # fmt: skip
+    resumed = run_cli(
+        "executions", "resume", execution_id, "--workspace", str(killed_ws), "--json", env=env
+    )
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)[0]
     assert summary["status"] == "SUCCEEDED"
@@ -193,10 +195,13 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
             "SELECT count(*), count(DISTINCT node_id) FROM lineage "
             "WHERE action_taken = 'CALCULATION_COMPLETE'"
         ).fetchone()
-        history = [r[0] for r in conn.execute(
-            "SELECT event_type FROM execution_events WHERE execution_id = ? ORDER BY event_id",
-            (execution_id,),
-        )]  # fmt: skip
+        history = [
+            r[0]
+            for r in conn.execute(
+                "SELECT event_type FROM execution_events WHERE execution_id = ? ORDER BY event_id",
+                (execution_id,),
+            )
+        ]
     assert nodes == (30_000, 30_000)
     assert "ExecutionResumed" in history and history[-1] == "ExecutionSucceeded"
     verify = run_cli("lineage", "verify", "--workspace", str(killed_ws))
@@ -230,8 +235,10 @@ def test_resume_refuses_what_it_must_not_touch(tmp_path: Path) -> None:
 def test_redrive_after_the_missing_factor_is_imported(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     rows = [activity_row(f"ok-{i}") for i in range(5)]
-    rows += [activity_row("unicorn-1", activity="Unicorn Power"),
-             activity_row("unicorn-2", activity="Unicorn Power", raw_data="3")]  # fmt: skip
+    rows += [
+        activity_row("unicorn-1", activity="Unicorn Power"),
+        activity_row("unicorn-2", activity="Unicorn Power", raw_data="3"),
+    ]
     source = tmp_path / "mixed.csv"
     source.write_text("\n".join([HEADER, *rows]) + "\n")
     runner = CliRunner()
@@ -242,9 +249,23 @@ def test_redrive_after_the_missing_factor_is_imported(tmp_path: Path) -> None:
     assert "redrive" in summary["error"]
 
     factors = tmp_path / "unicorn.json"
-    factors.write_text(json.dumps({"format": "carbonlake-factors/1", "factors": [
-        {"scope": 1, "category": "mobile-combustion", "activity": "Unicorn Power",
-         "unit": "gal (US)", "co2": {"value": 2.0, "unit": "kg"}, "source": "test"}]}))  # fmt: skip
+    factors.write_text(
+        json.dumps(
+            {
+                "format": "carbonlake-factors/1",
+                "factors": [
+                    {
+                        "scope": 1,
+                        "category": "mobile-combustion",
+                        "activity": "Unicorn Power",
+                        "unit": "gal (US)",
+                        "co2": {"value": 2.0, "unit": "kg"},
+                        "source": "test",
+                    }
+                ],
+            }
+        )
+    )
     imported = runner.invoke(cli, ["factors", "import", str(factors), "--workspace", str(ws)])
     assert imported.exit_code == 0, imported.output
     env = {"CARBONLAKE_CALCULATE__FACTOR_SET": "unicorn"}
@@ -338,8 +359,9 @@ def test_retry_delays_back_off_and_jitter() -> None:
         max_attempts=5, interval_s=1, backoff_rate=2, max_delay_s=5, jitter=False
     )
     assert retry_delays(policy) == [1, 2, 4, 5]
-    jittered = retry_delays(RetrySettings(max_attempts=5, interval_s=1, backoff_rate=2,
-                                          max_delay_s=5, jitter=True))  # fmt: skip
+    jittered = retry_delays(
+        RetrySettings(max_attempts=5, interval_s=1, backoff_rate=2, max_delay_s=5, jitter=True)
+    )
     assert all(0 <= d <= cap for d, cap in zip(jittered, [1, 2, 4, 5], strict=True))
 
 
@@ -373,8 +395,9 @@ def test_the_same_object_is_not_processed_twice(tmp_path: Path) -> None:
     context.close()
 
     other_content = write_rows(tmp_path / "fleet-v2" / "fleet.csv", 10, start=100)
-    changed = json.loads(runner.invoke(cli, ["run", str(other_content), "--workspace", str(ws),
-                                             "--json"]).stdout)[0]  # fmt: skip
+    changed = json.loads(
+        runner.invoke(cli, ["run", str(other_content), "--workspace", str(ws), "--json"]).stdout
+    )[0]
     assert changed["status"] == "SUCCEEDED"  # same key, new content: processed
 
 
@@ -401,10 +424,12 @@ def test_kickoff_runs_an_s3_event(tmp_path: Path) -> None:
     landing.mkdir(parents=True)
     write_rows(landing / "my fleet.csv", 10)
     write_rows(landing / "second.csv", 5, start=500)
-    event = {"Records": [
-        {"s3": {"bucket": {"name": "landing"}, "object": {"key": "2026/march/my+fleet.csv"}}},
-        {"s3": {"bucket": {"name": "landing"}, "object": {"key": "2026/march/second.csv"}}},
-    ]}  # fmt: skip
+    event = {
+        "Records": [
+            {"s3": {"bucket": {"name": "landing"}, "object": {"key": "2026/march/my+fleet.csv"}}},
+            {"s3": {"bucket": {"name": "landing"}, "object": {"key": "2026/march/second.csv"}}},
+        ]
+    }
     result = CliRunner().invoke(
         cli,
         ["kickoff", "--event", "-", "--workspace", str(ws), "--json"],
