@@ -44,6 +44,13 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="Build the workspace in this new folder and keep it."
     )
+    parser.add_argument(
+        "--commit-every",
+        type=int,
+        default=50_000,
+        help="Nodes per insert transaction: the writer's default is 50,000; the "
+        "orchestrator's per-batch checkpoints commit one batch (--batch-size) at a time.",
+    )
     args = parser.parse_args()
     draw = random.Random(5)
     ids = [
@@ -82,7 +89,7 @@ def main() -> None:
             batch_urls.append(batch)
             enriched_urls.append(enriched)
 
-        writer = lineage.LineageWriter(database, storage)
+        writer = lineage.LineageWriter(database, storage, batch_size=args.commit_every)
         started, cpu = time.perf_counter(), time.process_time()
 
         def request(action: str, parent: str, location: str) -> str:

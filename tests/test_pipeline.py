@@ -224,7 +224,7 @@ def test_a_failed_stage_is_named_and_the_file_is_not_lost(
     transformed.write_text("not a folder")
     summary = Pipeline(context).run_file(make_csv([activity_row("x1")]))
     assert summary["status"] == "FAILED"
-    assert "step 'transform' failed" in summary["error"]
+    assert "step 'TRANSFORM' failed" in summary["error"]
     assert summary["execution_id"] in summary["error"]
     assert (context.settings.workspace / "raw" / "activity.csv").is_file()
     execution = context.database.get_execution(summary["execution_id"])

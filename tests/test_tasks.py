@@ -51,7 +51,7 @@ def test_kickoff_decodes_keys_and_gives_unique_root_ids(settings: Settings) -> N
 def test_kickoff_refuses_events_it_cannot_use(settings: Settings) -> None:
     with pytest.raises(InputDataError, match="Records"):
         tasks.kickoff({"detail": "not s3"}, settings=settings)
-    with pytest.raises(InputDataError, match="not one of this workspace's buckets"):
+    with pytest.raises(InputDataError, match="not in this workspace's storage"):
         tasks.kickoff(s3_event("a.csv", bucket="somewhere-else"), settings=settings)
     with pytest.raises(InputDataError, match="landing"):
         tasks.kickoff(s3_event("a.csv", bucket="raw"), settings=settings)

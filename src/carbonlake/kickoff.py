@@ -38,16 +38,14 @@ def parse_event(event: dict[str, Any], storage: Storage) -> list[dict[str, Any]]
             raise InputDataError(
                 f"event record {index} lacks s3.bucket.name or s3.object.key ({exc})"
             ) from exc
-        bucket = storage.bucket_from_name(str(bucket_name))
+        url = storage.url_of(str(bucket_name), unquote_plus(str(raw_key)))
+        bucket, _ = storage.split(url)
         if bucket != "landing":
             raise InputDataError(
-                f"event record {index} is for bucket {bucket_name!r}; "
+                f"event record {index} is for bucket {bucket_name!r} ({bucket}); "
                 "the pipeline starts from the landing bucket"
             )
-        key = unquote_plus(str(raw_key))
-        inputs.append(
-            {"input": {"root_id": new_root_id(), "storage_location": storage.url(bucket, key)}}
-        )
+        inputs.append({"input": {"root_id": new_root_id(), "storage_location": url}})
     return inputs
 
 

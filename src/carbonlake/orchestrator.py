@@ -85,7 +85,14 @@ class Context:
     @classmethod
     def open(cls, settings: Settings) -> Context:
         """Open storage and database of a workspace and load rules and factors."""
-        storage = Storage(settings.storage_root_url)
+        storage = Storage(
+            settings.storage_root_url,
+            buckets=settings.storage.bucket_urls(),
+            options={
+                "endpoint_url": settings.storage.endpoint_url,
+                "region": settings.storage.region,
+            },
+        )
         storage.ensure_buckets()
         database = Database(settings.database_url, settings.database.busy_timeout_ms)
         return cls(
@@ -165,12 +172,14 @@ class Pipeline:
         *,
         name: str | None = None,
         force: bool = False,
+        execution_id: str | None = None,
     ) -> dict[str, Any]:
         """Put a local file into ``landing`` (under its name or ``key``) and run it.
 
         The same object (key and content) that already has an execution is not run
         again unless ``force``; a ``name`` already used for the same object returns
-        that execution's summary.
+        that execution's summary. ``execution_id`` is the id a new execution gets
+        (default: a new UUID), so a caller can follow it while it runs.
         """
         storage = self.context.storage
         key = key or path.name
@@ -191,6 +200,7 @@ class Pipeline:
             progress,
             name=name,
             object_sha256=sha256,
+            execution_id=execution_id,
         )
 
     def run_event(
@@ -199,11 +209,20 @@ class Pipeline:
         progress: ProgressCallback | None = None,
         *,
         force: bool = False,
+        execution_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Run one execution per object of an S3 event notification (objects in landing)."""
+        """Run one execution per object of an S3 event notification (objects in landing).
+
+        ``execution_id`` (for an event of one object only) is the id its execution gets.
+        """
         storage = self.context.storage
         summaries = []
-        for item in kick.parse_event(event, storage):
+        items = kick.parse_event(event, storage)
+        if execution_id is not None and len(items) != 1:
+            raise InputDataError(
+                f"an execution_id names one execution; the event has {len(items)} objects"
+            )
+        for item in items:
             execution_input = item["input"]
             location = execution_input["storage_location"]
             if not storage.exists(location):
@@ -216,7 +235,14 @@ class Pipeline:
             if earlier is not None:
                 summaries.append(earlier)
                 continue
-            summaries.append(self.execute(execution_input, progress, object_sha256=sha256))
+            summaries.append(
+                self.execute(
+                    execution_input,
+                    progress,
+                    object_sha256=sha256,
+                    execution_id=execution_id,
+                )
+            )
         return summaries
 
     def _earlier(
@@ -262,10 +288,14 @@ class Pipeline:
         *,
         name: str | None = None,
         object_sha256: str | None = None,
+        execution_id: str | None = None,
     ) -> dict[str, Any]:
-        """Start and run a new execution for one kicked-off file; returns its summary."""
+        """Start and run a new execution for one kicked-off file; returns its summary.
+
+        ``execution_id`` is the id it gets (default: a new UUID); it must be new.
+        """
         ctx = self.context
-        execution_id = str(uuid.uuid4())
+        execution_id = execution_id or str(uuid.uuid4())
         landing = execution_input["storage_location"]
         key = ctx.storage.split(landing)[1]
         document = {

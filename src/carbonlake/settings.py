@@ -31,7 +31,44 @@ class StorageSettings:
     """Where the buckets live."""
 
     root: str = ""
-    """URL under which each bucket is a folder; empty means the workspace folder."""
+    """URL under which each bucket is a folder or prefix (``s3://acme-carbon``); empty means
+    the workspace folder."""
+
+    landing: str = ""
+    """URL of the landing bucket (``s3://acme-landing``); empty means ``root``/landing."""
+
+    raw: str = ""
+    """URL of the raw bucket; empty means ``root``/raw."""
+
+    error: str = ""
+    """URL of the error bucket; empty means ``root``/error."""
+
+    transformed: str = ""
+    """URL of the transformed bucket; empty means ``root``/transformed."""
+
+    enriched: str = ""
+    """URL of the enriched bucket; empty means ``root``/enriched."""
+
+    dq_results: str = ""
+    """URL of the dq-results bucket; empty means ``root``/dq-results."""
+
+    lineage_archive: str = ""
+    """URL of the lineage-archive bucket; empty means ``root``/lineage-archive."""
+
+    endpoint_url: str = ""
+    """Endpoint of an S3-compatible server (``http://127.0.0.1:8333``); empty means AWS.
+    Credentials come from the usual AWS chain (environment, profile)."""
+
+    region: str = ""
+    """S3 region name, where the server needs one."""
+
+    def bucket_urls(self) -> dict[str, str]:
+        """The per-bucket URLs that are set, by bucket name."""
+        return {
+            bucket: url
+            for bucket in BUCKETS
+            if (url := getattr(self, bucket.replace("-", "_")))
+        }
 
 
 @dataclass
@@ -150,6 +187,29 @@ class RetrySettings:
 
 
 @dataclass
+class ServerSettings:
+    """`carbonlake serve`: the HTTP API and the web page (docs/service.md)."""
+
+    api_keys: str = ""
+    """Comma-separated API keys; a request gives one as ``X-API-Key`` or ``Authorization:
+    Bearer``. Every write needs one. Empty: `serve` makes a key for the run and prints it
+    (prefer ``CARBONLAKE_SERVER__API_KEYS`` to writing keys in carbonlake.toml)."""
+
+    require_key_for_reads: bool = False
+    """Also require an API key for reading (the page itself and the OpenAPI document stay
+    public)."""
+
+    max_upload_mb: float = 100.0
+    """Largest upload accepted, in MiB; a larger one is refused while it streams in."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on; loopback unless told otherwise."""
+
+    port: int = 8000
+    """Port to listen on (0: any free port)."""
+
+
+@dataclass
 class Settings:
     """All settings of one workspace."""
 
@@ -161,6 +221,7 @@ class Settings:
     calculate: CalculateSettings = field(default_factory=CalculateSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     @property
     def storage_root_url(self) -> str:
@@ -175,7 +236,16 @@ class Settings:
         return self.database.url or f"sqlite:///{self.workspace.resolve() / 'carbonlake.db'}"
 
 
-_SECTIONS = ("storage", "database", "pipeline", "quality", "calculate", "notify", "retry")
+_SECTIONS = (
+    "storage",
+    "database",
+    "pipeline",
+    "quality",
+    "calculate",
+    "notify",
+    "retry",
+    "server",
+)
 
 
 _KIND = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
@@ -291,6 +361,8 @@ def load_settings(
         (settings.retry.interval_s >= 0, "[retry] interval_s must not be negative"),
         (settings.retry.backoff_rate >= 1, "[retry] backoff_rate must be at least 1"),
         (settings.retry.max_delay_s >= 0, "[retry] max_delay_s must not be negative"),
+        (settings.server.max_upload_mb > 0, "[server] max_upload_mb must be positive"),
+        (0 <= settings.server.port <= 65535, "[server] port must be between 0 and 65535"),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,11 +1,16 @@
 """Object storage: the pipeline's buckets, addressed by fsspec URLs.
 
-Only this module talks to fsspec. On the embedded default every bucket is a
-folder of the workspace and locations look like ``file:///abs/ws/landing/key``;
-the same calls work on any fsspec URL root (``s3://...``) later.
+Only this module talks to fsspec. Each bucket has a base URL: on the embedded
+default a folder of the workspace (``file:///abs/ws/landing``), on S3 a bucket or
+a prefix of one (``s3://acme-landing`` or ``s3://acme-carbon/landing``), set by
+``[storage] root`` (one URL, a prefix per bucket) or per bucket
+(``[storage] landing = "s3://..."``). S3-compatible servers are reached with
+``[storage] endpoint_url``; credentials come from the usual AWS chain.
 
-Objects become visible only when complete: writes go to a hidden temporary name
-first and are renamed into place, so a reader (or a crash) never sees half a file.
+Objects become visible only when complete: local writes go to a hidden
+temporary name and are renamed into place; an S3 object appears only when its
+(multipart) upload completes. A move is a rename on a local disk and copy,
+verify, delete elsewhere, so an object is never lost between buckets.
 """
 
 from __future__ import annotations
@@ -13,14 +18,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import fsspec
 
-from ._exceptions import InputDataError, StorageError
+from ._exceptions import ConfigurationError, InputDataError, StorageError
 from .settings import BUCKETS
 
 TEMP_PREFIX = ".tmp-"
@@ -30,78 +36,172 @@ _CHUNK = 1 << 20
 
 
 class Storage:
-    """The buckets of one workspace, rooted at a URL."""
+    """The buckets of one workspace, each at a base URL."""
 
-    def __init__(self, root_url: str) -> None:
+    def __init__(
+        self,
+        root_url: str = "",
+        *,
+        buckets: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        bases = {b: f"{root_url.rstrip('/')}/{b}" for b in BUCKETS} if root_url else {}
+        for bucket, url in (buckets or {}).items():
+            if url:
+                bases[bucket] = url.rstrip("/")
+        missing = [b for b in BUCKETS if b not in bases]
+        if missing:
+            raise ConfigurationError(
+                f"no storage location for bucket(s) {', '.join(missing)}: set [storage] root "
+                "or a URL per bucket"
+            )
         self.root_url = root_url.rstrip("/")
-        try:
-            self.fs, self._root_path = fsspec.core.url_to_fs(self.root_url)
-        except (ImportError, ValueError) as exc:
-            raise StorageError(f"cannot open storage root {self.root_url}: {exc}") from exc
-        self._protocol = self.root_url.split("://", 1)[0] if "://" in self.root_url else "file"
-        self._is_local = self._protocol == "file"
+        self._bases = bases
+        self._options = dict(options or {})
+        self._fs: dict[str, Any] = {}
+        self._paths: dict[str, str] = {}
+        for bucket, base in bases.items():
+            protocol = base.split("://", 1)[0] if "://" in base else "file"
+            try:
+                fs, path = fsspec.core.url_to_fs(base, **self._fs_options(protocol))
+            except (ImportError, ValueError) as exc:
+                hint = " (pip install 'carbonlake[s3]')" if protocol == "s3" else ""
+                raise ConfigurationError(
+                    f"cannot open storage {base} for bucket {bucket}: {exc}{hint}"
+                ) from exc
+            self._fs[bucket] = fs
+            self._paths[bucket] = path.rstrip("/")
+
+    def _fs_options(self, protocol: str) -> dict[str, Any]:
+        if protocol != "s3":
+            return {}
+        options: dict[str, Any] = {"use_listings_cache": False}
+        client: dict[str, Any] = {}
+        if self._options.get("endpoint_url"):
+            client["endpoint_url"] = self._options["endpoint_url"]
+        if self._options.get("region"):
+            client["region_name"] = self._options["region"]
+        if client:
+            options["client_kwargs"] = client
+        return options
+
+    def is_local(self, bucket: str) -> bool:
+        """Whether a bucket is a folder on this machine."""
+        return self._bases[bucket].startswith("file://") or "://" not in self._bases[bucket]
 
     # -- naming ---------------------------------------------------------------
 
     def url(self, bucket: str, key: str) -> str:
         """The URL of ``key`` in ``bucket``; keys keep their folders."""
         self._check_bucket(bucket)
-        return f"{self.root_url}/{bucket}/{clean_key(key)}"
+        return f"{self._bases[bucket]}/{clean_key(key)}"
 
     def bucket_name(self, bucket: str) -> str:
-        """The name by which events (and DataBrew-like outputs) call a bucket."""
+        """The name by which events and DataBrew-like outputs call a bucket: the folder
+        name locally, the S3 bucket's name on S3."""
         self._check_bucket(bucket)
-        return bucket
+        if self.is_local(bucket):
+            return bucket
+        return self._bases[bucket].split("://", 1)[1].split("/", 1)[0]
+
+    def location(self, url: str) -> tuple[str, str]:
+        """``(bucket name, object key)`` of a URL, as S3 events and DataBrew name objects."""
+        bucket, key = self.split(url)
+        if self.is_local(bucket):
+            return bucket, key
+        after = self._bases[bucket].split("://", 1)[1]
+        prefix = after.split("/", 1)[1] + "/" if "/" in after else ""
+        return self.bucket_name(bucket), prefix + key
+
+    def url_of(self, bucket_name: str, object_key: str) -> str:
+        """The URL of an object named as an event or DataBrew names it."""
+        for bucket in BUCKETS:
+            if self.bucket_name(bucket) != bucket_name:
+                continue
+            if self.is_local(bucket):
+                return self.url(bucket, object_key)
+            candidate = f"{self._bases[bucket].split('://', 1)[0]}://{bucket_name}/{object_key}"
+            try:
+                self.split(candidate)
+            except StorageError:
+                continue
+            return candidate
+        names = sorted({self.bucket_name(b) for b in BUCKETS})
+        raise InputDataError(
+            f"bucket {bucket_name!r} with key {object_key!r} is not in this workspace's "
+            f"storage (buckets: {', '.join(names)})"
+        )
 
     def bucket_from_name(self, name: str) -> str:
-        """The bucket an event's bucket name refers to."""
-        if name in BUCKETS:
-            return name
+        """The bucket an event's bucket name refers to (names that are buckets' own)."""
+        for bucket in BUCKETS:
+            if self.bucket_name(bucket) == name:
+                return bucket
         raise InputDataError(
-            f"bucket {name!r} is not one of this workspace's buckets ({', '.join(BUCKETS)})"
+            f"bucket {name!r} is not one of this workspace's buckets "
+            f"({', '.join(sorted({self.bucket_name(b) for b in BUCKETS}))})"
         )
 
     def split(self, url: str) -> tuple[str, str]:
-        """Split a location into (bucket, key); the location must be under the root."""
-        prefix = self.root_url + "/"
-        if not url.startswith(prefix):
-            raise StorageError(f"{url} is not inside this workspace's storage ({self.root_url})")
-        bucket, _, key = url[len(prefix) :].partition("/")
-        self._check_bucket(bucket)
+        """Split a location into (bucket, key); the location must be in a bucket."""
+        best = None
+        for bucket, base in self._bases.items():
+            if url.startswith(base + "/") and (best is None or len(base) > len(best[1])):
+                best = (bucket, base)
+        if best is None:
+            raise StorageError(f"{url} is not inside this workspace's storage")
+        key = url[len(best[1]) + 1 :]
         if not key:
             raise StorageError(f"{url} names a bucket, not an object")
-        return bucket, key
+        return best[0], key
 
     def _check_bucket(self, bucket: str) -> None:
         if bucket not in BUCKETS:
             raise StorageError(f"unknown bucket {bucket!r}; buckets are {', '.join(BUCKETS)}")
 
-    def _path(self, url: str) -> str:
+    def _where(self, url: str) -> tuple[Any, str, str]:
+        """(filesystem, path, bucket) of a URL."""
         bucket, key = self.split(url)
-        return f"{self._root_path}/{bucket}/{key}"
+        return self._fs[bucket], f"{self._paths[bucket]}/{key}", bucket
+
+    def _path(self, url: str) -> str:
+        return self._where(url)[1]
+
+    def _fs_of(self, url: str) -> Any:
+        return self._where(url)[0]
 
     # -- setup ----------------------------------------------------------------
 
     def ensure_buckets(self) -> None:
-        """Create the bucket folders (a no-op where buckets already exist)."""
+        """Create the bucket folders, or the S3 buckets, that do not exist yet."""
         for bucket in BUCKETS:
+            fs, path = self._fs[bucket], self._paths[bucket]
             try:
-                self.fs.makedirs(f"{self._root_path}/{bucket}", exist_ok=True)
+                if self.is_local(bucket):
+                    fs.makedirs(path, exist_ok=True)
+                else:
+                    name = path.split("/", 1)[0]
+                    if not fs.exists(name):
+                        fs.mkdir(name)
+            except FileExistsError:
+                continue
             except OSError as exc:
                 raise StorageError(
-                    f"cannot create bucket {bucket} under {self.root_url}: {exc}"
+                    f"cannot create bucket {bucket} at {self._bases[bucket]}: {exc}"
                 ) from exc
 
     # -- reading --------------------------------------------------------------
 
     def exists(self, url: str) -> bool:
         """Whether an object exists at ``url``."""
-        return bool(self.fs.exists(self._path(url)))
+        fs, path, _ = self._where(url)
+        return bool(fs.exists(path))
 
     def read_bytes(self, url: str) -> bytes:
         """The whole content of a (small) object."""
         try:
-            data: bytes = self.fs.cat_file(self._path(url))
+            fs, path, _ = self._where(url)
+            data: bytes = fs.cat_file(path)
         except FileNotFoundError as exc:
             raise StorageError(f"object {url} does not exist") from exc
         except OSError as exc:
@@ -112,7 +212,8 @@ class Storage:
     def open_read(self, url: str) -> Iterator[IO[bytes]]:
         """A binary file object streaming the object's content."""
         try:
-            handle = self.fs.open(self._path(url), "rb")
+            fs, path, _ = self._where(url)
+            handle = fs.open(path, "rb")
         except FileNotFoundError as exc:
             raise StorageError(f"object {url} does not exist") from exc
         except OSError as exc:
@@ -123,14 +224,12 @@ class Storage:
     @contextlib.contextmanager
     def local_path(self, url: str) -> Iterator[Path]:
         """A local file path holding the object (the object itself where local)."""
-        if self._is_local:
+        if self.is_local(self.split(url)[0]):
             path = Path(self._path(url))
             if not path.is_file():
                 raise StorageError(f"object {url} does not exist")
             yield path
             return
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="carbonlake-") as tmp:
             target = Path(tmp) / PurePosixPath(self.split(url)[1]).name
             with self.open_read(url) as src, target.open("wb") as dst:
@@ -148,14 +247,16 @@ class Storage:
     def size(self, url: str) -> int:
         """Size of an object in bytes."""
         try:
-            return int(self.fs.size(self._path(url)))
+            fs, path, _ = self._where(url)
+            return int(fs.size(path))
         except FileNotFoundError as exc:
             raise StorageError(f"object {url} does not exist") from exc
 
     def modified(self, url: str) -> float:
         """Modification time of an object (seconds since the epoch)."""
         try:
-            info = self.fs.info(self._path(url))
+            fs, path, _ = self._where(url)
+            info = fs.info(path)
         except FileNotFoundError as exc:
             raise StorageError(f"object {url} does not exist") from exc
         for field in ("mtime", "LastModified", "last_modified", "created"):
@@ -168,26 +269,31 @@ class Storage:
     def local_bucket_path(self, bucket: str) -> Path | None:
         """The local folder of a bucket, or None when buckets are not local folders."""
         self._check_bucket(bucket)
-        if not self._is_local:
+        if not self.is_local(bucket):
             return None
-        return Path(f"{self._root_path}/{bucket}")
+        return Path(self._paths[bucket])
 
     def list(self, bucket: str, prefix: str = "") -> list[str]:
-        """URLs of the complete objects under ``prefix`` in ``bucket``, sorted."""
+        """URLs of the complete objects under ``prefix`` in ``bucket``, sorted.
+
+        On S3 the listing is paginated by s3fs and never cached, so a poller sees
+        new objects.
+        """
         self._check_bucket(bucket)
-        base = f"{self._root_path}/{bucket}"
+        fs, base = self._fs[bucket], self._paths[bucket]
         prefix = prefix.strip("/")
         where = f"{base}/{clean_key(prefix)}" if prefix else base
         try:
-            found = self.fs.find(where)
+            found = fs.find(where)
         except FileNotFoundError:
             return []
         urls = []
         for path in sorted(found):
-            relative = str(path)[len(base) + 1 :] if str(path).startswith(base) else str(path)
+            text = str(path)
+            relative = text[len(base) + 1 :] if text.startswith(base + "/") else text
             if PurePosixPath(relative).name.startswith(TEMP_PREFIX):
                 continue
-            urls.append(f"{self.root_url}/{bucket}/{relative}")
+            urls.append(f"{self._bases[bucket]}/{relative}")
         return urls
 
     # -- writing --------------------------------------------------------------
@@ -195,21 +301,30 @@ class Storage:
     @contextlib.contextmanager
     def open_write(self, url: str) -> Iterator[IO[bytes]]:
         """A binary file object whose content appears at ``url`` only once closed."""
-        final = self._path(url)
+        fs, final, bucket = self._where(url)
+        if not self.is_local(bucket):
+            # An S3 object appears only when its (multipart) upload completes.
+            try:
+                remote: Any = fs.open(final, "wb")
+            except OSError as exc:
+                raise StorageError(f"cannot write {url}: {exc}") from exc
+            with remote:
+                yield remote
+            return
         parent, _, name = final.rpartition("/")
         temp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
         try:
-            self.fs.makedirs(parent, exist_ok=True)
-            handle: Any = self.fs.open(temp, "wb")
+            fs.makedirs(parent, exist_ok=True)
+            handle: Any = fs.open(temp, "wb")
         except OSError as exc:
             raise StorageError(f"cannot write {url}: {exc}") from exc
         try:
             with handle:
                 yield handle
-            self.fs.mv(temp, final)
+            fs.mv(temp, final)
         except BaseException:
             with contextlib.suppress(OSError):
-                self.fs.rm(temp)
+                fs.rm(temp)
             raise
 
     def write_bytes(self, url: str, data: bytes) -> None:
@@ -230,13 +345,31 @@ class Storage:
     def move(self, url: str, bucket: str) -> str:
         """Move an object to another bucket under the same key; returns its new URL.
 
-        Local moves are a rename, so the object is always in exactly one bucket.
+        A rename where both buckets are local folders; otherwise copy, verify (size
+        and SHA-256), then delete, so the object is in exactly one bucket when done.
         """
-        _, key = self.split(url)
+        source_bucket, key = self.split(url)
         target = self.url(bucket, key)
+        fs, path, _ = self._where(url)
+        target_fs, target_path, _ = self._where(target)
         try:
-            self.fs.makedirs(self._path(target).rpartition("/")[0], exist_ok=True)
-            self.fs.mv(self._path(url), self._path(target))
+            if self.is_local(source_bucket) and self.is_local(bucket):
+                fs.makedirs(target_path.rpartition("/")[0], exist_ok=True)
+                fs.mv(path, target_path)
+                return target
+            if not fs.exists(path):
+                raise FileNotFoundError(path)
+            if fs is target_fs:
+                fs.copy(path, target_path)
+            else:
+                with self.open_read(url) as src, self.open_write(target) as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+            if self.size(url) != self.size(target) or self.sha256(url) != self.sha256(target):
+                raise StorageError(
+                    f"copy of {url} to {target} does not match the original; the original "
+                    "is kept"
+                )
+            fs.rm(path)
         except FileNotFoundError as exc:
             raise StorageError(f"cannot move {url}: it does not exist") from exc
         except OSError as exc:
@@ -245,8 +378,9 @@ class Storage:
 
     def delete(self, url: str) -> None:
         """Delete an object if it exists."""
+        fs, path, _ = self._where(url)
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self._path(url))
+            fs.rm(path)
 
 
 def clean_key(key: str) -> str:

@@ -104,8 +104,7 @@ class Watcher:
 
     def _run_one(self, url: str) -> list[dict[str, Any]]:
         storage = self.pipeline.context.storage
-        key = storage.split(url)[1]
-        event = kick.s3_put_event(storage.bucket_name("landing"), key)
+        event = kick.s3_put_event(*storage.location(url))
         summaries = self.pipeline.run_event(event)
         for summary in summaries:
             if self.on_summary:

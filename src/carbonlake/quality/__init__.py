@@ -223,7 +223,8 @@ def profile(
     storage.write_bytes(
         profile_url, json.dumps({"root_id": root_id, **(file_profile or {})}, indent=2).encode()
     )
-    bucket = storage.bucket_name("dq-results")
+    report_bucket, report_key = storage.location(report_url)
+    profile_bucket, profile_key = storage.location(profile_url)
     return {
         "data_quality": {
             "results": {
@@ -236,8 +237,8 @@ def profile(
                 "DatasetName": dataset["name"],
                 "ValidationConfigurations": [{"RulesetArn": ruleset["arn"]}],
                 "Outputs": [
-                    {"Location": {"Bucket": bucket, "Key": f"{root_id}/{REPORT_NAME}"}},
-                    {"Location": {"Bucket": bucket, "Key": f"{root_id}/{PROFILE_NAME}"}},
+                    {"Location": {"Bucket": report_bucket, "Key": report_key}},
+                    {"Location": {"Bucket": profile_bucket, "Key": profile_key}},
                 ],
             }
         }
@@ -262,8 +263,7 @@ def report_location(dq_results: dict[str, Any], storage: Storage) -> str:
         # The original's check step picks the output whose key names the validation report.
         reports = [o for o in outputs if str(o["Location"]["Key"]).endswith("report.json")]
         location = (reports or outputs)[0]["Location"]
-        bucket = storage.bucket_from_name(location["Bucket"])
-        return storage.url(bucket, location["Key"])
+        return storage.url_of(location["Bucket"], location["Key"])
     except (KeyError, IndexError, TypeError) as exc:
         raise InputDataError(
             "dq_results has no Outputs[0].Location {Bucket, Key}; pass the profile job's output"
