@@ -13,7 +13,8 @@ batch at a time. Here, in one process:
 
 It uses the same factors (``shipped_factor_set().factors``) and the same unit
 multipliers (``carbonlake.calculate.units.conversion``) as carbonlake, with the
-arithmetic in the same order, so both must agree on every record to the last bit.
+arithmetic in the same order, so both must agree on every record (to an ulp or so:
+Polars may evaluate ``quantity * factor / 1000`` with different rounding).
 It does less than ``carbonlake run`` (no data-quality pass, no emissions table),
 which only makes the speed-up measured against it conservative.
 

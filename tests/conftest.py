@@ -66,3 +66,20 @@ def make_csv(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (SeaweedFS) on loopback, for the whole session."""
+    from .servers import seaweedfs
+
+    with seaweedfs() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any key works on the test server; set them as the AWS chain reads them."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "carbonlake")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "carbonlake")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,79 @@ EMISSION_COLUMNS = (
     "quantity_unit",
     "lineage_node_id",
 )
+
+EMISSION_SORT_COLUMNS = (
+    "activity_event_id",
+    "asset_id",
+    "scope",
+    "category",
+    "activity",
+    "origin_measurement_timestamp",
+    "raw_data",
+    "co2_tonnes",
+    "ch4_tonnes",
+    "n2o_tonnes",
+    "co2e_ar4_tonnes",
+    "co2e_ar5_tonnes",
+    "co2e_ar6_tonnes",
+    "calculated_at",
+)
+"""Columns emissions can be sorted by (a sort column is never taken from a request as is)."""
+
+EMISSION_GROUPS = {
+    "scope": "scope",
+    "category": "category",
+    "activity": "activity",
+    "asset": "asset_id",
+    "month": "substr(origin_measurement_timestamp, 1, 7)",
+}
+"""What emission totals can be grouped by, and the SQL expression of each."""
+
+
+@dataclass(frozen=True)
+class EmissionFilter:
+    """Which current emission results a query covers; every value is a bound parameter."""
+
+    scope: int | None = None
+    category: str | None = None
+    activity: str | None = None
+    asset_id: str | None = None
+    root_id: str | None = None
+    execution_id: str | None = None
+    search: str | None = None
+    """Text anywhere in the record id, asset, category or activity (case-insensitive)."""
+    measured_from: str | None = None
+    """``origin_measurement_timestamp`` at or after this ISO 8601 text (``2019-10``)."""
+    measured_to: str | None = None
+    """``origin_measurement_timestamp`` up to and including this ISO 8601 prefix."""
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL condition (``WHERE ...`` or empty) and its parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("scope", "category", "activity", "asset_id", "root_id", "execution_id"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.search:
+            pattern = "%" + "".join(f"\\{c}" if c in "%_\\" else c for c in self.search) + "%"
+            clauses.append(
+                "("
+                + " OR ".join(
+                    f"{c} LIKE ? ESCAPE '\\'"
+                    for c in ("activity_event_id", "asset_id", "category", "activity")
+                )
+                + ")"
+            )
+            params.extend([pattern] * 4)
+        if self.measured_from:
+            clauses.append("origin_measurement_timestamp >= ?")
+            params.append(self.measured_from)
+        if self.measured_to:
+            clauses.append("substr(origin_measurement_timestamp, 1, length(?)) <= ?")
+            params.extend([self.measured_to, self.measured_to])
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _brief(output: dict[str, Any]) -> dict[str, Any]:
@@ -797,6 +871,111 @@ class Database:
             }
             for row in rows
         ]
+
+    def find_emissions(
+        self,
+        where: EmissionFilter,
+        *,
+        sort: str = "activity_event_id",
+        descending: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """One page of current results matching ``where``, sorted by one of
+        EMISSION_SORT_COLUMNS (then by record id)."""
+        return [
+            dict(zip(EMISSION_COLUMNS, row, strict=True))
+            for row in self.iter_emissions(
+                where, sort=sort, descending=descending, limit=limit, offset=offset
+            )
+        ]
+
+    def iter_emissions(
+        self,
+        where: EmissionFilter,
+        *,
+        sort: str = "activity_event_id",
+        descending: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Current results matching ``where`` as tuples in EMISSION_COLUMNS order, streamed."""
+        if sort not in EMISSION_SORT_COLUMNS:
+            raise DatabaseError(
+                f"cannot sort emissions by {sort!r}; "
+                f"choose one of {', '.join(EMISSION_SORT_COLUMNS)}"
+            )
+        condition, params = where.where()
+        direction = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT {', '.join(EMISSION_COLUMNS)} FROM emissions{condition} "
+            f"ORDER BY {sort} {direction}, activity_event_id {direction} LIMIT ? OFFSET ?"
+        )
+        params += [-1 if limit is None else limit, offset]
+        try:
+            cursor = self._connection().cursor()
+            cursor.row_factory = None
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(5_000):
+                yield from rows
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"reading emissions from {self.path} failed: {exc}") from exc
+
+    def emission_stats(self, where: EmissionFilter) -> dict[str, Any]:
+        """Record count and tonnes (CO2, CH4, N2O, CO2e AR4/AR5/AR6) of the results matching
+        ``where``."""
+        condition, params = where.where()
+        row = self._query(
+            "SELECT count(*) AS records, total(co2_tonnes) AS co2, total(ch4_tonnes) AS ch4, "
+            "total(n2o_tonnes) AS n2o, total(co2e_ar4_tonnes) AS ar4, "
+            "total(co2e_ar5_tonnes) AS ar5, total(co2e_ar6_tonnes) AS ar6 "
+            f"FROM emissions{condition}",
+            params,
+        )[0]
+        return {
+            "records": row["records"],
+            "co2_tonnes": row["co2"],
+            "ch4_tonnes": row["ch4"],
+            "n2o_tonnes": row["n2o"],
+            "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
+        }
+
+    def emissions_by(self, by: str, where: EmissionFilter) -> list[dict[str, Any]]:
+        """Record counts and CO2e tonnes of the results matching ``where``, grouped by one
+        of EMISSION_GROUPS, largest AR5 total first."""
+        if by not in EMISSION_GROUPS:
+            raise DatabaseError(
+                f"cannot group emissions by {by!r}; choose one of {', '.join(EMISSION_GROUPS)}"
+            )
+        condition, params = where.where()
+        expression = EMISSION_GROUPS[by]
+        order = "key" if by == "month" else "total(co2e_ar5_tonnes) DESC, key"
+        rows = self._query(
+            f"SELECT {expression} AS key, count(*) AS records, total(co2e_ar4_tonnes) AS ar4, "
+            "total(co2e_ar5_tonnes) AS ar5, total(co2e_ar6_tonnes) AS ar6 "
+            f"FROM emissions{condition} GROUP BY key ORDER BY {order}",
+            params,
+        )
+        return [
+            {
+                "key": row["key"],
+                "records": row["records"],
+                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
+            }
+            for row in rows
+        ]
+
+    def emission_values(self, column: str, limit: int = 1000) -> list[Any]:
+        """The distinct values of one filterable column (scope, category, activity,
+        asset_id), sorted; for choosing a filter."""
+        if column not in ("scope", "category", "activity", "asset_id"):
+            raise DatabaseError(f"cannot list values of emissions column {column!r}")
+        rows = self._query(
+            f"SELECT DISTINCT {column} FROM emissions WHERE {column} IS NOT NULL "
+            f"ORDER BY {column} LIMIT ?",
+            (limit,),
+        )
+        return [row[0] for row in rows]
 
     # -- data-quality resources -----------------------------------------------
 

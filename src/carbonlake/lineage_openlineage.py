@@ -283,11 +283,16 @@ class _Builder:
                 )
             )
         if batches:
-            stages.append(self._calculate_stage(batches, stopped_at, stop_error))
+            succeeded = bool(execution) and (execution or {}).get("status") == "SUCCEEDED"
+            stages.append(self._calculate_stage(batches, stopped_at, stop_error, succeeded))
         return stages
 
     def _calculate_stage(
-        self, batches: list[dict[str, Any]], stopped_at: str, stop_error: str | None
+        self,
+        batches: list[dict[str, Any]],
+        stopped_at: str,
+        stop_error: str | None,
+        succeeded: bool,
     ) -> _Stage:
         groups = self.database.lineage_record_groups(self.root_id, lineage.RECORD_ACTIONS)
         done = {g["parent_id"] for g in groups}
@@ -300,7 +305,9 @@ class _Builder:
                 key = (g["storage_location"], g["object_sha256"])
                 per_file[key] = per_file.get(key, 0) + g["nodes"]
         reasons = []
-        if failed_records:
+        # Failed attempts stay in the ledger after a redrive calculated them: an execution
+        # that SUCCEEDED has no record left uncalculated.
+        if failed_records and not succeeded:
             reasons.append(f"{failed_records} record(s) could not be calculated")
         missing = [b for b in batches if b["node_id"] not in done]
         if missing:

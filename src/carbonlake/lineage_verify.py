@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -633,7 +634,11 @@ class _Verifier:
             if expected is not None and all(row is not None for row, _ in entries):
                 seen = {row for row, _ in entries if row is not None}
                 stray = sorted(seen - set(expected))
-                twice = sorted({r for r in complete if complete.count(r) > 1})
+                twice = (
+                    sorted(r for r, n in Counter(complete).items() if n > 1)
+                    if len(set(complete)) != len(complete)
+                    else []
+                )
                 absent = sorted(set(expected) - seen)
                 if twice:
                     self.problem(

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,8 @@ TEMP_PREFIX = ".tmp-"
 """Objects whose name starts with this are incomplete writes, never listed."""
 
 _CHUNK = 1 << 20
+REMOTE_ATTEMPTS = 4
+"""Whole-object writes to an object store are tried this often (transient 5xx happen)."""
 
 
 class Storage:
@@ -327,16 +330,39 @@ class Storage:
                 fs.rm(temp)
             raise
 
+    def _retry_remote(self, url: str, write: Any) -> None:
+        """Run a whole-object write, retrying an object store's transient errors."""
+        if self.is_local(self.split(url)[0]):
+            write()
+            return
+        delay = 0.2
+        for attempt in range(1, REMOTE_ATTEMPTS + 1):
+            try:
+                write()
+                return
+            except (OSError, StorageError):
+                if attempt == REMOTE_ATTEMPTS:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+
     def write_bytes(self, url: str, data: bytes) -> None:
         """Write a whole object atomically."""
-        with self.open_write(url) as handle:
-            handle.write(data)
+
+        def write() -> None:
+            with self.open_write(url) as handle:
+                handle.write(data)
+
+        self._retry_remote(url, write)
 
     def put_file(self, source: Path, url: str) -> None:
         """Copy a local file into storage atomically, streaming it."""
-        try:
+        def write() -> None:
             with source.open("rb") as src, self.open_write(url) as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
+
+        try:
+            self._retry_remote(url, write)
         except FileNotFoundError as exc:
             raise InputDataError(f"input file {source} does not exist") from exc
         except IsADirectoryError as exc:

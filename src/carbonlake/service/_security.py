@@ -1,0 +1,69 @@
+"""API keys: ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``.
+
+Every write needs a key; reads need one when ``[server] require_key_for_reads`` is
+set. Keys are compared in constant time. The page and the OpenAPI document are
+public: they hold no data.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+
+from fastapi import Depends, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ._problems import ProblemError
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="One of the `[server] api_keys`."
+)
+bearer = HTTPBearer(auto_error=False, description="One of the `[server] api_keys`, as a token.")
+
+
+def parse_keys(text: str) -> list[str]:
+    """The keys of a comma-separated ``api_keys`` setting."""
+    return [key.strip() for key in text.split(",") if key.strip()]
+
+
+def new_key() -> str:
+    """A random key for a server run that was given none."""
+    return secrets.token_urlsafe(24)
+
+
+def key_checker(keys: Sequence[str]) -> Callable[..., None]:
+    """A dependency that refuses requests without one of ``keys``."""
+    accepted = [key.encode() for key in keys]
+
+    def check(
+        header_key: str | None = Security(api_key_header),
+        token: HTTPAuthorizationCredentials | None = Security(bearer),
+    ) -> None:
+        given = header_key or (token.credentials if token else None)
+        if not given:
+            raise ProblemError(
+                401,
+                "this request needs an API key: send it as 'X-API-Key: KEY' or "
+                "'Authorization: Bearer KEY' ([server] api_keys)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        candidate = given.encode()
+        # Compare against every key so the time taken does not tell which one nearly matched.
+        matched = False
+        for key in accepted:
+            matched |= secrets.compare_digest(candidate, key)
+        if not matched:
+            raise ProblemError(403, "the API key is not one of [server] api_keys")
+
+    return check
+
+
+def open_access() -> None:
+    """Reads when no key is required for them."""
+
+
+def dependencies(keys: Sequence[str], reads_need_key: bool) -> tuple[object, object]:
+    """The ``(read, write)`` dependencies of the routes."""
+    write = Depends(key_checker(keys))
+    read = write if reads_need_key else Depends(open_access)
+    return read, write

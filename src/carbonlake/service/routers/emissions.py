@@ -1,0 +1,226 @@
+"""Calculated emissions: filtered, sorted pages as JSON or CSV, totals, one record."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from ..._exceptions import ConfigurationError, InputDataError
+from ...calculate import factors as factors_module
+from ...database import EMISSION_COLUMNS, EMISSION_GROUPS, EMISSION_SORT_COLUMNS, EmissionFilter
+from ...emissions import record_results
+from .._problems import ProblemError, responses
+from .._state import Service, ServiceDep
+
+SortColumn = Literal[EMISSION_SORT_COLUMNS]  # type: ignore[valid-type]
+GroupBy = Literal[tuple(EMISSION_GROUPS)]  # type: ignore[valid-type]
+
+TIMESTAMP = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?)?)?$")
+TIMESTAMP_HELP = "ISO 8601 date or prefix of one: 2019, 2019-10, 2019-10-05, 2019-10-05T12:00"
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+def _timestamp(value: str | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not TIMESTAMP.match(value):
+        raise ProblemError(400, f"{name} {value[:40]!r} is not a time; give an {TIMESTAMP_HELP}")
+    return value
+
+
+def emission_filter(
+    scope: int | None = Query(None, ge=1, le=3, description="GHG Protocol scope, 1 to 3."),
+    category: str | None = Query(None, max_length=200, description="Exact category."),
+    activity: str | None = Query(None, max_length=500, description="Exact activity."),
+    asset_id: str | None = Query(None, max_length=500, description="Exact asset id."),
+    root_id: str | None = Query(None, max_length=200, description="Records of one input file."),
+    execution_id: str | None = Query(
+        None, max_length=200, description="Records calculated by one execution."
+    ),
+    search: str | None = Query(
+        None, max_length=200, description="Text in record id, asset, category or activity."
+    ),
+    measured_from: str | None = Query(
+        None,
+        alias="from",
+        max_length=40,
+        description=f"origin_measurement_timestamp at or after this ({TIMESTAMP_HELP}).",
+    ),
+    measured_to: str | None = Query(
+        None,
+        alias="to",
+        max_length=40,
+        description="origin_measurement_timestamp up to and including this (2019-12 "
+        "includes all of December).",
+    ),
+) -> EmissionFilter:
+    """The filter of an emissions request; every value is bound as a parameter."""
+    return EmissionFilter(
+        scope=scope,
+        category=category or None,
+        activity=activity or None,
+        asset_id=asset_id or None,
+        root_id=root_id or None,
+        execution_id=execution_id or None,
+        search=search or None,
+        measured_from=_timestamp(measured_from, "from"),
+        measured_to=_timestamp(measured_to, "to"),
+    )
+
+
+def _write_csv(
+    service: Service, where: EmissionFilter, sort: str, descending: bool, out: IO[str]
+) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EMISSION_COLUMNS)
+    writer.writerows(
+        service.context.database.iter_emissions(where, sort=sort, descending=descending)
+    )
+    out.flush()
+    out.seek(0)
+
+
+def _stream(spool: IO[str]) -> Iterator[bytes]:
+    try:
+        while chunk := spool.read(1 << 16):
+            yield chunk.encode("utf-8")
+    finally:
+        spool.close()
+
+
+def _provenance(service: Service, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The factor that produced a result, from the factor-set version that produced it."""
+    if not current:
+        return None
+    label = f"{current['factor_set']}@{current['factor_version']}"
+    try:
+        chosen = factors_module.load_factor_set(label, service.context.database)
+    except ConfigurationError:
+        return None
+    found = chosen.factors.filter(chosen.factors["factor_id"] == current["factor_id"])
+    if found.height == 0:
+        return None
+    return factors_module.describe_factor(found.row(0, named=True), chosen)
+
+
+def build(read: Any, write: Any) -> APIRouter:
+    """The emissions routes (reads)."""
+    router = APIRouter(prefix="/emissions", tags=["emissions"], dependencies=[read])
+
+    @router.get(
+        "",
+        summary="Query calculated emissions",
+        responses={
+            **responses(401, 403),
+            200: {
+                "description": "A page of records (JSON), or every matching record (CSV).",
+                "content": {"application/json": {}, "text/csv": {}},
+            },
+        },
+    )
+    async def list_emissions(
+        where: EmissionFilter = Depends(emission_filter),
+        sort: SortColumn = Query("activity_event_id", description="Column to sort by."),
+        order: Literal["asc", "desc"] = "asc",
+        limit: int = Query(50, ge=1, le=1000, description="Records per page (JSON)."),
+        offset: int = Query(0, ge=0, le=10_000_000, description="Records to skip (JSON)."),
+        format: Literal["json", "csv"] = Query(
+            "json", description="json: one page with totals; csv: every matching record."
+        ),
+        service: ServiceDep,
+    ) -> Any:
+        """Current results (each record once, its latest result) matching the filters.
+
+        JSON: `{"total", "offset", "limit", "totals", "records": [...]}` where `totals`
+        covers every matching record, not only the page. CSV: every matching record,
+        flat columns, `activity_event_id` first."""
+        descending = order == "desc"
+        if format == "csv":
+            spool = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8")
+            try:
+                await run_in_threadpool(_write_csv, service, where, sort, descending, spool)
+            except BaseException:
+                spool.close()
+                raise
+            return StreamingResponse(
+                _stream(spool),  # type: ignore[arg-type]
+                media_type=CSV_MEDIA_TYPE,
+                headers={"Content-Disposition": 'attachment; filename="emissions.csv"'},
+            )
+
+        def page() -> dict[str, Any]:
+            database = service.context.database
+            totals = database.emission_stats(where)
+            records = database.find_emissions(
+                where, sort=sort, descending=descending, limit=limit, offset=offset
+            )
+            return {
+                "total": totals["records"],
+                "offset": offset,
+                "limit": limit,
+                "totals": totals,
+                "records": records,
+            }
+
+        return await run_in_threadpool(page)
+
+    @router.get(
+        "/summary",
+        summary="Emission totals grouped by scope, category, activity, asset or month",
+        responses=responses(401, 403),
+    )
+    def summary(
+        by: GroupBy = Query(..., description="What to group by."),
+        where: EmissionFilter = Depends(emission_filter),
+        service: ServiceDep,
+    ) -> dict[str, Any]:
+        """Records and CO2e tonnes (AR4, AR5, AR6) per group, with the filters of
+        `GET /emissions`; months are the first seven characters of
+        origin_measurement_timestamp (2019-10)."""
+        database = service.context.database
+        return {
+            "by": by,
+            "groups": database.emissions_by(by, where),
+            "totals": database.emission_stats(where),
+        }
+
+    @router.get(
+        "/values",
+        summary="The values each filter can take",
+        responses=responses(401, 403),
+    )
+    def values(service: ServiceDep) -> dict[str, Any]:
+        """Distinct scopes, categories, activities and asset ids of the current results
+        (at most 1,000 each), for choosing filters."""
+        database = service.context.database
+        return {
+            column: database.emission_values(column)
+            for column in ("scope", "category", "activity", "asset_id")
+        }
+
+    @router.get(
+        "/records/{activity_event_id:path}",
+        summary="One record's results with factor provenance",
+        responses=responses(401, 403),
+    )
+    def record(activity_event_id: str, service: ServiceDep) -> dict[str, Any]:
+        """The record's current result, every earlier result it replaced (oldest first),
+        and the factor that produced the current one, from the factor-set version that
+        produced it (gases per unit, CO2e per unit, source)."""
+        try:
+            found = record_results(service.context.database, activity_event_id)
+        except InputDataError as exc:
+            raise ProblemError(404, str(exc)) from exc
+        found["factor"] = _provenance(service, found["current"])
+        return found
+
+    return router
