@@ -471,7 +471,13 @@ def test_watch_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             time.sleep(0.05)
         staged = write_rows(tmp_path / "staging" / "w.csv", 5)
         os.replace(staged, ws / "landing" / "w.csv")  # a complete file appears at once
-        while not (ws / "raw" / "w.csv").is_file() and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            with sqlite3.connect(ws / "carbonlake.db", timeout=5) as conn:
+                finished = conn.execute(
+                    "SELECT count(*) FROM executions WHERE status != 'RUNNING'"
+                ).fetchone()[0]
+            if finished:
+                break
             time.sleep(0.05)
         assert (ws / "raw" / "w.csv").is_file()
         process.send_signal(signal.SIGTERM)
@@ -505,21 +511,21 @@ def test_two_runs_at_once_on_one_workspace(tmp_path: Path) -> None:
 def test_stop_request_aborts_and_resume_finishes(
     tmp_path: Path, make_csv: Callable[..., Path]
 ) -> None:
-    context = open_context(tmp_path / "ws", pipeline={"batch_size": 10, "max_concurrency": 1})
+    context = open_context(tmp_path / "ws", pipeline={"batch_size": 1000, "max_concurrency": 1})
     pipeline = Pipeline(context)
     calls = {"n": 0}
 
     def progress(stage: str, done: int, total: int) -> None:
         calls["n"] += 1
-        if stage == "calculate" and done >= 2:
+        if stage == "calculate" and done >= 1:
             pipeline.stop_requested.set()
 
-    summary = pipeline.run_file(write_rows(tmp_path / "s.csv", 100), progress=progress)
+    summary = pipeline.run_file(write_rows(tmp_path / "s.csv", 60_000), progress=progress)
     assert summary["status"] == "ABORTED"
     assert "executions resume" in summary["error"]
-    assert summary["records_calculated"] < 100
+    assert summary["records_calculated"] < 60_000
     pipeline.stop_requested.clear()
     finished = pipeline.resume(summary["execution_id"])
-    assert (finished["status"], finished["records_calculated"]) == ("SUCCEEDED", 100)
-    assert context.database.emissions_count() == 100
+    assert (finished["status"], finished["records_calculated"]) == ("SUCCEEDED", 60_000)
+    assert context.database.emissions_count() == 60_000
     context.close()

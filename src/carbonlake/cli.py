@@ -1280,6 +1280,60 @@ def factors_import(
     )
 
 
+@cli.command()
+@click.option("--host", help="Address to listen on (default: [server] host, 127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (default: [server] port, 8000; 0 picks a free one).",
+)
+@common_options
+def serve(host: str | None, port: int | None, workspace: Path | None, as_json: bool) -> None:
+    """Serve the HTTP API and the web page over the workspace until Ctrl-C.
+
+    Upload CSV files, follow executions, browse emissions and walk the lineage in a
+    browser, or call the API (its OpenAPI document is at /openapi.json). Writes need
+    an API key ([server] api_keys); without one configured, a key is made for the run
+    and printed. Needs the server extra: pip install 'carbonlake[server]'. With
+    --json, prints the address as one JSON document once it listens.
+    """
+    try:
+        from .service.server import serve as serve_forever
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"`carbonlake serve` needs the server extra ({exc.name} is missing): "
+            "pip install 'carbonlake[server]'"
+        ) from exc
+    flags = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = load_settings(workspace, overrides={"server": flags} if flags else None)
+
+    def announce(where: dict[str, Any]) -> None:
+        if as_json:
+            _emit_json(where)
+            sys.stdout.flush()
+            return
+        stdout.print(
+            f"carbonlake serving {where['workspace']} at {where['url']} (Ctrl-C to stop)",
+            markup=False,
+            highlight=False,
+        )
+        key = where["generated_api_key"]
+        if key:
+            stdout.print(
+                f"No [server] api_keys set: API key for this run: {key}\n"
+                f"Open {where['url']}#key={key} to use the page with it.",
+                markup=False,
+                highlight=False,
+            )
+        if not where["loopback"]:
+            stderr.print(
+                f"[yellow]warning:[/] listening on {escape(where['host'])}, not only loopback: "
+                "writes need an API key; reads too only with [server] require_key_for_reads"
+            )
+
+    serve_forever(settings, announce)
+
+
 def main() -> None:
     """Entry point of the ``carbonlake`` command."""
     try:

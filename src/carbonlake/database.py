@@ -308,6 +308,10 @@ class EmissionFilter:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+_ID_CHUNK = 500
+"""Record ids per ``IN (...)`` list (well under every database's parameter limit)."""
+
+
 def _brief(output: dict[str, Any]) -> dict[str, Any]:
     """An output small enough for the event history (long lists become counts)."""
     return {
@@ -784,24 +788,69 @@ class Database:
         batch = list(rows)
         if not batch:
             return 0
+        with self.transaction() as conn:
+            self._upsert_emission_rows(conn, batch)
+        return len(batch)
+
+    @staticmethod
+    def _upsert_emission_rows(conn: sqlite3.Connection, batch: Sequence[Sequence[Any]]) -> None:
         columns = ", ".join(EMISSION_COLUMNS)
         placeholders = ", ".join("?" for _ in EMISSION_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in EMISSION_COLUMNS[1:])
-        with self.transaction() as conn:
-            # A replaced result stays queryable: copy it to the history first.
-            # ... unless the same execution writes it again (a resumed or retried batch).
-            conn.executemany(
+        # A replaced result stays queryable: copy it to the history first, unless the
+        # same execution writes it again (a resumed or retried batch). Set-based, in
+        # chunks: a fresh file costs one indexed lookup per chunk, not per record.
+        now = utc_now()
+        execution_id = batch[0][2]
+        for start in range(0, len(batch), _ID_CHUNK):
+            ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
+            marks = ", ".join("?" for _ in ids)
+            conn.execute(
                 f"INSERT INTO emissions_history ({columns}, superseded_at) "
-                f"SELECT {columns}, ? FROM emissions WHERE activity_event_id = ? "
+                f"SELECT {columns}, ? FROM emissions WHERE activity_event_id IN ({marks}) "
                 "AND execution_id IS NOT ?",
-                [(utc_now(), row[0], row[2]) for row in batch],
+                (now, *ids, execution_id),
             )
-            conn.executemany(
-                f"INSERT INTO emissions ({columns}) VALUES ({placeholders}) "
-                f"ON CONFLICT(activity_event_id) DO UPDATE SET {updates}",
-                batch,
-            )
-        return len(batch)
+        conn.executemany(
+            f"INSERT INTO emissions ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT(activity_event_id) DO UPDATE SET {updates}",
+            batch,
+        )
+
+    def commit_batches(
+        self,
+        execution_id: str,
+        states: Sequence[tuple[str, dict[str, Any]]],
+        lineage_rows: Sequence[Sequence[Any]],
+        emission_rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """Checkpoint map iterations: their results, lineage and outputs in one transaction."""
+        now = utc_now()
+        try:
+            with self.transaction() as conn:
+                if emission_rows:
+                    self._upsert_emission_rows(conn, emission_rows)
+                if lineage_rows:
+                    self._insert_lineage_rows(conn, lineage_rows)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO execution_states "
+                    "(execution_id, state, output_json, completed_at) VALUES (?, ?, ?, ?)",
+                    [(execution_id, state, json.dumps(output), now) for state, output in states],
+                )
+                conn.executemany(
+                    "INSERT INTO execution_events "
+                    "(execution_id, event_type, state, details_json, at) "
+                    "VALUES (?, 'MapIterationSucceeded', ?, ?, ?)",
+                    [
+                        (execution_id, state, json.dumps({"output": _brief(output)}), now)
+                        for state, output in states
+                    ],
+                )
+        except sqlite3.IntegrityError as exc:
+            raise LineageError(
+                f"execution {execution_id}: a lineage node already exists ({exc}). Record ids "
+                "(activity_event_id) must be unique within a file."
+            ) from exc
 
     def emission_history(self, activity_event_id: str) -> list[dict[str, Any]]:
         """Earlier results of one record, oldest first (the current one is in emissions)."""

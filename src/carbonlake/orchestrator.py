@@ -23,6 +23,7 @@ batches at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -35,7 +36,8 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
@@ -51,7 +53,7 @@ from ._exceptions import (
     StorageError,
 )
 from .calculate.factors import FactorSet, load_factor_set
-from .database import Database
+from .database import EMISSION_COLUMNS, Database
 from .quality.rules import Rule
 from .settings import RetrySettings, Settings
 from .storage import Storage
@@ -66,6 +68,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageError, DatabaseError
 """Errors worth retrying: the storage or the database may answer next time."""
 
 _UNBUFFERED = sys.maxsize  # a state's lineage goes in with its checkpoint, never earlier
+GROUP_RECORDS = 20_000
+"""Records calculated per Polars call and database transaction in the map."""
 
 
 class ExecutionAborted(CarbonlakeError):
@@ -515,6 +519,7 @@ class _ExecutionRun:
         self.redrive = redrive
         self.redrive_number: int = execution["redrive_count"]
         self.done = self.db.checkpoints(self.execution_id)
+        self._last_failure: dict[str, str] = {}
 
     # -- running one state -----------------------------------------------------------
 
@@ -772,15 +777,28 @@ class _ExecutionRun:
     # -- the map ----------------------------------------------------------------------------
 
     def _map(self, split: dict[str, Any]) -> None:
-        """The spec's map state: each iteration gets only its location and lineage ids."""
+        """The spec's map state: each iteration gets only its location and lineage ids.
+
+        Consecutive batches are calculated together in groups of about
+        ``GROUP_RECORDS`` records (one Polars call and one database transaction per
+        group instead of per batch); each batch still gets its own enriched file,
+        lineage nodes under its own batch node, and its own checkpoint.
+        """
         batches = split["batches"]
-        todo: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
+        fresh: list[tuple[int, dict[str, Any]]] = []
+        redrives: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
         for index, batch in enumerate(batches):
             key = f"MAP:{batch['node_id']}"
             if key not in self.done:
-                todo.append((index, batch, None))
+                fresh.append((index, batch))
             elif self.redrive and self._latest(batch)["records_failed"]:
-                todo.append((index, batch, self._latest(batch)))
+                redrives.append((index, batch, self._latest(batch)))
+        per_group = max(1, GROUP_RECORDS // max(self.batch_size, 1))
+        tasks: list[Callable[[], int]] = [
+            functools.partial(self._group, fresh[i : i + per_group])
+            for i in range(0, len(fresh), per_group)
+        ]
+        tasks += [functools.partial(self._redrive_batch, *item) for item in redrives]
         pipeline = self.pipeline
         executor = pipeline._executor
         own = executor is None
@@ -790,20 +808,29 @@ class _ExecutionRun:
                 thread_name_prefix="carbonlake-map",
             )
         total = len(batches)
-        finished = total - len(todo)
+        finished = total - len(fresh) - len(redrives)
         failures: list[BaseException] = []
         try:
-            futures: list[Future[None]] = [
-                executor.submit(self._iteration, index, batch, previous)
-                for index, batch, previous in todo
-            ]
             if self.progress:
                 self.progress("calculate", finished, total)
-            for future in as_completed(futures):
-                error = future.exception()
+            window = self.ctx.settings.pipeline.max_concurrency * 2
+            pending: set[Future[int]] = set()
+            queue = iter(tasks)
+            while True:
+                # Bounded submission: memory stays flat however many batches there are.
+                for task in queue:
+                    pending.add(executor.submit(task))
+                    if len(pending) >= window:
+                        break
+                if not pending:
+                    break
+                done_now = next(as_completed(pending))
+                pending.discard(done_now)
+                error = done_now.exception()
                 if error is not None:
                     failures.append(error)
-                finished += 1
+                else:
+                    finished += done_now.result()
                 if self.progress:
                     self.progress("calculate", finished, total)
         finally:
@@ -816,6 +843,184 @@ class _ExecutionRun:
         if unexpected:
             raise unexpected[0]
 
+    def _group(self, group: list[tuple[int, dict[str, Any]]], announce: bool = True) -> int:
+        """Calculate a group of batches in one go; if that fails, batch by batch with
+        retries, so one bad batch does not fail its neighbours. Returns batches done."""
+        self._check_stop()
+        if announce:
+            for index, batch in group:
+                self.db.add_event(
+                    self.execution_id,
+                    "MapIterationStarted",
+                    f"MAP:{batch['node_id']}",
+                    {"index": index, "storage_location": batch["storage_location"]},
+                )
+        if len(group) > 1:
+            try:
+                self._calculate_group(group)
+                return len(group)
+            except (CarbonlakeError, OSError) as exc:
+                log.info("group of %d batches failed (%s); batch by batch now", len(group), exc)
+            done = 0
+            failure: PipelineStepFailed | None = None
+            for item in group:
+                try:
+                    done += self._group([item], announce=False)
+                except PipelineStepFailed as exc:
+                    failure = exc
+            if failure is not None:
+                raise failure
+            return done
+        index, batch = group[0]
+        state = f"MAP:{batch['node_id']}"
+        try:
+            self._with_retries(state, lambda: self._calculate_group(group))
+        except PipelineStepFailed:
+            self.db.add_event(
+                self.execution_id,
+                "MapIterationFailed",
+                state,
+                {"index": index, **self._last_failure},
+            )
+            raise
+        return 1
+
+    def _with_retries(self, state: str, work: Callable[[], None]) -> None:
+        delays = retry_delays(self.ctx.settings.retry)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                work()
+                return
+            except TRANSIENT_ERRORS as exc:
+                if attempt > len(delays):
+                    self._last_failure = _error(exc)
+                    raise self._failed(state, exc, attempt) from exc
+                self.db.add_event(
+                    self.execution_id,
+                    "RetryScheduled",
+                    state,
+                    {"attempt": attempt, "delay_s": round(delays[attempt - 1], 3), **_error(exc)},
+                )
+                time.sleep(delays[attempt - 1])
+            except CarbonlakeError as exc:
+                self._last_failure = _error(exc)
+                raise self._failed(state, exc, attempt) from exc
+
+    def _calculate_group(self, group: list[tuple[int, dict[str, Any]]]) -> None:
+        ctx = self.ctx
+        frames = []
+        for index, batch in group:
+            frame = calc.read_batch(ctx.storage, batch["storage_location"])
+            frames.append(
+                frame.with_columns(
+                    pl.lit(index, dtype=pl.Int64).alias(calc.BATCH_COLUMN),
+                    pl.int_range(pl.len(), dtype=pl.Int64).alias(calc.POSITION_COLUMN),
+                    pl.lit(PurePosixPath(batch["storage_location"]).name).alias(
+                        calc.BATCH_NAME_COLUMN
+                    ),
+                )
+            )
+        records = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        result = calc.calculate_frame(records, ctx.factor_set, "")
+        enriched = _by_batch(result.enriched)
+        failed = _by_batch(result.failed)
+        rows = _by_batch(result.database_rows)
+        writer = lineage.LineageWriter(self.db, ctx.storage, batch_size=_UNBUFFERED)
+        states: list[tuple[str, dict[str, Any]]] = []
+        emission_frames = []
+        now = datetime.now(UTC).isoformat()
+        for index, batch in group:
+            key = ctx.storage.split(batch["storage_location"])[1]
+            enriched_location = ctx.storage.url("enriched", key)
+            good = enriched.get(index, result.enriched.clear())
+            bad = failed.get(index, result.failed.clear())
+            ctx.storage.write_bytes(
+                enriched_location, calc.ndjson(good.drop(calc.INTERNAL_COLUMNS, strict=False))
+            )
+            errors_location = None
+            if bad.height:
+                errors_location = calc.errors_location(enriched_location)
+                ctx.storage.write_bytes(
+                    errors_location,
+                    calc.ndjson(bad.drop(["__node_id", *calc.INTERNAL_COLUMNS], strict=False)),
+                )
+            first_row = index * self.batch_size + 1
+            lineage.record_request(
+                {
+                    "root_id": self.root_id,
+                    "parent_id": batch["node_id"],
+                    "action_taken": lineage.CALCULATION_COMPLETE,
+                    "storage_location": enriched_location,
+                    "records": [
+                        {"node_id": n, "row_number": first_row + p}
+                        for n, p in good.select(calc.RECORD_ID, calc.POSITION_COLUMN).iter_rows()
+                    ],
+                },
+                writer,
+            )
+            failed_records = _failed_records(bad)
+            if failed_records:
+                lineage.record_request(
+                    {
+                        "root_id": self.root_id,
+                        "parent_id": batch["node_id"],
+                        "action_taken": lineage.CALCULATION_FAILED,
+                        "storage_location": errors_location,
+                        "records": [
+                            {
+                                "node_id": self._failed_node_id(r["node_id"]),
+                                "row_number": first_row + r["position"],
+                            }
+                            for r in failed_records
+                        ],
+                    },
+                    writer,
+                )
+            batch_rows = rows.get(index, result.database_rows.clear())
+            totals = batch_rows.select(
+                pl.col("co2e_ar4_tonnes").sum(),
+                pl.col("co2e_ar5_tonnes").sum(),
+                pl.col("co2e_ar6_tonnes").sum(),
+            ).row(0)
+            emission_frames.append(
+                batch_rows.with_columns(
+                    pl.lit(self.root_id).alias("root_id"),
+                    pl.lit(self.execution_id).alias("execution_id"),
+                    pl.lit(enriched_location).alias("enriched_location"),
+                    pl.lit(now).alias("calculated_at"),
+                ).select(EMISSION_COLUMNS)
+            )
+            states.append(
+                (
+                    f"MAP:{batch['node_id']}",
+                    {
+                        "storage_location": enriched_location,
+                        "errors_storage_location": errors_location,
+                        "records_calculated": good.height,
+                        "records_failed": bad.height,
+                        "failed_records": [
+                            {"node_id": r["node_id"], "reason": r["reason"]}
+                            for r in failed_records[:MAX_FAILED_SAMPLES]
+                        ],
+                        "co2e_tonnes": {
+                            "ar4": totals[0] or 0.0,
+                            "ar5": totals[1] or 0.0,
+                            "ar6": totals[2] or 0.0,
+                        },
+                    },
+                )
+            )
+        emission_rows = pl.concat(emission_frames).rows() if emission_frames else []
+        self.db.commit_batches(self.execution_id, states, writer.take(), emission_rows)
+        for state, output in states:
+            self.done[state] = output
+
+    def _redrive_batch(self, index: int, batch: dict[str, Any], previous: dict[str, Any]) -> int:
+        self._iteration(index, batch, previous)
+        return 1
+
     def _latest(self, batch: dict[str, Any]) -> dict[str, Any]:
         prefix = f"MAP:{batch['node_id']}"
         redrives = [k for k in self.done if k.startswith(f"{prefix}:redrive-")]
@@ -823,28 +1028,19 @@ class _ExecutionRun:
             return self.done[prefix]
         return self.done[max(redrives, key=lambda k: int(k.rsplit("-", 1)[1]))]
 
-    def _iteration(
-        self, index: int, batch: dict[str, Any], previous: dict[str, Any] | None
-    ) -> None:
-        """One map iteration: calculate a batch and record its lineage, atomically."""
+    def _iteration(self, index: int, batch: dict[str, Any], previous: dict[str, Any]) -> None:
+        """Redrive one batch: calculate its failed records again and record their lineage."""
         self._check_stop()
         item = {
             "storage_location": batch["storage_location"],
             "data_lineage": {"root_id": self.root_id, "parent_id": batch["node_id"]},
         }
-        state = f"MAP:{batch['node_id']}"
-        if previous is not None:
-            state += f":redrive-{self.redrive_number}"
+        state = f"MAP:{batch['node_id']}:redrive-{self.redrive_number}"
         self.db.add_event(self.execution_id, "MapIterationStarted", state, {"index": index, **item})
         try:
-            if previous is None:
-                output, rows = self._attempts(
-                    state, lambda w: self._calculate_batch(w, item, index)
-                )
-            else:
-                output, rows = self._attempts(
-                    state, lambda w: self._recalculate_failed(w, item, previous)
-                )
+            output, rows = self._attempts(
+                state, lambda w: self._recalculate_failed(w, item, previous)
+            )
             self.db.checkpoint(
                 self.execution_id, state, output, rows, event_type="MapIterationSucceeded"
             )
@@ -901,21 +1097,6 @@ class _ExecutionRun:
                 writer,
             )
 
-    def _calculate_batch(
-        self, writer: lineage.LineageWriter, item: dict[str, Any], index: int
-    ) -> dict[str, Any]:
-        ctx = self.ctx
-        calculations = calc.calculate(
-            {"storage_location": item["storage_location"]},
-            storage=ctx.storage,
-            database=ctx.database,
-            factor_set=ctx.factor_set,
-            execution_id=self.execution_id,
-        )["calculations"]
-        rows = lineage.batch_row_numbers(ctx.storage, item["storage_location"], self.batch_size)
-        self._record_lineage(writer, item["data_lineage"]["parent_id"], calculations, rows)
-        return _iteration_output(calculations)
-
     def _recalculate_failed(
         self, writer: lineage.LineageWriter, item: dict[str, Any], previous: dict[str, Any]
     ) -> dict[str, Any]:
@@ -953,3 +1134,34 @@ def _error(exc: BaseException) -> dict[str, str]:
     """The error and cause of a failure, as Step Functions records them."""
     cause = exc.__cause__ or exc
     return {"error": type(exc).__name__, "cause": f"{type(cause).__name__}: {cause}"}
+
+
+def _by_batch(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+    """A frame of several batches, split by batch index."""
+    if not frame.height:
+        return {}
+    parts = frame.partition_by(calc.BATCH_COLUMN, as_dict=True, maintain_order=True)
+    return {int(key[0]): part for key, part in parts.items()}
+
+
+def _failed_records(bad: pl.DataFrame) -> list[dict[str, Any]]:
+    """``node_id``, ``reason`` and ``position`` of a batch's failed records."""
+    if not bad.height:
+        return []
+    ids = bad[calc.RECORD_ID].to_list()
+    duplicated = bad[calc.RECORD_ID].is_duplicated().to_list()
+    return [
+        {
+            "node_id": record_id if record_id and not dup else fallback,
+            "reason": reason,
+            "position": position,
+        }
+        for record_id, dup, fallback, reason, position in zip(
+            ids,
+            duplicated,
+            bad["__node_id"].to_list(),
+            bad["error"].to_list(),
+            bad[calc.POSITION_COLUMN].to_list(),
+            strict=True,
+        )
+    ]

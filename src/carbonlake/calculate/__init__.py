@@ -86,9 +86,23 @@ def _amount(value: pl.Expr, unit: str) -> pl.Expr:
     return pl.struct(amount=value, unit=pl.lit(unit))
 
 
+BATCH_COLUMN = "__carbonlake_batch"
+"""Optional input column: which batch a record belongs to (several batches in one call)."""
+POSITION_COLUMN = "__carbonlake_position"
+"""Optional input column: a record's position in its batch (0-based)."""
+BATCH_NAME_COLUMN = "__carbonlake_batch_name"
+"""Optional input column: the batch file's name, for records without a usable id."""
+INTERNAL_COLUMNS = (BATCH_COLUMN, POSITION_COLUMN, BATCH_NAME_COLUMN)
+
+
 def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: str) -> BatchResult:
-    """Calculate one batch of typed records against a factor set."""
-    input_columns = records.columns
+    """Calculate typed records against a factor set.
+
+    ``records`` may carry the internal columns above (several batches calculated in
+    one call); they are kept on every output frame so the caller can split them.
+    """
+    internal = [c for c in INTERNAL_COLUMNS if c in records.columns]
+    input_columns = [c for c in records.columns if c not in internal]
     frame = records.with_columns(
         [pl.lit(None, dtype=pl.String).alias(c) for c in _NEEDED if c not in input_columns]
     )
@@ -185,15 +199,17 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
             gases_not_given=pl.col("__not_given"),
         ),
     ).alias("emissions_output")
-    enriched = ok.select([pl.col(c) for c in input_columns] + [emissions_output])
+    carried = [pl.col(c) for c in internal]
+    enriched = ok.select([pl.col(c) for c in input_columns] + [emissions_output] + carried)
+    name = pl.col(BATCH_NAME_COLUMN) if BATCH_NAME_COLUMN in internal else pl.lit(batch_name)
+    position = pl.col(POSITION_COLUMN) if POSITION_COLUMN in internal else pl.col(_I)
     failed = bad.select(
         [pl.col(c) for c in input_columns]
         + [
             pl.col(_REASON).alias("error"),
-            pl.concat_str(pl.lit(f"{batch_name}#"), (pl.col(_I) + 1).cast(pl.String)).alias(
-                "__node_id"
-            ),
+            pl.concat_str(name, pl.lit("#"), (position + 1).cast(pl.String)).alias("__node_id"),
         ]
+        + carried
     )
 
     def text(column: str) -> pl.Expr:
@@ -229,11 +245,13 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         pl.col("__quantity").alias("quantity_used"),
         pl.col("__f_unit").alias("quantity_unit"),
         pl.col(RECORD_ID).alias("lineage_node_id"),
+        *carried,
     )
     return BatchResult(enriched=enriched, failed=failed, database_rows=database_rows)
 
 
-def _read_batch(storage: Storage, location: str) -> pl.DataFrame:
+def read_batch(storage: Storage, location: str) -> pl.DataFrame:
+    """The typed records of one JSON Lines batch file."""
     data = storage.read_bytes(location)
     if not data.strip():
         return pl.DataFrame()
@@ -243,7 +261,8 @@ def _read_batch(storage: Storage, location: str) -> pl.DataFrame:
         raise CalculationError(f"batch {location} is not valid JSON Lines: {exc}") from exc
 
 
-def _ndjson(frame: pl.DataFrame) -> bytes:
+def ndjson(frame: pl.DataFrame) -> bytes:
+    """A frame as JSON Lines bytes (empty for no rows)."""
     buffer = io.BytesIO()
     if frame.height:
         frame.write_ndjson(buffer)
@@ -277,7 +296,7 @@ def calculate(
     if bucket != "transformed":
         raise InputDataError(f"{location} is not a batch in the transformed bucket")
     return calculate_records(
-        _read_batch(storage, location),
+        read_batch(storage, location),
         storage.url("enriched", key),
         storage=storage,
         database=database,
@@ -304,11 +323,11 @@ def calculate_records(
     result = calculate_frame(
         records, factor_set, batch_name or PurePosixPath(enriched_location).name
     )
-    storage.write_bytes(enriched_location, _ndjson(result.enriched))
+    storage.write_bytes(enriched_location, ndjson(result.enriched))
     failed_location = None
     if result.failed.height:
         failed_location = errors_location(enriched_location)
-        storage.write_bytes(failed_location, _ndjson(result.failed.drop("__node_id")))
+        storage.write_bytes(failed_location, ndjson(result.failed.drop("__node_id")))
 
     now = datetime.now(UTC).isoformat()
     rows = result.database_rows.with_columns(

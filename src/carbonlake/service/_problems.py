@@ -76,7 +76,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The documented error answers of a route: the common ones plus ``statuses``."""
-    extra = {
+    extra: dict[int | str, dict[str, Any]] = {
         status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": TITLES[status]}
         for status in statuses
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -36,8 +37,8 @@ def key_checker(keys: Sequence[str]) -> Callable[..., None]:
     accepted = [key.encode() for key in keys]
 
     def check(
-        header_key: str | None = Security(api_key_header),
-        token: HTTPAuthorizationCredentials | None = Security(bearer),
+        header_key: Annotated[str | None, Security(api_key_header)],
+        token: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> None:
         given = header_key or (token.credentials if token else None)
         if not given:

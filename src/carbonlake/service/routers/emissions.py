@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
@@ -15,13 +14,30 @@ from fastapi.responses import StreamingResponse
 
 from ..._exceptions import ConfigurationError, InputDataError
 from ...calculate import factors as factors_module
-from ...database import EMISSION_COLUMNS, EMISSION_GROUPS, EMISSION_SORT_COLUMNS, EmissionFilter
+from ...database import EMISSION_COLUMNS, EmissionFilter
 from ...emissions import record_results
 from .._problems import ProblemError, responses
 from .._state import Service, ServiceDep
 
-SortColumn = Literal[EMISSION_SORT_COLUMNS]  # type: ignore[valid-type]
-GroupBy = Literal[tuple(EMISSION_GROUPS)]  # type: ignore[valid-type]
+SortColumn = Literal[
+    "activity_event_id",
+    "asset_id",
+    "scope",
+    "category",
+    "activity",
+    "origin_measurement_timestamp",
+    "raw_data",
+    "co2_tonnes",
+    "ch4_tonnes",
+    "n2o_tonnes",
+    "co2e_ar4_tonnes",
+    "co2e_ar5_tonnes",
+    "co2e_ar6_tonnes",
+    "calculated_at",
+]
+"""database.EMISSION_SORT_COLUMNS, spelled out for the OpenAPI document (a test compares)."""
+GroupBy = Literal["scope", "category", "activity", "asset", "month"]
+"""database.EMISSION_GROUPS, spelled out likewise."""
 
 TIMESTAMP = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?)?)?$")
 TIMESTAMP_HELP = "ISO 8601 date or prefix of one: 2019, 2019-10, 2019-10-05, 2019-10-05T12:00"
@@ -38,30 +54,39 @@ def _timestamp(value: str | None, name: str) -> str | None:
 
 
 def emission_filter(
-    scope: int | None = Query(None, ge=1, le=3, description="GHG Protocol scope, 1 to 3."),
-    category: str | None = Query(None, max_length=200, description="Exact category."),
-    activity: str | None = Query(None, max_length=500, description="Exact activity."),
-    asset_id: str | None = Query(None, max_length=500, description="Exact asset id."),
-    root_id: str | None = Query(None, max_length=200, description="Records of one input file."),
-    execution_id: str | None = Query(
-        None, max_length=200, description="Records calculated by one execution."
-    ),
-    search: str | None = Query(
-        None, max_length=200, description="Text in record id, asset, category or activity."
-    ),
-    measured_from: str | None = Query(
-        None,
-        alias="from",
-        max_length=40,
-        description=f"origin_measurement_timestamp at or after this ({TIMESTAMP_HELP}).",
-    ),
-    measured_to: str | None = Query(
-        None,
-        alias="to",
-        max_length=40,
-        description="origin_measurement_timestamp up to and including this (2019-12 "
-        "includes all of December).",
-    ),
+    scope: Annotated[
+        int | None, Query(ge=1, le=3, description="GHG Protocol scope, 1 to 3.")
+    ] = None,
+    category: Annotated[str | None, Query(max_length=200, description="Exact category.")] = None,
+    activity: Annotated[str | None, Query(max_length=500, description="Exact activity.")] = None,
+    asset_id: Annotated[str | None, Query(max_length=500, description="Exact asset id.")] = None,
+    root_id: Annotated[
+        str | None, Query(max_length=200, description="Records of one input file.")
+    ] = None,
+    execution_id: Annotated[
+        str | None, Query(max_length=200, description="Records calculated by one execution.")
+    ] = None,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="Text in record id, asset, category or activity."),
+    ] = None,
+    measured_from: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            max_length=40,
+            description=f"origin_measurement_timestamp at or after this ({TIMESTAMP_HELP}).",
+        ),
+    ] = None,
+    measured_to: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            max_length=40,
+            description="origin_measurement_timestamp up to and including this (2019-12 "
+            "includes all of December).",
+        ),
+    ] = None,
 ) -> EmissionFilter:
     """The filter of an emissions request; every value is bound as a parameter."""
     return EmissionFilter(
@@ -75,6 +100,9 @@ def emission_filter(
         measured_from=_timestamp(measured_from, "from"),
         measured_to=_timestamp(measured_to, "to"),
     )
+
+
+FilterDep = Annotated[EmissionFilter, Depends(emission_filter)]
 
 
 def _write_csv(
@@ -128,15 +156,20 @@ def build(read: Any, write: Any) -> APIRouter:
         },
     )
     async def list_emissions(
-        where: EmissionFilter = Depends(emission_filter),
-        sort: SortColumn = Query("activity_event_id", description="Column to sort by."),
-        order: Literal["asc", "desc"] = "asc",
-        limit: int = Query(50, ge=1, le=1000, description="Records per page (JSON)."),
-        offset: int = Query(0, ge=0, le=10_000_000, description="Records to skip (JSON)."),
-        format: Literal["json", "csv"] = Query(
-            "json", description="json: one page with totals; csv: every matching record."
-        ),
+        where: FilterDep,
         service: ServiceDep,
+        sort: Annotated[SortColumn, Query(description="Column to sort by.")] = (
+            "activity_event_id"
+        ),
+        order: Literal["asc", "desc"] = "asc",
+        limit: Annotated[int, Query(ge=1, le=1000, description="Records per page (JSON).")] = 50,
+        offset: Annotated[
+            int, Query(ge=0, le=10_000_000, description="Records to skip (JSON).")
+        ] = 0,
+        format: Annotated[
+            Literal["json", "csv"],
+            Query(description="json: one page with totals; csv: every matching record."),
+        ] = "json",
     ) -> Any:
         """Current results (each record once, its latest result) matching the filters.
 
@@ -145,14 +178,18 @@ def build(read: Any, write: Any) -> APIRouter:
         flat columns, `activity_event_id` first."""
         descending = order == "desc"
         if format == "csv":
-            spool = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8")
+            # Written whole in one worker thread (the database connection is per thread),
+            # then sent from memory or, past 8 MiB, from a temporary file.
+            spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by _stream
+                max_size=8 << 20, mode="w+", encoding="utf-8"
+            )
             try:
                 await run_in_threadpool(_write_csv, service, where, sort, descending, spool)
             except BaseException:
                 spool.close()
                 raise
             return StreamingResponse(
-                _stream(spool),  # type: ignore[arg-type]
+                _stream(spool),
                 media_type=CSV_MEDIA_TYPE,
                 headers={"Content-Disposition": 'attachment; filename="emissions.csv"'},
             )
@@ -179,8 +216,8 @@ def build(read: Any, write: Any) -> APIRouter:
         responses=responses(401, 403),
     )
     def summary(
-        by: GroupBy = Query(..., description="What to group by."),
-        where: EmissionFilter = Depends(emission_filter),
+        by: Annotated[GroupBy, Query(description="What to group by.")],
+        where: FilterDep,
         service: ServiceDep,
     ) -> dict[str, Any]:
         """Records and CO2e tonnes (AR4, AR5, AR6) per group, with the filters of

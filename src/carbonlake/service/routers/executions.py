@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from .._problems import ProblemError, responses
 from .._state import Service, ServiceDep
+
+ExecutionStatus = Literal[
+    "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "SKIPPED", "REJECTED"
+]
 
 LIST_FIELDS = (
     "execution_id",
@@ -76,9 +80,7 @@ def stages(
             mine = [v for k, v in state_of.items() if k.startswith("MAP:")]
         else:
             mine = [state_of[s] for s in states if s in state_of]
-        if "failed" in mine:
-            value = "failed"
-        elif stage == "check" and dq_failed:
+        if "failed" in mine or (stage == "check" and dq_failed):
             value = "failed"
         elif "running" in mine:
             value = "stopped" if ended else "running"
@@ -138,12 +140,9 @@ def build(read: Any, write: Any) -> APIRouter:
 
     @router.get("", summary="List executions, newest first", responses=responses(401, 403))
     def list_executions(
-        status: Literal[
-            "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "SKIPPED", "REJECTED"
-        ]
-        | None = None,
-        limit: int = Query(100, ge=1, le=1000),
         service: ServiceDep,
+        status: ExecutionStatus | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """Executions with their live status (QUEUED and RUNNING ones first while they wait
         or run), each with its record counts and CO2e once known."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from ..._exceptions import ConfigurationError
 from ...calculate import factors as factors_module
 from .._problems import ProblemError, responses
-from .._state import Service, ServiceDep
+from .._state import ServiceDep
 
 
 def build(read: Any, write: Any) -> APIRouter:
@@ -20,11 +20,14 @@ def build(read: Any, write: Any) -> APIRouter:
         "", summary="Factors of the active (or a chosen) set", responses=responses(401, 403)
     )
     def list_factors(
-        search: str = Query("", max_length=200, description="Text in id, category or activity."),
-        factor_set: str | None = Query(
-            None, max_length=200, description="NAME, NAME@VERSION or VERSION; default: active."
-        ),
         service: ServiceDep,
+        search: Annotated[
+            str, Query(max_length=200, description="Text in id, category or activity.")
+        ] = "",
+        factor_set: Annotated[
+            str | None,
+            Query(max_length=200, description="NAME, NAME@VERSION or VERSION; default: active."),
+        ] = None,
     ) -> dict[str, Any]:
         """Each factor with its set and version, scope, unit, CO2, CH4 and N2O kg per
         unit, CO2e per unit for AR4, AR5 and AR6, and its source."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ... import lineage as lineage_module
 from ... import lineage_verify
 from .._problems import responses
-from .._state import Service, ServiceDep
+from .._state import ServiceDep
 
 
 class VerifyRequest(BaseModel):
@@ -35,10 +35,11 @@ def build(read: Any, write: Any) -> APIRouter:
     )
     def trace(
         node_id: str,
-        root_id: str | None = Query(
-            None, max_length=200, description="The input file's root_id, when ambiguous."
-        ),
         service: ServiceDep,
+        root_id: Annotated[
+            str | None,
+            Query(max_length=200, description="The input file's root_id, when ambiguous."),
+        ] = None,
     ) -> dict[str, Any]:
         """The nodes from RAW_DATA_INPUT down to the record (its activity_event_id) with
         their actions, locations, times and hashes; the record's row in the input file;
@@ -51,14 +52,12 @@ def build(read: Any, write: Any) -> APIRouter:
         summary="Verify the ledger (or one file's trail)",
         responses=responses(401, 403),
     )
-    def verify(
-        request: VerifyRequest | None = None, service: ServiceDep
-    ) -> dict[str, Any]:
+    def verify(service: ServiceDep, request: VerifyRequest | None = None) -> dict[str, Any]:
         """Recompute every node's hash and parent link, check that every trail reaches
         RAW_DATA_INPUT and every batch record has a terminal node, and check every stored
         file against the SHA-256 recorded for it. `ok` is the verdict; `problems` says
         what is wrong, where."""
-        request = request or VerifyRequest()
+        request = request or VerifyRequest(root_id=None, all_problems=False)
         report = lineage_verify.verify(
             service.context.database,
             service.context.storage,
@@ -76,9 +75,13 @@ def build(read: Any, write: Any) -> APIRouter:
     )
     def tree(
         root_id: str,
-        records: int = Query(3, ge=0, le=100, description="Record nodes shown per batch."),
-        batches: int = Query(20, ge=1, le=1000, description="Nodes shown under one node."),
         service: ServiceDep,
+        records: Annotated[
+            int, Query(ge=0, le=100, description="Record nodes shown per batch.")
+        ] = 3,
+        batches: Annotated[
+            int, Query(ge=1, le=1000, description="Nodes shown under one node.")
+        ] = 20,
     ) -> dict[str, Any]:
         """File and batch nodes in full; record nodes folded to counts per batch with the
         first few listed (`records`); nodes whose parent is missing hang under a stand-in

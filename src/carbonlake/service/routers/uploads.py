@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -108,7 +109,7 @@ def _accepted(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """The request body, refused as soon as it grows past ``limit`` bytes."""
     received = 0
     async for chunk in request.stream():
@@ -234,7 +235,7 @@ def build(read: Any, write: Any) -> APIRouter:
         responses=responses(401, 403, 413, 415),
     )
     async def s3_event(
-        request: Request, force: bool = False, service: ServiceDep
+        request: Request, service: ServiceDep, force: bool = False
     ) -> dict[str, Any]:
         """An object store's webhook: one execution per object of the event, for objects
         already in the landing bucket (keys URL-encoded as S3 sends them). Answers at
@@ -253,15 +254,10 @@ def build(read: Any, write: Any) -> APIRouter:
             execution_id = str(uuid.uuid4())
             single = {"Records": [record]}
             key = storage.split(item["input"]["storage_location"])[1]
-            entries.append(
-                service.runner.submit(
-                    execution_id,
-                    key,
-                    lambda single=single, execution_id=execution_id: pipeline.run_event(
-                        single, force=force, execution_id=execution_id
-                    ),
-                )
+            job = functools.partial(
+                pipeline.run_event, single, force=force, execution_id=execution_id
             )
+            entries.append(service.runner.submit(execution_id, key, job))
         return _accepted(entries)
 
     return router
