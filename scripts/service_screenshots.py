@@ -59,7 +59,7 @@ def site_energy(path: Path) -> None:
     sites = {"site-berlin": "RFCE", "site-austin": "ERCT", "site-seattle": "NWPP"}
     travel = [
         ("Passenger Car A", "vehicle-mile", 300, 2500),
-        ("Air Travel - Medium Haul (>= 300 miles, < 2300 miles) ", "passenger-mile", 800, 6000),
+        ("Air Travel - Medium Haul (>= 300 miles, < 2300 miles)", "passenger-mile", 800, 6000),
         ("Intercity Rail (i.e. Amtrak) C", "passenger-mile", 100, 900),
     ]
     with path.open("w", newline="", encoding="utf-8") as handle:

@@ -555,6 +555,20 @@ class Database:
                 (execution_id, event_type, state, json.dumps(details or {}), utc_now()),
             )
 
+    def add_events(
+        self,
+        execution_id: str,
+        events: Sequence[tuple[str, str | None, dict[str, Any]]],
+    ) -> None:
+        """Append several ``(event_type, state, details)`` events in one transaction."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO execution_events (execution_id, event_type, state, details_json, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(execution_id, t, state, json.dumps(d), now) for t, state, d in events],
+            )
+
     def execution_events(self, execution_id: str) -> list[dict[str, Any]]:
         """An execution's history, in order."""
         rows = self._query(

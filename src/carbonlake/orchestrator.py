@@ -848,13 +848,17 @@ class _ExecutionRun:
         retries, so one bad batch does not fail its neighbours. Returns batches done."""
         self._check_stop()
         if announce:
-            for index, batch in group:
-                self.db.add_event(
-                    self.execution_id,
-                    "MapIterationStarted",
-                    f"MAP:{batch['node_id']}",
-                    {"index": index, "storage_location": batch["storage_location"]},
-                )
+            self.db.add_events(
+                self.execution_id,
+                [
+                    (
+                        "MapIterationStarted",
+                        f"MAP:{batch['node_id']}",
+                        {"index": index, "storage_location": batch["storage_location"]},
+                    )
+                    for index, batch in group
+                ],
+            )
         if len(group) > 1:
             try:
                 self._calculate_group(group)
@@ -924,21 +928,42 @@ class _ExecutionRun:
             )
         records = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
         result = calc.calculate_frame(records, ctx.factor_set, "")
-        enriched = _by_batch(result.enriched)
+        # Everything per batch is computed column-wise for the whole group first.
+        keep = [c for c in result.enriched.columns if c not in calc.INTERNAL_COLUMNS]
+        written = _by_batch(result.enriched.select([*keep, calc.BATCH_COLUMN]), drop_key=True)
         failed = _by_batch(result.failed)
-        rows = _by_batch(result.database_rows)
+        good_ids = _lists_by_batch(result.enriched, calc.RECORD_ID, calc.POSITION_COLUMN)
+        totals = {
+            int(row[0]): row[1:]
+            for row in result.database_rows.group_by(calc.BATCH_COLUMN)
+            .agg(
+                pl.col("co2e_ar4_tonnes").sum(),
+                pl.col("co2e_ar5_tonnes").sum(),
+                pl.col("co2e_ar6_tonnes").sum(),
+            )
+            .iter_rows()
+        }
+        enriched_prefix = ctx.storage.url("enriched", f"{self.root_id}/x")[:-1]
+        emission_rows = (
+            result.database_rows.with_columns(
+                pl.lit(self.root_id).alias("root_id"),
+                pl.lit(self.execution_id).alias("execution_id"),
+                pl.concat_str(pl.lit(enriched_prefix), pl.col(calc.BATCH_NAME_COLUMN)).alias(
+                    "enriched_location"
+                ),
+                pl.lit(datetime.now(UTC).isoformat()).alias("calculated_at"),
+            )
+            .select(EMISSION_COLUMNS)
+            .rows()
+        )
         writer = lineage.LineageWriter(self.db, ctx.storage, batch_size=_UNBUFFERED)
         states: list[tuple[str, dict[str, Any]]] = []
-        emission_frames = []
-        now = datetime.now(UTC).isoformat()
+        empty = result.enriched.select(keep).clear()
         for index, batch in group:
             key = ctx.storage.split(batch["storage_location"])[1]
             enriched_location = ctx.storage.url("enriched", key)
-            good = enriched.get(index, result.enriched.clear())
+            ctx.storage.write_bytes(enriched_location, calc.ndjson(written.get(index, empty)))
             bad = failed.get(index, result.failed.clear())
-            ctx.storage.write_bytes(
-                enriched_location, calc.ndjson(good.drop(calc.INTERNAL_COLUMNS, strict=False))
-            )
             errors_location = None
             if bad.height:
                 errors_location = calc.errors_location(enriched_location)
@@ -947,6 +972,7 @@ class _ExecutionRun:
                     calc.ndjson(bad.drop(["__node_id", *calc.INTERNAL_COLUMNS], strict=False)),
                 )
             first_row = index * self.batch_size + 1
+            ids, positions = good_ids.get(index, ([], []))
             lineage.record_request(
                 {
                     "root_id": self.root_id,
@@ -955,7 +981,7 @@ class _ExecutionRun:
                     "storage_location": enriched_location,
                     "records": [
                         {"node_id": n, "row_number": first_row + p}
-                        for n, p in good.select(calc.RECORD_ID, calc.POSITION_COLUMN).iter_rows()
+                        for n, p in zip(ids, positions, strict=True)
                     ],
                 },
                 writer,
@@ -978,41 +1004,23 @@ class _ExecutionRun:
                     },
                     writer,
                 )
-            batch_rows = rows.get(index, result.database_rows.clear())
-            totals = batch_rows.select(
-                pl.col("co2e_ar4_tonnes").sum(),
-                pl.col("co2e_ar5_tonnes").sum(),
-                pl.col("co2e_ar6_tonnes").sum(),
-            ).row(0)
-            emission_frames.append(
-                batch_rows.with_columns(
-                    pl.lit(self.root_id).alias("root_id"),
-                    pl.lit(self.execution_id).alias("execution_id"),
-                    pl.lit(enriched_location).alias("enriched_location"),
-                    pl.lit(now).alias("calculated_at"),
-                ).select(EMISSION_COLUMNS)
-            )
+            ar4, ar5, ar6 = totals.get(index, (0.0, 0.0, 0.0))
             states.append(
                 (
                     f"MAP:{batch['node_id']}",
                     {
                         "storage_location": enriched_location,
                         "errors_storage_location": errors_location,
-                        "records_calculated": good.height,
+                        "records_calculated": len(ids),
                         "records_failed": bad.height,
                         "failed_records": [
                             {"node_id": r["node_id"], "reason": r["reason"]}
                             for r in failed_records[:MAX_FAILED_SAMPLES]
                         ],
-                        "co2e_tonnes": {
-                            "ar4": totals[0] or 0.0,
-                            "ar5": totals[1] or 0.0,
-                            "ar6": totals[2] or 0.0,
-                        },
+                        "co2e_tonnes": {"ar4": ar4 or 0.0, "ar5": ar5 or 0.0, "ar6": ar6 or 0.0},
                     },
                 )
             )
-        emission_rows = pl.concat(emission_frames).rows() if emission_frames else []
         self.db.commit_batches(self.execution_id, states, writer.take(), emission_rows)
         for state, output in states:
             self.done[state] = output
@@ -1136,12 +1144,22 @@ def _error(exc: BaseException) -> dict[str, str]:
     return {"error": type(exc).__name__, "cause": f"{type(cause).__name__}: {cause}"}
 
 
-def _by_batch(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+def _by_batch(frame: pl.DataFrame, drop_key: bool = False) -> dict[int, pl.DataFrame]:
     """A frame of several batches, split by batch index."""
     if not frame.height:
         return {}
-    parts = frame.partition_by(calc.BATCH_COLUMN, as_dict=True, maintain_order=True)
+    parts = frame.partition_by(
+        calc.BATCH_COLUMN, as_dict=True, maintain_order=True, include_key=not drop_key
+    )
     return {int(key[0]): part for key, part in parts.items()}
+
+
+def _lists_by_batch(
+    frame: pl.DataFrame, first: str, second: str
+) -> dict[int, tuple[list[Any], list[Any]]]:
+    """Two columns of a frame as Python lists, per batch index (one pass)."""
+    grouped = frame.group_by(calc.BATCH_COLUMN, maintain_order=True).agg(first, second)
+    return {int(b): (x, y) for b, x, y in grouped.iter_rows()}
 
 
 def _failed_records(bad: pl.DataFrame) -> list[dict[str, Any]]:

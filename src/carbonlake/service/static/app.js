@@ -18,7 +18,7 @@ function h(tag, attrs, ...children) {
     else if (name === "dataset") Object.assign(el.dataset, value);
     else el.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -28,7 +28,7 @@ function h(tag, attrs, ...children) {
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [name, value] of Object.entries(attrs || {})) el.setAttribute(name, value);
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -249,8 +249,14 @@ async function executionResult(execution, into) {
     return;
   }
   if (!summary) return;
-  if (summary.error && execution.status !== "SUCCEEDED") into.append(h("p", { class: "muted" }, summary.error));
-  into.append(summaryStats(summary));
+  const dqFailed = summary.data_quality && summary.data_quality.status === "FAILED";
+  if (dqFailed) {
+    into.append(h("p", { id: "dq-verdict" }, `The file did not pass the data-quality gate, so nothing was calculated. `,
+      `It was moved to the error bucket (`, h("code", {}, summary.storage_location), `). Fix the rows below and upload it again.`));
+  } else {
+    if (summary.error && execution.status !== "SUCCEEDED") into.append(h("p", { class: "muted" }, summary.error));
+    into.append(summaryStats(summary));
+  }
   const failed = failedRecords(summary);
   if (failed) into.append(failed);
   if (summary.data_quality) {
@@ -343,8 +349,8 @@ function follow(executionId, into) {
       showError(error);
       return;
     }
-    head.replaceChildren(execution.object_key || "Execution", " ", badge(execution.status),
-      h("span", { class: "muted small" }, "  ", h("a", { href: `#/executions/${encodeURIComponent(executionId)}` }, `execution ${short(executionId)}`)));
+    head.replaceChildren(execution.object_key || "Execution", " ", badge(execution.status), " ",
+      h("a", { class: "quiet", href: `#/executions/${encodeURIComponent(executionId)}` }, `execution ${short(executionId)}`));
     head.id = "run-status";
     head.dataset.status = execution.status;
     stages.replaceChildren(stageList(execution.stages));
@@ -418,7 +424,7 @@ async function executionPage(executionId) {
     const { events } = await api(`/executions/${encodeURIComponent(executionId)}/history`);
     history.replaceChildren(...events.map((event) => h("tr", {},
       h("td", { class: "nowrap small" }, when(event.at)), h("td", {}, event.event_type),
-      h("td", { class: "mono small break" }, event.state || ""), h("td", { class: "small break" }, eventDetails(event.details)))));
+      h("td", { class: "mono small nowrap" }, event.state || ""), h("td", { class: "small break" }, eventDetails(event.details)))));
     if (!["QUEUED", "RUNNING"].includes(execution.status)) {
       finished = true;
       await executionResult(execution, result);
@@ -432,7 +438,7 @@ async function executionPage(executionId) {
 
 function eventDetails(details) {
   if (!details) return "";
-  if (details.error) return `${details.error}: ${details.cause || ""}`;
+  if (details.error) return details.cause ? `${details.error}: ${details.cause}` : details.error;
   if (details.delay_s !== undefined) return `retry ${details.attempt} in ${details.delay_s} s`;
   if (details.output) {
     const out = details.output;
@@ -460,7 +466,7 @@ const FILTERS = ["search", "scope", "category", "activity", "asset_id", "from", 
 
 views.emissions = async (arg, query) => {
   const state = { sort: query.get("sort") || "co2e_ar5_tonnes", order: query.get("order") || "desc",
-    offset: Number(query.get("offset") || 0), limit: 50 };
+    offset: Number(query.get("offset") || 0), limit: 25 };
   const filters = {};
   for (const name of FILTERS) if (query.get(name)) filters[name] = query.get(name);
   const values = await api("/emissions/values");
@@ -482,7 +488,7 @@ views.emissions = async (arg, query) => {
     h("label", { class: "field" }, "From", from), h("label", { class: "field" }, "To", to), reset);
   const scopeNote = h("p", { class: "muted small", id: "scope-note" });
   const stats = h("div", { class: "stats", id: "totals" });
-  const charts = h("div", { class: "grid three", id: "charts" });
+  const charts = h("div", { class: "charts", id: "charts" });
   const thead = h("thead", {});
   const tbody = h("tbody", {});
   const pager = h("div", { class: "pager" });
@@ -536,7 +542,7 @@ views.emissions = async (arg, query) => {
       stat("CO2e (AR6)", tonnes(totals.co2e_tonnes.ar6), "t"), stat("CO2", tonnes(totals.co2_tonnes), "t"),
       stat("CH4", tonnes(totals.ch4_tonnes), "t"), stat("N2O", tonnes(totals.n2o_tonnes), "t"));
     const labels = { scope: "By scope", category: "By category", month: "By month" };
-    charts.replaceChildren(...summaries.map((s) => card(h("div", { class: "chart", dataset: { by: s.by } },
+    charts.replaceChildren(...summaries.map((s) => card(h("div", { class: `chart by-${s.by}`, dataset: { by: s.by } },
       h("h3", {}, labels[s.by], h("span", { class: "muted small" }, " · CO2e AR5 t")),
       s.by === "month" ? columnChart(s.groups) : barChart(s.groups, s.by === "scope" ? (k) => `Scope ${k}` : String)))));
     scopeNote.textContent = filters.root_id ? `Showing one input file (root_id ${filters.root_id}).` :
@@ -544,7 +550,7 @@ views.emissions = async (arg, query) => {
     tbody.replaceChildren(...page.records.map((r) => {
       const row = h("tr", { class: "link", dataset: { id: r.activity_event_id } },
         h("td", { class: "mono small" }, r.activity_event_id), h("td", {}, r.asset_id || "–"),
-        h("td", { class: "num" }, r.scope ?? "–"), h("td", {}, r.category || "–"), h("td", {}, r.activity || "–"),
+        h("td", { class: "num" }, r.scope ?? "–"), h("td", { class: "nowrap" }, r.category || "–"), h("td", {}, r.activity || "–"),
         h("td", { class: "nowrap" }, r.origin_measurement_timestamp || "–"),
         h("td", { class: "num nowrap" }, `${number(r.raw_data)} ${r.units || ""}`),
         h("td", { class: "num" }, tonnes(r.co2e_ar5_tonnes)), h("td", { class: "num" }, tonnes(r.co2e_ar6_tonnes)));
@@ -586,17 +592,17 @@ function barChart(groups, label) {
   if (!groups.length) return h("div", { class: "empty" }, "No data");
   const shown = groups.slice(0, 8);
   const max = Math.max(...shown.map((g) => g.co2e_tonnes.ar5 || 0), 1e-12);
-  const row = 30, labelWidth = 150, width = 420, barWidth = width - labelWidth - 70;
+  const row = 34, labelWidth = 230, width = 600, barWidth = width - labelWidth - 90;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${shown.length * row + 4}`, role: "img",
     "aria-label": shown.map((g) => `${label(g.key)}: ${tonnes(g.co2e_tonnes.ar5)} t`).join("; ") });
   shown.forEach((g, i) => {
     const y = i * row;
     const value = g.co2e_tonnes.ar5 || 0;
     const name = label(g.key ?? "none");
-    const text = name.length > 24 ? `${name.slice(0, 23)}…` : name;
-    chart.append(svg("text", { x: 0, y: y + 18 }, svg("title", {}, name), text),
-      svg("rect", { class: "bar-fill", x: labelWidth, y: y + 6, height: 16, rx: 3, width: Math.max(2, (barWidth * value) / max) }),
-      svg("text", { class: "value", x: labelWidth + Math.max(2, (barWidth * value) / max) + 6, y: y + 18 }, tonnes(value)));
+    const text = name.length > 30 ? `${name.slice(0, 29)}…` : name;
+    chart.append(svg("text", { x: 0, y: y + 21 }, svg("title", {}, name), text),
+      svg("rect", { class: "bar-fill", x: labelWidth, y: y + 7, height: 20, rx: 3, width: Math.max(2, (barWidth * value) / max) }),
+      svg("text", { class: "value", x: labelWidth + Math.max(2, (barWidth * value) / max) + 8, y: y + 21 }, tonnes(value)));
   });
   const box = h("div", {}, chart);
   if (groups.length > shown.length) box.append(h("p", { class: "muted small" }, `and ${groups.length - shown.length} more`));
@@ -605,26 +611,36 @@ function barChart(groups, label) {
 
 function columnChart(groups) {
   if (!groups.length) return h("div", { class: "empty" }, "No data");
-  const width = 420, height = 170, bottom = 22, left = 4;
+  const width = 1180, height = 220, bottom = 26, left = 4;
   const max = Math.max(...groups.map((g) => g.co2e_tonnes.ar5 || 0), 1e-12);
   const step = (width - left) / groups.length;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `CO2e by month, ${groups[0].key} to ${groups[groups.length - 1].key}` });
   chart.append(svg("line", { class: "axis", x1: 0, x2: width, y1: height - bottom, y2: height - bottom }));
-  const labelEvery = Math.ceil(groups.length / 8);
+  const labelEvery = Math.ceil(groups.length / 14);
   groups.forEach((g, i) => {
     const value = g.co2e_tonnes.ar5 || 0;
     const barHeight = Math.max(1, ((height - bottom - 14) * value) / max);
     const x = left + i * step;
     chart.append(svg("rect", { class: i % 2 ? "bar-fill alt" : "bar-fill", x: x + step * 0.12, width: step * 0.76,
       y: height - bottom - barHeight, height: barHeight, rx: 2 }, svg("title", {}, `${g.key ?? "no date"}: ${tonnes(value)} t`)));
-    if (i % labelEvery === 0) chart.append(svg("text", { x: x + step / 2, y: height - 6, "text-anchor": "middle" }, g.key ?? "–"));
+    if (i % labelEvery === 0) chart.append(svg("text", { x: x + step / 2, y: height - 7, "text-anchor": "middle" }, g.key ?? "–"));
   });
-  chart.append(svg("text", { x: 0, y: 10 }, `max ${tonnes(max)} t`));
+  chart.append(svg("text", { x: 0, y: 12 }, `highest month: ${tonnes(max)} t`));
   return chart;
 }
 
 // -- one record ---------------------------------------------------------------------------------------
+
+const ACTIONS = {
+  RAW_DATA_INPUT: "the file as it landed",
+  PROFILE_COMPLETE: "profiled; data-quality report written",
+  DQ_CHECK_PASS: "passed data quality; moved to raw",
+  DQ_CHECK_FAIL: "failed data quality; moved to error",
+  GLUE_BATCH_SPLIT: "typed and split into this batch",
+  CALCULATION_COMPLETE: "emissions calculated",
+  CALCULATION_FAILED: "could not be calculated",
+};
 
 views.records = async (recordId) => {
   const head = h("div", { class: "page-head" }, h("div", {}, h("h1", { class: "break" }, recordId),
@@ -690,7 +706,7 @@ views.records = async (recordId) => {
   const steps = h("ol", { class: "trail", id: "trail" });
   found.lineage.forEach((node, i) => {
     steps.append(h("li", { class: i === found.lineage.length - 1 ? "last" : "", dataset: { action: node.action_taken } },
-      h("div", { class: "action" }, node.action_taken),
+      h("div", { class: "action" }, node.action_taken, h("span", { class: "what" }, ACTIONS[node.action_taken] || "")),
       node.storage_location ? h("div", { class: "where" }, node.storage_location) : null,
       h("div", { class: "muted small" }, when(node.recorded_at),
         node.row_number !== null && node.row_number !== undefined ? ` · row ${node.row_number}` : "",
@@ -727,7 +743,7 @@ views.factors = async (arg, query) => {
   main.replaceChildren(
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Emission factors"),
       h("p", { class: "muted" }, "Kilograms per unit of activity. The active set calculates new results; results keep the version that produced them."))),
-    card(h("div", { class: "filters" }, h("label", { class: "field" }, "Search", search), h("label", { class: "field" }, "Factor set", chooser)), info),
+    card(h("div", { class: "filters", id: "factors-filters" }, h("label", { class: "field" }, "Search", search), h("label", { class: "field" }, "Factor set", chooser)), info),
     card(h("div", { class: "table-wrap" }, h("table", { id: "factors" }, h("thead", {}, h("tr", {},
       ["Activity", "Category", "Scope", "Unit", "CO2", "CH4", "N2O", "CO2e AR5", "CO2e AR6", "Source"].map((t, i) =>
         h("th", { class: i >= 4 && i <= 8 ? "num" : "" }, t)))), body))));
@@ -740,11 +756,11 @@ views.factors = async (arg, query) => {
     if (mine !== loading) return;
     info.textContent = `${found.count} factor(s) in ${found.label}${found.active ? " (the active set)" : ""}.`;
     body.replaceChildren(...found.factors.map((f) => h("tr", { dataset: { id: f.factor_id } },
-      h("td", {}, h("div", {}, f.activity), h("div", { class: "mono small muted" }, f.factor_id)), h("td", {}, f.category),
+      h("td", { class: "activity" }, h("div", {}, f.activity), h("div", { class: "mono small muted" }, f.factor_id)), h("td", { class: "nowrap" }, f.category),
       h("td", {}, f.scope ?? "–"), h("td", { class: "nowrap" }, f.unit), h("td", { class: "num" }, number(f.co2_kg_per_unit)),
       h("td", { class: "num" }, number(f.ch4_kg_per_unit)), h("td", { class: "num" }, number(f.n2o_kg_per_unit)),
       h("td", { class: "num" }, number(f.ar5_kgco2e_per_unit)), h("td", { class: "num" }, number(f.ar6_kgco2e_per_unit)),
-      h("td", { class: "small" }, f.source || "–"))));
+      h("td", { class: "small source", title: f.source || "" }, h("div", { class: "clamp" }, f.source || "–")))));
     if (!found.factors.length) body.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No factor matches.")));
   };
   let typing;
