@@ -71,15 +71,35 @@ def site_energy(path: Path) -> None:
                 n += 1
                 kwh = rng.randint(20_000, 60_000) * (1.3 if month in (1, 2, 7, 8) else 1.0)
                 writer.writerow(
-                    [f"energy-{n:05d}", site, "[0,0]", f"2024-{month:02d}", 2,
-                     "grid-region-location-based", region, "metering", round(kwh), "kWh"]
+                    [
+                        f"energy-{n:05d}",
+                        site,
+                        "[0,0]",
+                        f"2024-{month:02d}",
+                        2,
+                        "grid-region-location-based",
+                        region,
+                        "metering",
+                        round(kwh),
+                        "kWh",
+                    ]
                 )
             for _ in range(12):
                 n += 1
                 activity, unit, low, high = rng.choice(travel)
                 writer.writerow(
-                    [f"travel-{n:05d}", "travel-desk", "[0,0]", f"2024-{month:02d}", 3,
-                     "transport", activity, "expenses", rng.randint(low, high), unit]
+                    [
+                        f"travel-{n:05d}",
+                        "travel-desk",
+                        "[0,0]",
+                        f"2024-{month:02d}",
+                        3,
+                        "transport",
+                        activity,
+                        "expenses",
+                        rng.randint(low, high),
+                        unit,
+                    ]
                 )
 
 

@@ -13,6 +13,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.checks import positive_data_acceptance
 
 from carbonlake.service import create_app
 from carbonlake.settings import load_settings
@@ -20,6 +21,11 @@ from carbonlake.settings import load_settings
 from .conftest import HEADER, activity_row
 
 KEY = "fuzz-key"
+SEMANTIC_WRITES = ("/uploads", "/events/s3")
+"""Writes whose schema-valid input may still be refused with 400 for what no schema says: an
+object key with '..' or control characters, an event for a bucket other than landing. Every
+other check (no 5xx, status codes, content types, bodies, refusing invalid input, auth) runs on
+them too."""
 
 # The schema is loaded when the module is collected (schemathesis' lazy fixture loader does
 # not work with pytest 9), so the app's workspace is made here and removed after the tests.
@@ -50,7 +56,10 @@ def calculated_records() -> Iterator[None]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_no_request_breaks_the_service(case: Case) -> None:
-    case.call_and_validate(headers={"X-API-Key": KEY})
+    excluded = []
+    if case.operation.method.upper() == "POST" and case.operation.path in SEMANTIC_WRITES:
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(headers={"X-API-Key": KEY}, excluded_checks=excluded)
 
 
 def test_the_schema_covers_every_route() -> None:

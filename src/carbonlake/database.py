@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import _postgres
 from ._exceptions import ConfigurationError, DatabaseError, LineageError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -320,6 +322,11 @@ def _brief(output: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
 def utc_now() -> str:
     """The current time as an ISO 8601 UTC string (microseconds)."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -329,27 +336,39 @@ class Database:
     """One carbonlake database; safe to share between threads."""
 
     def __init__(self, url: str, busy_timeout_ms: int = 30_000) -> None:
-        if not url.startswith("sqlite:///"):
-            raise ConfigurationError(
-                f"[database] url {url!r} is not supported; use sqlite:///PATH "
-                "(PostgreSQL arrives with the scale-out work)"
-            )
         self.url = url
-        self.path = Path(url[len("sqlite:///") :])
+        self.is_postgres = url.startswith(("postgresql://", "postgres://"))
+        if not (url.startswith("sqlite:///") or self.is_postgres):
+            raise ConfigurationError(
+                f"[database] url {_redact(url)!r} is not supported; use sqlite:///PATH or "
+                "postgresql://USER@HOST:PORT/DB"
+            )
+        self.path: Path | str = _redact(url) if self.is_postgres else Path(url[len("sqlite:///") :])
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[Any] = []
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseError(f"cannot create the folder of database {self.path}: {exc}") from exc
+        if isinstance(self.path, Path):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"cannot create the folder of database {self.path}: {exc}"
+                ) from exc
         self.migrate()
 
     # -- connections ----------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None and self.is_postgres:
+            try:
+                conn = _postgres.Connection(self.url, self._busy_timeout_ms / 1000)  # type: ignore[assignment]
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
         if conn is None:
             try:
                 conn = sqlite3.connect(
@@ -409,6 +428,8 @@ class Database:
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER)")
             with self.transaction():
+                if self.is_postgres:  # one migrator at a time (SQLite: BEGIN IMMEDIATE)
+                    conn.execute("SELECT pg_advisory_xact_lock(7254)")
                 row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
                 current = row[0] or 0
                 for version, script in enumerate(MIGRATIONS, start=1):
@@ -602,8 +623,10 @@ class Database:
                 if lineage_rows:
                     self._insert_lineage_rows(conn, lineage_rows)
                 conn.execute(
-                    "INSERT OR REPLACE INTO execution_states "
-                    "(execution_id, state, output_json, completed_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO execution_states "
+                    "(execution_id, state, output_json, completed_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (execution_id, state) DO UPDATE SET "
+                    "output_json = excluded.output_json, completed_at = excluded.completed_at",
                     (execution_id, state, json.dumps(output), now),
                 )
                 conn.execute(
@@ -822,7 +845,7 @@ class Database:
             conn.execute(
                 f"INSERT INTO emissions_history ({columns}, superseded_at) "
                 f"SELECT {columns}, ? FROM emissions WHERE activity_event_id IN ({marks}) "
-                "AND execution_id IS NOT ?",
+                "AND execution_id IS DISTINCT FROM ?",
                 (now, *ids, execution_id),
             )
         conn.executemany(
@@ -847,8 +870,10 @@ class Database:
                 if lineage_rows:
                     self._insert_lineage_rows(conn, lineage_rows)
                 conn.executemany(
-                    "INSERT OR REPLACE INTO execution_states "
-                    "(execution_id, state, output_json, completed_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO execution_states "
+                    "(execution_id, state, output_json, completed_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (execution_id, state) DO UPDATE SET "
+                    "output_json = excluded.output_json, completed_at = excluded.completed_at",
                     [(execution_id, state, json.dumps(output), now) for state, output in states],
                 )
                 conn.executemany(
@@ -1047,8 +1072,11 @@ class Database:
         now = utc_now()
         with self.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO dq_resources "
-                "(name, kind, arn, root_id, details_json, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO dq_resources "
+                "(name, kind, arn, root_id, details_json, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, arn = excluded.arn, "
+                "root_id = excluded.root_id, details_json = excluded.details_json, "
+                "created_at = excluded.created_at",
                 [(*resource, now) for resource in resources],
             )
 

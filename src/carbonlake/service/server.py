@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -60,12 +62,31 @@ def address(sock: socket.socket) -> tuple[str, int, str]:
     return host, port, f"http://{shown}:{port}/"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, except that SIGINT and SIGTERM end it with a clean exit: uvicorn raises the
+    signal again once stopped, which the command line would report as a failure."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def uvicorn_server(app: FastAPI) -> uvicorn.Server:
-    """A uvicorn server for ``app`` that logs to stderr."""
+    """A uvicorn server for ``app`` that logs to stderr; a first SIGINT or SIGTERM stops it
+    gracefully (running executions end ABORTED, resumable), a second at once."""
     config = uvicorn.Config(
         app, log_config=log_config(), lifespan="on", timeout_graceful_shutdown=30
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(settings: Settings, announce: Callable[[dict[str, Any]], None]) -> None:

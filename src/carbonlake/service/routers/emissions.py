@@ -39,7 +39,8 @@ SortColumn = Literal[
 GroupBy = Literal["scope", "category", "activity", "asset", "month"]
 """database.EMISSION_GROUPS, spelled out likewise."""
 
-TIMESTAMP = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?)?)?$")
+TIMESTAMP_PATTERN = r"^\d{4}(-\d{2}(-\d{2}([T ][0-9:.]{2,15}(Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 TIMESTAMP_HELP = "ISO 8601 date or prefix of one: 2019, 2019-10, 2019-10-05, 2019-10-05T12:00"
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -75,6 +76,7 @@ def emission_filter(
         Query(
             alias="from",
             max_length=40,
+            pattern=TIMESTAMP_PATTERN,
             description=f"origin_measurement_timestamp at or after this ({TIMESTAMP_HELP}).",
         ),
     ] = None,
@@ -83,6 +85,7 @@ def emission_filter(
         Query(
             alias="to",
             max_length=40,
+            pattern=TIMESTAMP_PATTERN,
             description="origin_measurement_timestamp up to and including this (2019-12 "
             "includes all of December).",
         ),

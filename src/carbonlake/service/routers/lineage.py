@@ -20,7 +20,7 @@ class VerifyRequest(BaseModel):
         None, max_length=200, description="One input file's trail; omitted: the whole ledger."
     )
     all_problems: bool = Field(
-        False, description="Go on after the first problem and list every one."
+        False, strict=True, description="Go on after the first problem and list every one."
     )
 
 

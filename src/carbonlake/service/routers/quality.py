@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from ... import quality as quality_module
 from ..._exceptions import CarbonlakeError
 from .._problems import ProblemError, responses
 from .._state import Service, ServiceDep
 
+ROOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""root_ids are UUIDs; anything that could leave dq-results/ is refused."""
 REPORT = "report.json"
 PROFILE = "profile.json"
 
@@ -42,7 +44,17 @@ def build(read: Any, write: Any) -> APIRouter:
         summary="An input file's data-quality report and profile",
         responses=responses(401, 403),
     )
-    def results(root_id: str, service: ServiceDep) -> dict[str, Any]:
+    def results(
+        root_id: Annotated[
+            str,
+            Path(
+                max_length=200,
+                pattern=ROOT_ID_PATTERN,
+                description="The input file's root_id (its execution's root_id).",
+            ),
+        ],
+        service: ServiceDep,
+    ) -> dict[str, Any]:
         """The validation report (every rule's status, observed value, failed count,
         reason and failing samples with row numbers and record ids), one readable row per
         rule (`rules`), and the column profile."""

@@ -45,7 +45,8 @@ UPLOAD_BODY = {
                         "with the same name returns the first execution.",
                     },
                     "force": {
-                        "type": "boolean",
+                        "type": "string",
+                        "enum": ["true", "false"],
                         "description": "Process the file even if the same key with the same "
                         "content was processed before.",
                     },
@@ -133,12 +134,9 @@ def _check_length(request: Request, limit: int) -> None:
 def _flag(value: Any) -> bool:
     if value is None or value == "":
         return False
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ProblemError(400, f"force must be true or false, got {text[:40]!r}")
+    if value in ("true", "false"):
+        return bool(value == "true")
+    raise ProblemError(400, f"force must be 'true' or 'false', got {str(value)[:40]!r}")
 
 
 def _text_field(form: Any, name: str) -> str | None:
