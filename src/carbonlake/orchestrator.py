@@ -794,26 +794,27 @@ class _ExecutionRun:
             elif self.redrive and self._latest(batch)["records_failed"]:
                 redrives.append((index, batch, self._latest(batch)))
         per_group = max(1, GROUP_RECORDS // max(self.batch_size, 1))
-        tasks: list[Callable[[], int]] = [
-            functools.partial(self._group, fresh[i : i + per_group])
-            for i in range(0, len(fresh), per_group)
-        ]
+        groups = [fresh[i : i + per_group] for i in range(0, len(fresh), per_group)]
+        executor, own = self._executor()
+        distributed = self.ctx.settings.pipeline.executor == "dask" and own
+        tasks: list[Callable[[], int]]
+        if distributed:
+            # Workers open the workspace themselves (storage, database) from the settings:
+            # only ids and locations travel through the scheduler, never data.
+            tasks = [
+                functools.partial(run_group_task, self.ctx.settings, self.execution_id, group)
+                for group in groups
+            ]
+        else:
+            tasks = [functools.partial(self._group, group) for group in groups]
         tasks += [functools.partial(self._redrive_batch, *item) for item in redrives]
-        pipeline = self.pipeline
-        executor = pipeline._executor
-        own = executor is None
-        if executor is None:
-            executor = ThreadPoolExecutor(
-                max_workers=self.ctx.settings.pipeline.max_concurrency,
-                thread_name_prefix="carbonlake-map",
-            )
         total = len(batches)
         finished = total - len(fresh) - len(redrives)
         failures: list[BaseException] = []
         try:
             if self.progress:
                 self.progress("calculate", finished, total)
-            window = self.ctx.settings.pipeline.max_concurrency * 2
+            window = self.ctx.settings.pipeline.max_concurrency * (1 if distributed else 2)
             pending: set[Future[int]] = set()
             queue = iter(tasks)
             while True:
@@ -835,13 +836,50 @@ class _ExecutionRun:
                     self.progress("calculate", finished, total)
         finally:
             if own:
-                executor.shutdown(wait=True, cancel_futures=True)
+                client = getattr(executor, "_carbonlake_client", None)
+                if client is not None:
+                    executor.shutdown(wait=True)
+                    client.close()
+                else:
+                    executor.shutdown(wait=True, cancel_futures=True)
         aborted = [f for f in failures if isinstance(f, ExecutionAborted)]
         if aborted:
             raise aborted[0]
         unexpected = [f for f in failures if not isinstance(f, PipelineStepFailed)]
         if unexpected:
             raise unexpected[0]
+
+    def _executor(self) -> tuple[Executor, bool]:
+        """The map's executor and whether this run owns (and shuts down) it."""
+        if self.pipeline._executor is not None:
+            return self.pipeline._executor, False
+        settings = self.ctx.settings.pipeline
+        if settings.executor == "dask":
+            try:
+                from distributed import Client
+            except ImportError as exc:
+                raise PipelineStepFailed(
+                    "MAP",
+                    self.execution_id,
+                    self.root_id,
+                    "[pipeline] executor = \"dask\" needs dask: pip install 'carbonlake[dask]'",
+                ) from exc
+            try:
+                client: Any = Client(settings.dask_scheduler, timeout="10s")  # type: ignore[no-untyped-call]
+            except (OSError, TimeoutError) as exc:
+                raise PipelineStepFailed(
+                    "MAP",
+                    self.execution_id,
+                    self.root_id,
+                    f"cannot reach the Dask scheduler {settings.dask_scheduler}: {exc}",
+                ) from exc
+            executor: Any = client.get_executor()
+            executor._carbonlake_client = client
+            return executor, True
+        pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrency, thread_name_prefix="carbonlake-map"
+        )
+        return pool, True
 
     def _group(self, group: list[tuple[int, dict[str, Any]]], announce: bool = True) -> int:
         """Calculate a group of batches in one go; if that fails, batch by batch with
@@ -859,6 +897,13 @@ class _ExecutionRun:
                     for index, batch in group
                 ],
             )
+        if announce:
+            # A task retried after its worker died may find its work already committed.
+            committed = self.db.checkpoints(self.execution_id)
+            remaining = [(i, b) for i, b in group if f"MAP:{b['node_id']}" not in committed]
+            if not remaining:
+                return len(group)
+            group = remaining
         if len(group) > 1:
             try:
                 self._calculate_group(group)
@@ -1183,3 +1228,22 @@ def _failed_records(bad: pl.DataFrame) -> list[dict[str, Any]]:
             strict=True,
         )
     ]
+
+
+_worker_pipelines: dict[str, Pipeline] = {}
+_worker_lock = threading.Lock()
+
+
+def run_group_task(settings: Settings, execution_id: str, group: list[Any]) -> int:
+    """A map task as a Dask worker runs it: open (once per worker process) the workspace
+    the settings name, then calculate the group of batches and commit its checkpoints."""
+    key = repr(settings)
+    with _worker_lock:
+        pipeline = _worker_pipelines.get(key)
+        if pipeline is None:
+            pipeline = _worker_pipelines[key] = Pipeline(Context.open(settings))
+    execution = pipeline.context.database.get_execution(execution_id)
+    if execution is None:
+        raise InputDataError(f"no execution {execution_id!r} in the workers' database")
+    run = _ExecutionRun(pipeline, execution, None, redrive=False)
+    return run._group([(int(index), batch) for index, batch in group])

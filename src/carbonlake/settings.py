@@ -65,9 +65,7 @@ class StorageSettings:
     def bucket_urls(self) -> dict[str, str]:
         """The per-bucket URLs that are set, by bucket name."""
         return {
-            bucket: url
-            for bucket in BUCKETS
-            if (url := getattr(self, bucket.replace("-", "_")))
+            bucket: url for bucket in BUCKETS if (url := getattr(self, bucket.replace("-", "_")))
         }
 
 
@@ -95,6 +93,12 @@ class PipelineSettings:
     tolerated_failure_percentage: float = 0.0
     """Share of batches (0-100) that may fail (after retries) without failing the execution;
     their records are reported as failed either way."""
+
+    executor: str = "local"
+    """Where the map over batches runs: ``local`` (threads of this process) or ``dask``."""
+
+    dask_scheduler: str = ""
+    """Address of the Dask scheduler (``tcp://host:8786``) when ``executor = "dask"``."""
 
     max_executions: int = 2
     """How many files `carbonlake watch` processes at once."""
@@ -352,6 +356,14 @@ def load_settings(
         )
     checks = [
         (settings.pipeline.max_executions >= 1, "[pipeline] max_executions must be at least 1"),
+        (
+            settings.pipeline.executor in ("local", "dask"),
+            f"[pipeline] executor must be local or dask, not {settings.pipeline.executor!r}",
+        ),
+        (
+            settings.pipeline.executor != "dask" or bool(settings.pipeline.dask_scheduler),
+            '[pipeline] executor = "dask" needs [pipeline] dask_scheduler = "tcp://host:8786"',
+        ),
         (
             0 <= settings.pipeline.tolerated_failure_percentage <= 100,
             "[pipeline] tolerated_failure_percentage must be between 0 and 100",
