@@ -169,7 +169,7 @@ def postgresql() -> Iterator[str]:
             str(data / "log"),
             "-w",
             "start",
-        ],  # fmt: skip
+        ],
         check=True,
         capture_output=True,
     )

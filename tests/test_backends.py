@@ -62,7 +62,7 @@ def test_sample_record_for_record(
     }
     assert rows == reference
     chain = trace(context.database, next(iter(rows)))
-    assert [n["action_taken"] for n in chain][0] == "RAW_DATA_INPUT"
+    assert chain[0]["action_taken"] == "RAW_DATA_INPUT"
     report = verify(context.database, context.storage)
     assert report.ok, report.problems[:3]
     events = context.database.execution_events(summary["execution_id"])

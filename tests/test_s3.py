@@ -14,7 +14,7 @@ from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 from carbonlake.storage import Storage
 
-from .conftest import SAMPLE, activity_row, HEADER
+from .conftest import HEADER, SAMPLE, activity_row
 
 pytestmark = pytest.mark.usefixtures("s3_credentials")
 
@@ -57,8 +57,14 @@ def test_sample_on_s3_equals_the_embedded_default(tmp_path: Path, s3_endpoint: s
     local_rows = {r["activity_event_id"]: r for r in local.database.emissions_of_root(None)}
     assert s3_rows.keys() == local_rows.keys() and len(s3_rows) == 8000
     for record_id, row in local_rows.items():
-        for column in ("co2_tonnes", "ch4_tonnes", "n2o_tonnes", "co2e_ar4_tonnes",
-                       "co2e_ar5_tonnes", "co2e_ar6_tonnes"):  # fmt: skip
+        for column in (
+            "co2_tonnes",
+            "ch4_tonnes",
+            "n2o_tonnes",
+            "co2e_ar4_tonnes",
+            "co2e_ar5_tonnes",
+            "co2e_ar6_tonnes",
+        ):
             assert s3_rows[record_id][column] == row[column]
     assert summary["co2e_tonnes"] == reference["co2e_tonnes"]
     from carbonlake.lineage_verify import verify
@@ -83,9 +89,18 @@ def test_a_failing_file_moves_to_the_error_bucket_on_s3(tmp_path: Path, s3_endpo
 
 def test_separate_buckets_events_and_moves(tmp_path: Path, s3_endpoint: str) -> None:
     tag = uuid.uuid4().hex[:8]
-    buckets = {b: f"s3://{b.replace('-', '')}-{tag}" for b in
-               ("landing", "raw", "error", "transformed", "enriched", "dq-results",
-                "lineage-archive")}  # fmt: skip
+    buckets = {
+        b: f"s3://{b.replace('-', '')}-{tag}"
+        for b in (
+            "landing",
+            "raw",
+            "error",
+            "transformed",
+            "enriched",
+            "dq-results",
+            "lineage-archive",
+        )
+    }
     overrides = {
         "storage": {
             **{b.replace("-", "_"): url for b, url in buckets.items()},
@@ -96,8 +111,16 @@ def test_separate_buckets_events_and_moves(tmp_path: Path, s3_endpoint: str) -> 
     client = s3_client(s3_endpoint)
     body = (HEADER + "\n" + activity_row("e1") + "\n").encode()
     client.put_object(Bucket=f"landing-{tag}", Key="sites/north site.csv", Body=body)  # type: ignore[attr-defined]
-    event = {"Records": [{"s3": {"bucket": {"name": f"landing-{tag}"},
-                                 "object": {"key": "sites/north+site.csv"}}}]}  # fmt: skip
+    event = {
+        "Records": [
+            {
+                "s3": {
+                    "bucket": {"name": f"landing-{tag}"},
+                    "object": {"key": "sites/north+site.csv"},
+                }
+            }
+        ]
+    }
     summary = Pipeline(context).run_event(event)[0]
     assert summary["status"] == "SUCCEEDED", summary["error"]
     assert summary["storage_location"] == f"s3://raw-{tag}/sites/north site.csv"
@@ -138,8 +161,7 @@ def test_watch_polls_an_s3_landing_bucket(tmp_path: Path, s3_endpoint: str) -> N
     from carbonlake.watch import Watcher
 
     prefix = f"carbon-{uuid.uuid4().hex[:8]}"
-    settings = s3_settings(tmp_path / "ws", s3_endpoint, prefix,
-                           pipeline={"watch_interval_s": 0.1})  # fmt: skip
+    settings = s3_settings(tmp_path / "ws", s3_endpoint, prefix, pipeline={"watch_interval_s": 0.1})
     context = Context.open(settings)
     client = s3_client(s3_endpoint)
     for i in range(3):

@@ -357,6 +357,7 @@ class Storage:
 
     def put_file(self, source: Path, url: str) -> None:
         """Copy a local file into storage atomically, streaming it."""
+
         def write() -> None:
             with source.open("rb") as src, self.open_write(url) as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
@@ -392,8 +393,7 @@ class Storage:
                     shutil.copyfileobj(src, dst, _CHUNK)
             if self.size(url) != self.size(target) or self.sha256(url) != self.sha256(target):
                 raise StorageError(
-                    f"copy of {url} to {target} does not match the original; the original "
-                    "is kept"
+                    f"copy of {url} to {target} does not match the original; the original is kept"
                 )
             fs.rm(path)
         except FileNotFoundError as exc:
