@@ -209,7 +209,7 @@ def test_time_range_is_inclusive_of_whole_months(sample: tuple[TestClient, dict[
     )
     found = client.get("/emissions", params={"from": "2019-10", "to": "2019-12"}).json()
     assert found["total"] == expected > 0
-    assert_problem(client.get("/emissions", params={"from": "last week"}), 400, "not a time")
+    assert_problem(client.get("/emissions", params={"from": "last week"}), 422, "query.from")
 
 
 def test_filter_values_are_data_never_sql(sample: tuple[TestClient, dict[str, Any]]) -> None:
@@ -317,7 +317,7 @@ def test_a_tampered_ledger_fails_verification(
 def test_quality_of_an_unknown_or_damaged_root(sample: tuple[TestClient, dict[str, Any]]) -> None:
     client, execution = sample
     assert_problem(client.get("/quality/nope"), 404, "no data-quality report")
-    assert_problem(client.get("/quality/%2E%2E"), 400, "cannot name a report")
+    assert_problem(client.get("/quality/%2E%2E"), 422, "path.root_id")
     workspace = client.app.state.service.settings.workspace  # type: ignore[attr-defined]
     report = workspace / "dq-results" / execution["root_id"] / "report.json"
     kept = report.read_bytes()

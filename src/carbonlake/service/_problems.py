@@ -116,6 +116,8 @@ def status_of(exc: CarbonlakeError) -> int:
         return 503
     if isinstance(exc, ConfigurationError):
         return 500
+    if type(exc).__name__ == "ServiceStopping":
+        return 503
     return 500
 
 

@@ -25,6 +25,11 @@ from ..database import Database, utc_now
 
 log = logging.getLogger("carbonlake.service")
 
+
+class ServiceStopping(CarbonlakeError):
+    """A job was submitted while the service shuts down."""
+
+
 KEPT_OUTCOMES = 1000
 """Outcomes of jobs without an execution row that are remembered (oldest forgotten first)."""
 
@@ -34,11 +39,23 @@ class Runner:
 
     def __init__(self, database: Database, max_workers: int) -> None:
         self._database = database
-        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="carbonlake-serve")
+        self._max_workers = max_workers
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.upload_dir = Path(tempfile.mkdtemp(prefix="carbonlake-uploads-"))
+        self._pool: ThreadPoolExecutor | None = None
+        self.upload_dir = Path()
         """Uploads wait here, streamed to disk, until their execution puts them in landing."""
+        self.start()
+
+    def start(self) -> None:
+        """Start taking jobs (again, after :meth:`shutdown`)."""
+        with self._lock:
+            if self._pool is not None:
+                return
+            self._pool = ThreadPoolExecutor(
+                self._max_workers, thread_name_prefix="carbonlake-serve"
+            )
+            self.upload_dir = Path(tempfile.mkdtemp(prefix="carbonlake-uploads-"))
 
     def new_upload_path(self, suffix: str = ".csv") -> Path:
         """A fresh file name for an upload."""
@@ -63,10 +80,12 @@ class Runner:
             "error": None,
         }
         with self._lock:
+            if self._pool is None:
+                raise ServiceStopping("the service is stopping; start the execution again later")
             self._jobs[execution_id] = entry
             while len(self._jobs) > KEPT_OUTCOMES:
                 self._jobs.popitem(last=False)
-        self._pool.submit(self._run, execution_id, job, cleanup)
+            self._pool.submit(self._run, execution_id, job, cleanup)
         return dict(entry)
 
     def _run(
@@ -119,6 +138,10 @@ class Runner:
 
     def shutdown(self) -> None:
         """Drop queued jobs, wait for running ones, remove waiting uploads."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        pool.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(OSError):
             shutil.rmtree(self.upload_dir)

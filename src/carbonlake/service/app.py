@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # An app can be started again after a shutdown (test clients do that).
+        pipeline.stop_requested.clear()
+        runner.start()
         yield
         # Running executions stop after their current batches (ABORTED, resumable with
         # `carbonlake executions resume`); queued ones are dropped.
