@@ -32,6 +32,7 @@ from . import lineage_verify as lineage_verify_module
 from . import quality
 from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
 from .calculate import factors as factors_module
+from .calculate import recalculate as recalculate_module
 from .database import Database
 from .orchestrator import Context, Pipeline
 from .settings import Settings, load_settings
@@ -570,6 +571,81 @@ def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool
             markup=False,
             highlight=False,
         )
+
+
+@cli.command()
+@click.option(
+    "--factor-set",
+    "factor_set",
+    required=True,
+    help="The factor set to recalculate with: NAME, NAME@VERSION or VERSION.",
+)
+@click.option("--root", "root_id", help="Only the records of this input file (root_id).")
+@click.option("--dry-run", is_flag=True, help="Report the differences; change nothing.")
+@click.option("--show", default=20, show_default=True, help="Records listed in the text output.")
+@common_options
+def recalculate(
+    factor_set: str,
+    root_id: str | None,
+    dry_run: bool,
+    show: int,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """Recompute stored results with another factor-set version and report the
+    difference per record and in total.
+
+    Without --dry-run the new results replace the current ones (the previous ones
+    stay queryable with `emissions show`) and each record gets a RECALCULATION
+    lineage node under the one it replaces. Exits 1 if the new set cannot
+    calculate some records (they keep their current result).
+    """
+    context = _open(workspace)
+    try:
+        chosen = factors_module.load_factor_set(factor_set, context.database)
+        report = recalculate_module.recalculate(
+            context.storage, context.database, chosen, root_id=root_id, dry_run=dry_run
+        )
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(report)
+    else:
+        mode = "dry run, nothing changed" if dry_run else f"id {report['recalculation_id']}"
+        stdout.print(
+            f"Recalculated {report['records_recalculated']} record(s) with "
+            f"{report['factor_set']} ({mode}); {report['records_changed']} changed, "
+            f"{report['records_failed']} could not be recalculated",
+            markup=False,
+            highlight=False,
+        )
+        table = Table(title="CO2e tonnes per record (AR4)")
+        for column in ("activity_event_id", "before", "after", "difference"):
+            table.add_column(column, overflow="fold")
+        for item in report["records_detail"][:show]:
+            table.add_row(
+                escape(item["activity_event_id"]),
+                f"{item['co2e_tonnes_before']['ar4']:.6f}",
+                f"{item['co2e_tonnes_after']['ar4']:.6f}",
+                f"{item['difference']['ar4']:+.6f}",
+            )
+        stdout.print(table)
+        totals = report["co2e_tonnes"]
+        for gwp in ("ar4", "ar5", "ar6"):
+            stdout.print(
+                f"total {gwp.upper()}: {totals['before'][gwp]:.6f} -> {totals['after'][gwp]:.6f} "
+                f"({totals['difference'][gwp]:+.6f}) t",
+                markup=False,
+                highlight=False,
+            )
+        for item in report["failed"][:show]:
+            stdout.print(
+                f"  not recalculated: {item['activity_event_id']}: {item['reason']}",
+                markup=False,
+                highlight=False,
+            )
+    if report["records_failed"]:
+        raise Failed()
 
 
 @cli.group()

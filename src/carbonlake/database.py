@@ -854,6 +854,35 @@ class Database:
             batch,
         )
 
+    def commit_results(
+        self, emission_rows: Sequence[Sequence[Any]], lineage_rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Replace results and add their lineage nodes in one transaction."""
+        try:
+            with self.transaction() as conn:
+                if emission_rows:
+                    self._upsert_emission_rows(conn, emission_rows)
+                if lineage_rows:
+                    self._insert_lineage_rows(conn, lineage_rows)
+        except sqlite3.IntegrityError as exc:
+            raise LineageError(f"a lineage node already exists: {exc}") from exc
+
+    def lineage_nodes(self, root_id: str, node_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Several nodes of one root, by node id (in no particular order)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(node_ids), _ID_CHUNK):
+            chunk = list(node_ids[start : start + _ID_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            found += [
+                dict(row)
+                for row in self._query(
+                    f"SELECT {', '.join(LINEAGE_COLUMNS)} FROM lineage "
+                    f"WHERE root_id = ? AND node_id IN ({marks})",
+                    (root_id, *chunk),
+                )
+            ]
+        return found
+
     def commit_batches(
         self,
         execution_id: str,

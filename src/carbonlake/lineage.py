@@ -40,16 +40,19 @@ DQ_CHECK_FAIL = "DQ_CHECK_FAIL"
 GLUE_BATCH_SPLIT = "GLUE_BATCH_SPLIT"
 CALCULATION_COMPLETE = "CALCULATION_COMPLETE"
 CALCULATION_FAILED = "CALCULATION_FAILED"
+RECALCULATION = "RECALCULATION"
+"""A record's result recomputed with another factor set, under the node it replaces."""
 
 FILE_ACTIONS = (RAW_DATA_INPUT, PROFILE_COMPLETE, DQ_CHECK_PASS, DQ_CHECK_FAIL)
 """Actions of one node per request, for one object (``record.storage_location``)."""
-RECORD_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED)
+RECORD_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, RECALCULATION)
 """Actions of one node per record; ``node_id`` is the record's ``activity_event_id``."""
 TERMINAL_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, DQ_CHECK_FAIL)
 """Where a trail ends: one line each in the trace archive."""
 ACTIONS = (*FILE_ACTIONS, GLUE_BATCH_SPLIT, *RECORD_ACTIONS)
 
 PARENT_ACTIONS: dict[str, tuple[str, ...]] = {
+    RECALCULATION: (CALCULATION_COMPLETE, RECALCULATION),
     PROFILE_COMPLETE: (RAW_DATA_INPUT,),
     # The spec's own requests go straight from RAW_DATA_INPUT to the DQ verdict.
     DQ_CHECK_PASS: (PROFILE_COMPLETE, RAW_DATA_INPUT),

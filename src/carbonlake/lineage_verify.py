@@ -341,6 +341,13 @@ class _Verifier:
             if state is None:
                 state = self.roots[root] = _Root()
             self._check_hash(row)
+            if action == lineage.RECALCULATION:
+                # Hangs under a record node (which verify does not keep in memory).
+                key = (location, sha)
+                if key not in state.record_objects:
+                    state.record_objects[key] = (node, action, seq)
+                self._check_recalculation(root, node, parent, phash)
+                continue
             if action in lineage.RECORD_ACTIONS:
                 key = (location, sha)
                 if key not in state.record_objects:
@@ -370,6 +377,35 @@ class _Verifier:
                         action == lineage.CALCULATION_COMPLETE,
                     )
                 )
+
+    def _check_recalculation(self, root: str, node: str, parent: str, phash: str | None) -> None:
+        found = self.database.lineage_node(root, parent)
+        allowed = lineage.PARENT_ACTIONS[lineage.RECALCULATION]
+        if found is None:
+            self.problem(
+                "missing_parent",
+                f"RECALCULATION node {node} of root {root} hangs under {parent}, which is not "
+                "in the ledger",
+                root,
+                node,
+            )
+        elif found["action_taken"] not in allowed:
+            self.problem(
+                "tree",
+                f"RECALCULATION node {node} of root {root} hangs under {parent} "
+                f"({found['action_taken']}); its parent is {' or '.join(allowed)}",
+                root,
+                node,
+            )
+        elif phash != found["node_hash"]:
+            self.problem(
+                "parent_changed",
+                f"node {parent} ({found['action_taken']}) of root {root} no longer has the hash "
+                f"its child {node} (RECALCULATION) was chained to",
+                root,
+                parent,
+                found["storage_location"],
+            )
 
     def _check_hash(self, row: tuple[Any, ...]) -> None:
         (seq, root, node, parent, action, location, at, sha, row_number, stored, phash) = row

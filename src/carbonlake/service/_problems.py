@@ -25,6 +25,7 @@ from .._exceptions import (
     LineageError,
     StorageError,
 )
+from ._runner import ServiceStopping
 
 log = logging.getLogger("carbonlake.service")
 
@@ -116,7 +117,7 @@ def status_of(exc: CarbonlakeError) -> int:
         return 503
     if isinstance(exc, ConfigurationError):
         return 500
-    if type(exc).__name__ == "ServiceStopping":
+    if isinstance(exc, ServiceStopping):
         return 503
     return 500
 
