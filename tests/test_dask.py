@@ -57,20 +57,34 @@ def test_s3_postgres_and_dask_equal_the_embedded_default(
                 "executor": "dask",
                 "dask_scheduler": cluster.scheduler_address,
                 "batch_size": 250,
+                "split_chunk_mb": 0.1,  # about ten byte ranges, one worker task each
             },
         },
     )
     context = Context.open(settings)
     summary = Pipeline(context).run_file(SAMPLE)
     assert summary["status"] == "SUCCEEDED", summary["error"]
-    assert summary["batches"] == 32
+    execution = context.database.get_execution(summary["execution_id"])
+    assert execution is not None
+    split = context.database.checkpoints(summary["execution_id"])["TRANSFORM"]
+    assert split["chunks"] > 5 and split["records"] == 8000
+    # Each worker wrote its own batch files, named by its byte range.
+    assert summary["batches"] == split["batches"] >= split["chunks"]
 
     local = Context.open(load_settings(tmp_path / "local", environ={}))
     Pipeline(local).run_file(SAMPLE)
     assert emissions(context) == emissions(local)
     assert verify(context.database, context.storage).ok
+    with SAMPLE.open() as handle:
+        ids = [line.split(",", 1)[0] for line in handle.readlines()[1:]]
+    rows = {
+        n["node_id"]: n["row_number"]
+        for n in context.database.lineage_of_root(summary["root_id"])
+        if n["action_taken"] == "CALCULATION_COMPLETE"
+    }
+    assert rows == {record_id: i for i, record_id in enumerate(ids, start=1)}
     history = [e["event_type"] for e in context.database.execution_events(summary["execution_id"])]
-    assert history.count("MapIterationSucceeded") == 32
+    assert history.count("MapIterationSucceeded") == summary["batches"]
     context.close()
     local.close()
 

@@ -472,10 +472,13 @@ def test_watch_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         staged = write_rows(tmp_path / "staging" / "w.csv", 5)
         os.replace(staged, ws / "landing" / "w.csv")  # a complete file appears at once
         while time.monotonic() < deadline:
-            with sqlite3.connect(ws / "carbonlake.db", timeout=5) as conn:
-                finished = conn.execute(
-                    "SELECT count(*) FROM executions WHERE status != 'RUNNING'"
-                ).fetchone()[0]
+            try:
+                with sqlite3.connect(ws / "carbonlake.db", timeout=5) as conn:
+                    finished = conn.execute(
+                        "SELECT count(*) FROM executions WHERE status != 'RUNNING'"
+                    ).fetchone()[0]
+            except sqlite3.OperationalError:
+                finished = 0  # the watcher is still creating the database
             if finished:
                 break
             time.sleep(0.05)

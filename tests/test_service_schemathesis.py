@@ -3,6 +3,7 @@ and every answer matches the document (status codes, content types, bodies)."""
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ them too."""
 # The schema is loaded when the module is collected (schemathesis' lazy fixture loader does
 # not work with pytest 9), so the app's workspace is made here and removed after the tests.
 WORKSPACE = Path(tempfile.mkdtemp(prefix="carbonlake-fuzz-"))
+atexit.register(shutil.rmtree, WORKSPACE, True)  # also when the tests here are deselected
 APP = create_app(load_settings(WORKSPACE / "ws", environ={"CARBONLAKE_SERVER__API_KEYS": KEY}))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 

@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -378,7 +379,16 @@ class Database:
                     check_same_thread=False,
                 )
                 conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-                conn.execute("PRAGMA journal_mode = WAL")
+                # Two processes opening a new workspace at once may both try to switch it
+                # to WAL; the loser gets SQLITE_BUSY at once (no busy handler): try again.
+                for attempt in range(50):
+                    try:
+                        conn.execute("PRAGMA journal_mode = WAL")
+                        break
+                    except sqlite3.OperationalError:
+                        if attempt == 49:
+                            raise
+                        time.sleep(0.1)
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as exc:
                 raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import random
@@ -745,13 +746,53 @@ class _ExecutionRun:
         # A transform that ran before a crash may have left batches: start clean.
         for stale in storage.list("transformed", self.root_id):
             storage.delete(stale)
-        output = transform.run(
+        settings = self.ctx.settings.pipeline
+        if settings.executor == "dask" and self.pipeline._executor is None:
+            return self._distributed_transform(raw_location)
+        output: dict[str, Any] = transform.run(
             {"JobName": transform.JOB_NAME, "Arguments": {"--UNIQUE_DIRECTORY": self.root_id}},
             storage=storage,
             batch_size=self.batch_size,
             raw_location=raw_location,
         )
         return output
+
+    def _distributed_transform(self, raw_location: str) -> dict[str, Any]:
+        """The split spread over the Dask workers: one byte range of the raw file each,
+        every worker reading its range and writing its own batch files."""
+        chunk_bytes = max(1, int(self.ctx.settings.pipeline.split_chunk_mb * (1 << 20)))
+        offsets = transform.chunk_boundaries(self.ctx.storage, raw_location, chunk_bytes)
+        ranges = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(offsets)) if b > a]
+        executor, _ = self._executor()
+        client = getattr(executor, "_carbonlake_client", None)
+        try:
+            futures = [
+                executor.submit(
+                    split_chunk_task,
+                    self.ctx.settings,
+                    raw_location,
+                    self.root_id,
+                    chunk,
+                    start,
+                    end,
+                    self.batch_size,
+                )
+                for chunk, start, end in ranges
+            ]
+            written = [pair for future in futures for pair in future.result()]
+        finally:
+            executor.shutdown(wait=True)
+            if client is not None:
+                client.close()
+        return {
+            "job_name": transform.JOB_NAME,
+            "job_id": f"jr_{uuid.uuid4().hex}",
+            "job_state": "SUCCEEDED",
+            "batches": len(written),
+            "records": sum(n for _, n in written),
+            "batch_records": [n for _, n in written],
+            "chunks": len(ranges),
+        }
 
     def _split(
         self, writer: lineage.LineageWriter, pass_node: str, transformed: dict[str, Any]
@@ -768,10 +809,16 @@ class _ExecutionRun:
             },
             writer,
         )
-        records = transformed["records"]
-        sizes = [self.batch_size] * max(len(batches) - 1, 0)
-        if batches:
-            sizes.append(records - self.batch_size * (len(batches) - 1))
+        sizes: list[int] = transformed["batch_records"]
+        if len(sizes) != len(batches):
+            raise InputDataError(
+                f"transformed/{self.root_id}/ holds {len(batches)} batch files but the split "
+                f"wrote {len(sizes)}; the transformed bucket was changed meanwhile"
+            )
+        first_row = 1
+        for batch, size in zip(batches, sizes, strict=True):
+            batch["first_row"], batch["records"] = first_row, size
+            first_row += size
         return {"batches": batches, "batch_records": sizes}
 
     # -- the map ----------------------------------------------------------------------------
@@ -1016,7 +1063,7 @@ class _ExecutionRun:
                     errors_location,
                     calc.ndjson(bad.drop(["__node_id", *calc.INTERNAL_COLUMNS], strict=False)),
                 )
-            first_row = index * self.batch_size + 1
+            first_row = batch.get("first_row", index * self.batch_size + 1)
             ids, positions = good_ids.get(index, ([], []))
             lineage.record_request(
                 {
@@ -1157,7 +1204,18 @@ class _ExecutionRun:
         ctx = self.ctx
         errors_location = previous["errors_storage_location"]
         frame = pl.read_ndjson(ctx.storage.read_bytes(errors_location), infer_schema_length=None)
-        rows = lineage.batch_row_numbers(ctx.storage, item["storage_location"], self.batch_size)
+        first_row = next(
+            (
+                b.get("first_row", 1)
+                for b in self.done["BATCH_SPLIT"]["batches"]
+                if b["storage_location"] == item["storage_location"]
+            ),
+            1,
+        )
+        ids = calc.read_batch(ctx.storage, item["storage_location"]).get_column(
+            calc.RECORD_ID, default=pl.Series(dtype=pl.String)
+        )
+        rows = {str(i): first_row + p for p, i in enumerate(ids.to_list()) if i is not None}
         stem = errors_location.removesuffix(".errors.jsonl")
         calculations = calc.calculate_records(
             frame.drop("error"),
@@ -1237,13 +1295,36 @@ _worker_lock = threading.Lock()
 def run_group_task(settings: Settings, execution_id: str, group: list[Any]) -> int:
     """A map task as a Dask worker runs it: open (once per worker process) the workspace
     the settings name, then calculate the group of batches and commit its checkpoints."""
-    key = repr(settings)
-    with _worker_lock:
-        pipeline = _worker_pipelines.get(key)
-        if pipeline is None:
-            pipeline = _worker_pipelines[key] = Pipeline(Context.open(settings))
+    pipeline = _worker_pipeline(settings)
     execution = pipeline.context.database.get_execution(execution_id)
     if execution is None:
         raise InputDataError(f"no execution {execution_id!r} in the workers' database")
     run = _ExecutionRun(pipeline, execution, None, redrive=False)
     return run._group([(int(index), batch) for index, batch in group])
+
+
+def split_chunk_task(
+    settings: Settings,
+    raw_location: str,
+    root_id: str,
+    chunk: int,
+    start: int,
+    end: int,
+    batch_size: int,
+) -> list[tuple[str, int]]:
+    """A split task as a Dask worker runs it: one byte range of the raw file into its own
+    batch files, read from and written to storage directly."""
+    storage = _worker_pipeline(settings).context.storage
+    return transform.split_chunk(
+        raw_location, root_id, chunk, start, end, storage=storage, batch_size=batch_size
+    )
+
+
+def _worker_pipeline(settings: Settings) -> Pipeline:
+    """The pipeline of a worker process for these settings (opened once per process)."""
+    key = repr(settings)
+    with _worker_lock:
+        pipeline = _worker_pipelines.get(key)
+        if pipeline is None:
+            pipeline = _worker_pipelines[key] = Pipeline(Context.open(settings))
+    return pipeline

@@ -100,6 +100,10 @@ class PipelineSettings:
     dask_scheduler: str = ""
     """Address of the Dask scheduler (``tcp://host:8786``) when ``executor = "dask"``."""
 
+    split_chunk_mb: float = 64.0
+    """With ``executor = "dask"``, the raw file is split by byte ranges of about this size,
+    one worker task each."""
+
     max_executions: int = 2
     """How many files `carbonlake watch` processes at once."""
 
@@ -369,6 +373,7 @@ def load_settings(
             "[pipeline] tolerated_failure_percentage must be between 0 and 100",
         ),
         (settings.pipeline.watch_interval_s > 0, "[pipeline] watch_interval_s must be positive"),
+        (settings.pipeline.split_chunk_mb > 0, "[pipeline] split_chunk_mb must be positive"),
         (settings.retry.max_attempts >= 1, "[retry] max_attempts must be at least 1"),
         (settings.retry.interval_s >= 0, "[retry] interval_s must not be negative"),
         (settings.retry.backoff_rate >= 1, "[retry] backoff_rate must be at least 1"),

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -70,24 +72,102 @@ def _exact_batches(chunks: Iterator[pl.DataFrame], size: int) -> Iterator[pl.Dat
         yield carry
 
 
+def split_path(
+    path: Path,
+    *,
+    storage: Storage,
+    batch_size: int,
+    key_of: Callable[[int], str],
+) -> list[tuple[str, int]]:
+    """Write the typed batches of a local CSV file; returns (URL, records) per batch."""
+    written: list[tuple[str, int]] = []
+    columns = csvfile.read_header(path)
+    frame = csvfile.scan(path, columns)  # the rows the quality gate checked
+    stream = typed(frame, columns).collect_batches(chunk_size=max(batch_size, 50_000))
+    for index, batch in enumerate(_exact_batches(iter(stream), batch_size)):
+        url = storage.url("transformed", key_of(index))
+        buffer = io.BytesIO()
+        batch.write_ndjson(buffer)
+        storage.write_bytes(url, buffer.getvalue())
+        written.append((url, batch.height))
+    return written
+
+
 def split(
     raw_location: str, root_id: str, *, storage: Storage, batch_size: int
-) -> tuple[list[str], int]:
-    """Write the batches of one raw file; returns (batch URLs, records written)."""
-    urls: list[str] = []
-    records = 0
+) -> tuple[list[str], int, list[int]]:
+    """Write the batches of one raw file; returns (batch URLs, records, records per batch)."""
     with storage.local_path(raw_location) as path:
-        columns = csvfile.read_header(path)
-        frame = csvfile.scan(path, columns)  # the rows the quality gate checked
-        stream = typed(frame, columns).collect_batches(chunk_size=max(batch_size, 50_000))
-        for index, batch in enumerate(_exact_batches(iter(stream), batch_size)):
-            url = storage.url("transformed", batch_key(root_id, index))
-            buffer = io.BytesIO()
-            batch.write_ndjson(buffer)
-            storage.write_bytes(url, buffer.getvalue())
-            urls.append(url)
-            records += batch.height
-    return urls, records
+        written = split_path(
+            path,
+            storage=storage,
+            batch_size=batch_size,
+            key_of=lambda index: batch_key(root_id, index),
+        )
+    return [u for u, _ in written], sum(n for _, n in written), [n for _, n in written]
+
+
+def chunk_boundaries(storage: Storage, raw_location: str, chunk_bytes: int) -> list[int]:
+    """Byte offsets that cut a CSV file into chunks of about ``chunk_bytes``.
+
+    The first offset is where the data starts (after the header); each one is
+    the start of a line outside any quoted field (an even number of quotes before
+    it), so no record is cut; the last is the end of the file. One streaming
+    pass; nothing is held but a block.
+    """
+    offsets: list[int] = []
+    quotes = 0  # quote characters before the current block
+    position = 0  # offset of the current block
+    wanted = 0  # the next cut is the first line start at or after this offset
+    with storage.open_read(raw_location) as handle:
+        while block := handle.read(8 << 20):
+            counted, seen = 0, quotes  # quotes in block[:counted], and in the file before
+            search = max(wanted - position, 0)
+            while (newline := block.find(b"\n", search)) >= 0:
+                seen += block.count(b'"', counted, newline)
+                counted = newline
+                if seen % 2 == 0:
+                    offsets.append(position + newline + 1)
+                    wanted = offsets[-1] + chunk_bytes
+                    search = max(wanted - position, newline + 1)
+                else:
+                    search = newline + 1
+            quotes += block.count(b'"')
+            position += len(block)
+    if not offsets:
+        return [position, position]
+    if offsets[-1] != position:
+        offsets.append(position)
+    return offsets
+
+
+def split_chunk(
+    raw_location: str,
+    root_id: str,
+    chunk: int,
+    start: int,
+    end: int,
+    *,
+    storage: Storage,
+    batch_size: int,
+) -> list[tuple[str, int]]:
+    """Split one byte range of a raw file (a worker's share) into its own batch files,
+    ``part_CCCC_NNNNN.jsonl``; returns (URL, records) per batch."""
+    with storage.open_read(raw_location) as handle:
+        header = handle.readline()
+        while header.count(b'"') % 2:  # a header with a quoted line break
+            header += handle.readline()
+        handle.seek(start)
+        data = handle.read(end - start)
+    with tempfile.TemporaryDirectory(prefix="carbonlake-chunk-") as tmp:
+        path = Path(tmp) / "chunk.csv"
+        path.write_bytes(header + data)
+        return split_path(
+            path,
+            storage=storage,
+            batch_size=batch_size,
+            key_of=lambda index: f"{root_id}/part_{chunk:04d}_{index:05d}.jsonl",
+        )
 
 
 def run(
@@ -103,13 +183,14 @@ def run(
     if not root_id:
         raise InputDataError("transform needs Arguments['--UNIQUE_DIRECTORY'] (the root_id)")
     job_name = event.get("JobName") or JOB_NAME
-    urls, records = split(raw_location, root_id, storage=storage, batch_size=batch_size)
+    urls, records, counts = split(raw_location, root_id, storage=storage, batch_size=batch_size)
     return {
         "job_name": job_name,
         "job_id": f"jr_{uuid.uuid4().hex}",
         "job_state": "SUCCEEDED",
         "batches": len(urls),
         "records": records,
+        "batch_records": counts,
     }
 
 
