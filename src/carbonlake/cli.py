@@ -1203,21 +1203,7 @@ def factors_sets(workspace: Path | None, as_json: bool) -> None:
     """List the factor sets: the shipped one and every imported version."""
     context = _open(workspace)
     try:
-        shipped = factors_module.shipped_factor_set()
-        found = [
-            {
-                "name": shipped.name,
-                "version": shipped.version,
-                "format": "ghgp-csv",
-                "origin": "shipped with carbonlake",
-                "factor_count": shipped.factors.height,
-                "created_at": None,
-                "active": context.factor_set.label == shipped.label,
-            }
-        ]
-        for item in context.database.factor_sets():
-            label = f"{item['name']}@{item['version']}"
-            found.append({**item, "active": context.factor_set.label == label})
+        found = factors_module.factor_sets(context.database, context.factor_set)
     finally:
         context.close()
     if as_json:

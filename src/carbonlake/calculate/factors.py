@@ -518,3 +518,22 @@ def find_factors(factor_set: FactorSet, search: str = "") -> list[dict[str, Any]
             | pl.col("category").str.to_lowercase().str.contains(needle, literal=True)
         )
     return [describe_factor(row, factor_set) for row in frame.sort("factor_id").to_dicts()]
+
+
+def factor_sets(database: Database, active: FactorSet) -> list[dict[str, Any]]:
+    """The shipped set and every imported version, newest first, the active one marked."""
+    shipped = shipped_factor_set()
+    found: list[dict[str, Any]] = [
+        {
+            "name": shipped.name,
+            "version": shipped.version,
+            "format": "ghgp-csv",
+            "origin": "shipped with carbonlake",
+            "factor_count": shipped.factors.height,
+            "created_at": None,
+        }
+    ]
+    found += database.factor_sets()
+    for item in found:
+        item["active"] = f"{item['name']}@{item['version']}" == active.label
+    return found

@@ -52,21 +52,7 @@ def build(read: Any, write: Any) -> APIRouter:
     def sets(service: ServiceDep) -> dict[str, Any]:
         """The shipped set and every imported version, the active one marked."""
         context = service.context
-        shipped = factors_module.shipped_factor_set()
-        found = [
-            {
-                "name": shipped.name,
-                "version": shipped.version,
-                "format": "ghgp-csv",
-                "origin": "shipped with carbonlake",
-                "factor_count": shipped.factors.height,
-                "created_at": None,
-                "active": context.factor_set.label == shipped.label,
-            }
-        ]
-        for item in context.database.factor_sets():
-            label = f"{item['name']}@{item['version']}"
-            found.append({**item, "active": context.factor_set.label == label})
+        found = factors_module.factor_sets(context.database, context.factor_set)
         return {"sets": found}
 
     return router
