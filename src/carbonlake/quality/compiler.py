@@ -71,6 +71,22 @@ def text(column: str) -> pl.Expr:
     return pl.when(stripped.str.len_bytes() > 0).then(stripped)
 
 
+HASH_SEED = 0x0C0FFEE
+"""Seed of the 64-bit value hashes that distinct, unique and duplicate counts use."""
+
+
+def hashed(column: str) -> pl.Expr:
+    """The column's present values as 64-bit hashes.
+
+    Counting distinct values by hash keeps memory at 16 bytes per distinct value
+    instead of the value itself (10 million record ids: about 160 MB, not
+    gigabytes). Two different values share a hash with probability about
+    n^2 / 2^65 (under 1e-5 for 10 million distinct values); such a collision can
+    only make a count of duplicates too high, never hide a duplicate.
+    """
+    return text(column).drop_nulls().hash(seed=HASH_SEED)
+
+
 def missing(column: str) -> pl.Expr:
     """True where the cell is null, empty or only spaces."""
     return text(column).is_null()
@@ -161,9 +177,9 @@ def agg_expr(agg: Agg, columns: list[str]) -> pl.Expr:
     present = text(col).drop_nulls()
     counts = {
         "MISSING_VALUES": missing(col).sum(),
-        "DUPLICATE_VALUES": present.count() - present.n_unique(),
-        "DISTINCT_VALUES": present.n_unique(),
-        "UNIQUE_VALUES": present.is_unique().sum(),
+        "DUPLICATE_VALUES": present.count() - hashed(col).n_unique(),
+        "DISTINCT_VALUES": hashed(col).n_unique(),
+        "UNIQUE_VALUES": hashed(col).is_unique().sum(),
         "VALID_VALUES": _valid_count(col),
         "Z_SCORE_OUTLIERS": is_outlier(col, agg.param or 3.0).sum(),
     }

@@ -44,19 +44,48 @@ raises a CarbonlakeError when it cannot."""
 
 
 def _value_stats(column: str) -> dict[str, pl.Expr]:
-    """Distinct and unique counts and the most common values, from one count per value."""
-    # One list of (value, count), worked on inside list.eval: value_counts' order differs
+    """Distinct and unique counts and the most common values' hashes, from one count per
+    distinct value hash (see :func:`compiler.hashed`: memory stays 16 bytes per value)."""
+    # One list of (hash, count), worked on inside list.eval: value_counts' order differs
     # between evaluations, so two separate uses of it would not line up.
-    counts = c.text(column).drop_nulls().value_counts(name="count").implode()
+    hashes = c.hashed(column).alias("hash")
+    counts = hashes.value_counts(name="count").implode()
     item = pl.element()
     count = item.struct.field("count")
-    # Most common first; ties in value order, so the profile is the same on every run.
-    top = item.top_k_by([count, item.struct.field(column)], k=TOP_VALUES, reverse=[False, True])
+    # Most common first; ties by hash, so the profile is the same on every run.
+    top = item.top_k_by([count, item.struct.field("hash")], k=TOP_VALUES, reverse=[False, True])
     return {
         "distinct": counts.list.len(),
         "unique": counts.list.eval((count == 1).sum()).list.first(),
         "top": counts.list.eval(top),
     }
+
+
+def _top_values(
+    frame: pl.LazyFrame, columns: list[str], tops: dict[int, list[dict[str, Any]]]
+) -> dict[int, dict[int, str]]:
+    """The values behind the most common hashes of each column (a second, narrow pass)."""
+    exprs = []
+    for i, col in tops.items():
+        wanted = [item["hash"] for item in col]
+        if wanted:
+            value = c.text(columns[i])
+            exprs.append(
+                value.filter(value.hash(seed=c.HASH_SEED).is_in(wanted))
+                .unique()
+                .implode()
+                .alias(str(i))
+            )
+    if not exprs:
+        return {}
+    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
+    found: dict[int, dict[int, str]] = {}
+    for key, values in row.items():
+        series = pl.Series(values, dtype=pl.String)
+        found[int(key)] = dict(
+            zip(series.hash(seed=c.HASH_SEED).to_list(), series.to_list(), strict=True)
+        )
+    return found
 
 
 def profile_frame(frame: pl.LazyFrame, columns: list[str]) -> dict[str, Any]:
@@ -75,6 +104,9 @@ def profile_frame(frame: pl.LazyFrame, columns: list[str]) -> dict[str, Any]:
         ]
     row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
     rows = int(row["__rows"])
+    values_of = _top_values(
+        frame, columns, {i: list(row[f"{i}_top"] or []) for i in range(len(columns))}
+    )
     profile_columns = []
     for i, col in enumerate(columns):
         counts = {
@@ -101,9 +133,13 @@ def profile_frame(frame: pl.LazyFrame, columns: list[str]) -> dict[str, Any]:
                     "standardDeviation": c.clean(row[f"{i}_std"]),
                 }
             )
-        entry["mostCommonValues"] = [
-            {"value": item[col], "count": int(item["count"])} for item in row[f"{i}_top"] or []
+        common = [
+            {"value": values_of.get(i, {}).get(item["hash"]), "count": int(item["count"])}
+            for item in row[f"{i}_top"] or []
         ]
+        # Most common first, ties in value order (which tied values make the cut at the
+        # TOP_VALUES boundary is decided by hash, the same on every run).
+        entry["mostCommonValues"] = sorted(common, key=lambda v: (-v["count"], str(v["value"])))
         profile_columns.append(entry)
     return {"rowsCount": rows, "columnsCount": len(columns), "columns": profile_columns}
 
