@@ -14,7 +14,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from carbonlake.service import create_app
 from carbonlake.settings import load_settings
@@ -61,6 +61,11 @@ def test_no_request_breaks_the_service(case: Case) -> None:
     excluded = []
     if case.operation.method.upper() == "POST" and case.operation.path in SEMANTIC_WRITES:
         excluded.append(positive_data_acceptance)
+    if case.operation.method.upper() == "POST" and case.operation.path == "/uploads":
+        # Multipart form fields are text on the wire: a "key" of -2967652 generated as an
+        # integer arrives as the string "-2967652", a valid key. Type-violating multipart
+        # data cannot exist, so its rejection cannot be checked.
+        excluded.append(negative_data_rejection)
     case.call_and_validate(headers={"X-API-Key": KEY}, excluded_checks=excluded)
 
 
