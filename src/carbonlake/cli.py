@@ -33,7 +33,7 @@ from . import quality
 from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
 from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
-from .database import Database
+from .database import EXECUTION_LIST_FIELDS, Database
 from .orchestrator import Context, Pipeline
 from .settings import Settings, load_settings
 from .watch import Watcher
@@ -676,22 +676,7 @@ def executions_list(status: str | None, limit: int, workspace: Path | None, as_j
         found = context.database.executions(status.upper() if status else None, limit)
     finally:
         context.close()
-    items = [
-        {
-            k: e[k]
-            for k in (
-                "execution_id",
-                "name",
-                "status",
-                "root_id",
-                "object_key",
-                "started_at",
-                "stopped_at",
-                "owner",
-            )
-        }
-        for e in found
-    ]
+    items = [{k: e[k] for k in EXECUTION_LIST_FIELDS} for e in found]
     if as_json:
         _emit_json(items)
         return

@@ -191,6 +191,19 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+EXECUTION_LIST_FIELDS = (
+    "execution_id",
+    "name",
+    "status",
+    "root_id",
+    "object_key",
+    "started_at",
+    "stopped_at",
+    "owner",
+    "error",
+)
+"""The fields of an execution that listings show (CLI and service)."""
+
 LINEAGE_CACHE_KIB = 65_536
 """Page cache of a connection that writes lineage nodes, in KiB."""
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from ...database import EXECUTION_LIST_FIELDS
 from .._problems import ProblemError, responses
 from .._state import Service, ServiceDep
 
@@ -13,16 +14,7 @@ ExecutionStatus = Literal[
     "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "SKIPPED", "REJECTED"
 ]
 
-LIST_FIELDS = (
-    "execution_id",
-    "name",
-    "status",
-    "root_id",
-    "object_key",
-    "started_at",
-    "stopped_at",
-    "error",
-)
+LIST_FIELDS = EXECUTION_LIST_FIELDS
 
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("landed", "Landed", ("RAW_DATA_INPUT",)),
