@@ -498,3 +498,15 @@ def test_run_summary_prints_names_with_brackets_verbatim(tmp_path: Path) -> None
     result = invoke("run", "--key", "q1/[/draft]/fleet.csv", source, "--workspace", tmp_path / "ws")
     assert result.exit_code in (0, 1)
     assert "q1/[/draft]/fleet.csv" in result.stdout
+
+
+def test_usage_errors_with_json_still_print_one_json_document(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "carbonlake.cli", "run", str(tmp_path / "missing.csv"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"]["type"] == "BadParameter"
+    assert "missing.csv" in result.stderr and "Traceback" not in result.stderr

@@ -1384,7 +1384,18 @@ def serve(host: str | None, port: int | None, workspace: Path | None, as_json: b
 def main() -> None:
     """Entry point of the ``carbonlake`` command."""
     try:
-        cli()
+        try:
+            code = cli.main(standalone_mode=False)
+        except click.ClickException as exc:
+            # Usage errors exit 2 as always; with --json stdout still gets one document.
+            if "--json" in sys.argv[1:]:
+                _emit_json({"error": {"type": type(exc).__name__, "message": exc.format_message()}})
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            stderr.print("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
     except BrokenPipeError:
         _quiet_broken_pipe()
     except OSError as exc:
