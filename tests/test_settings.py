@@ -55,3 +55,14 @@ def test_bad_settings_name_the_setting(
     with pytest.raises(ConfigurationError) as info:
         load_settings(ws, environ=env)
     assert message in str(info.value)
+
+
+def test_a_ruleset_named_in_the_workspace_file_is_relative_to_the_workspace(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "carbonlake.toml").write_text('[quality]\nruleset = "rules/mine.json"\n')
+    assert load_settings(ws, environ={}).quality.ruleset == str(ws.resolve() / "rules/mine.json")
+    flag = load_settings(ws, environ={}, overrides={"quality": {"ruleset": "/abs/other.json"}})
+    assert flag.quality.ruleset == "/abs/other.json"

@@ -333,6 +333,10 @@ def load_settings(
                     f"known sections: {', '.join(_SECTIONS)}"
                 )
             _apply(settings, section, values, str(config_path))
+        # A ruleset named in the workspace's own file is relative to the workspace.
+        ruleset = settings.quality.ruleset
+        if ruleset and not Path(ruleset).expanduser().is_absolute():
+            settings.quality.ruleset = str(settings.workspace / ruleset)
 
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
