@@ -502,13 +502,6 @@ class Database:
                 (execution_id, json.dumps({"input": input_document, "owner": owner}), now),
             )
 
-    def set_execution_root(self, execution_id: str, root_id: str) -> None:
-        """Attach the root_id kickoff generated to an execution."""
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE executions SET root_id = ? WHERE execution_id = ?", (root_id, execution_id)
-            )
-
     def claim_execution(self, execution_id: str, owner: str, redrive: bool = False) -> None:
         """Mark an execution RUNNING again under a new owner (resume or redrive)."""
         with self.transaction() as conn:
@@ -785,11 +778,6 @@ class Database:
     def lineage_size(self) -> int:
         """How many nodes the ledger holds."""
         return int(self._query("SELECT count(*) FROM lineage")[0][0])
-
-    def lineage_roots(self) -> list[str]:
-        """Every root_id in the ledger, in the order their first node was recorded."""
-        rows = self._query("SELECT root_id FROM lineage GROUP BY root_id ORDER BY min(seq)")
-        return [row[0] for row in rows]
 
     def lineage_child_counts(self, root_id: str) -> list[tuple[str, str, int]]:
         """``(parent_id, action_taken, count)`` of the nodes of one root."""

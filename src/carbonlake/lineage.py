@@ -17,18 +17,13 @@ how to recompute it; :mod:`carbonlake.lineage_verify` does.
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
-from pathlib import PurePosixPath
 from typing import Any
 
-import polars as pl
-
-from . import transform
 from ._exceptions import LineageError, StorageError
 from .database import LINEAGE_COLUMNS, Database, utc_now
 from .storage import Storage
@@ -438,39 +433,6 @@ def record_request(request: dict[str, Any], writer: LineageWriter) -> dict[str, 
     }
 
 
-def batch_row_numbers(storage: Storage, batch_location: str, batch_size: int) -> dict[str, int]:
-    """Each record's row number in the input file, for the records of one batch file.
-
-    Transform writes ``part_NNNNN.jsonl`` files of exactly ``batch_size`` records
-    in file order (the last may be short), so record ``p`` (from 0) of batch
-    ``i`` is data row ``i * batch_size + p + 1`` (1 = the first row after the
-    header). Records are keyed by ``activity_event_id``; a record without a
-    usable id also by the name the calculator gives it,
-    ``<batch file name>#<position in the batch, from 1>``. A batch file named
-    otherwise gets no row numbers.
-    """
-    index = transform.batch_index(batch_location)
-    if index is None:
-        return {}
-    first_row = index * batch_size + 1
-    data = storage.read_bytes(batch_location)
-    if not data.strip():
-        return {}
-    try:
-        frame = pl.read_ndjson(
-            io.BytesIO(data), schema={"activity_event_id": pl.String}, ignore_errors=True
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise LineageError(f"batch {batch_location} is not valid JSON Lines: {exc}") from exc
-    name = PurePosixPath(batch_location).name
-    rows: dict[str, int] = {}
-    for position, record_id in enumerate(frame["activity_event_id"].to_list()):
-        rows[f"{name}#{position + 1}"] = first_row + position
-        if record_id is not None:
-            rows.setdefault(str(record_id), first_row + position)
-    return rows
-
-
 def with_row_numbers(
     records: Iterable[dict[str, Any]], row_numbers: dict[str, int]
 ) -> list[dict[str, Any]]:
@@ -751,50 +713,6 @@ def render_outline(tops: list[OutlineNode]) -> list[str]:
     for top in tops:
         walk(top, 0)
     return lines
-
-
-def render_tree(nodes: list[dict[str, Any]], max_children: int = 5) -> list[str]:
-    """An indented text tree of a flat node list; long runs of record nodes fold to a count."""
-    children: dict[str, list[dict[str, Any]]] = {}
-    ids = {n["node_id"] for n in nodes}
-    roots = []
-    for node in nodes:
-        is_root = node["action_taken"] == RAW_DATA_INPUT or node["parent_id"] not in ids
-        if is_root:
-            roots.append(node)
-        else:
-            children.setdefault(node["parent_id"], []).append(node)
-
-    lines: list[str] = []
-
-    def walk(node: dict[str, Any], depth: int) -> None:
-        label = node["action_taken"]
-        if node["parent_id"] not in ids and node["action_taken"] != RAW_DATA_INPUT:
-            label += f" (parent {node['parent_id']} missing)"
-        lines.append(f"{'  ' * depth}{label}  {node['node_id']}  {node['storage_location'] or ''}")
-        kids = children.get(node["node_id"], [])
-        records = [k for k in kids if k["action_taken"] in RECORD_ACTIONS]
-        others = [k for k in kids if k["action_taken"] not in RECORD_ACTIONS]
-        for kid in others:
-            walk(kid, depth + 1)
-        for kid in records[:max_children]:
-            walk(kid, depth + 1)
-        if len(records) > max_children:
-            counts: dict[str, int] = {}
-            for kid in records[max_children:]:
-                counts[kid["action_taken"]] = counts.get(kid["action_taken"], 0) + 1
-            folded = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
-            lines.append(f"{'  ' * (depth + 1)}... and {folded} more record nodes")
-
-    for root in roots:
-        walk(root, 0)
-    return lines
-
-
-def iter_root_nodes(database: Database, root_id: str) -> Iterator[dict[str, Any]]:
-    """Every node of one root as dicts, in insertion order, streamed."""
-    for row in database.iter_lineage(root_id):
-        yield _row_tuple_to_node(row)
 
 
 def render_trail(found: dict[str, Any]) -> list[str]:

@@ -135,16 +135,6 @@ class Storage:
             f"storage (buckets: {', '.join(names)})"
         )
 
-    def bucket_from_name(self, name: str) -> str:
-        """The bucket an event's bucket name refers to (names that are buckets' own)."""
-        for bucket in BUCKETS:
-            if self.bucket_name(bucket) == name:
-                return bucket
-        raise InputDataError(
-            f"bucket {name!r} is not one of this workspace's buckets "
-            f"({', '.join(sorted({self.bucket_name(b) for b in BUCKETS}))})"
-        )
-
     def split(self, url: str) -> tuple[str, str]:
         """Split a location into (bucket, key); the location must be in a bucket."""
         best = None
@@ -169,9 +159,6 @@ class Storage:
 
     def _path(self, url: str) -> str:
         return self._where(url)[1]
-
-    def _fs_of(self, url: str) -> Any:
-        return self._where(url)[0]
 
     # -- setup ----------------------------------------------------------------
 
