@@ -510,3 +510,27 @@ def test_usage_errors_with_json_still_print_one_json_document(tmp_path: Path) ->
     assert result.returncode == 2
     assert json.loads(result.stdout)["error"]["type"] == "BadParameter"
     assert "missing.csv" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_after_a_partial_rerun_has_each_record_once_with_its_newest_result(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    first = write_csv(tmp_path / "first.csv", 12)
+    assert invoke("run", first, "--workspace", ws, "--no-progress").exit_code == 0
+    # A corrected file for three of the records: their current result moves to the new
+    # enriched file; the first file's other nine records stay current where they are.
+    corrected = tmp_path / "corrected.csv"
+    corrected.write_text(
+        "\n".join([HEADER, *(row(f"id-{i}", "1000") for i in (3, 4, 5))]) + "\n",
+        encoding="utf-8",
+    )
+    assert invoke("run", corrected, "--workspace", ws, "--no-progress").exit_code == 0
+    exported = invoke("emissions", "export", "--workspace", ws)
+    assert exported.exit_code == 0, exported.output
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    ids = [r["activity_event_id"] for r in records]
+    assert sorted(ids) == sorted(f"id-{i}" for i in range(12))
+    by_id = {r["activity_event_id"]: r for r in records}
+    for i in range(12):
+        assert by_id[f"id-{i}"]["raw_data"] == (1000 if i in (3, 4, 5) else i % 50 + 1)

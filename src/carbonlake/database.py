@@ -189,6 +189,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX execution_events_execution ON execution_events(execution_id, event_id)
     """,
+    # performance (issue 7): the index on enriched_location cost a tenth of every results
+    # insert; the one reader that needed it looks records up by primary key instead.
+    """
+    DROP INDEX emissions_location
+    """,
 )
 
 EXECUTION_LIST_FIELDS = (
@@ -664,6 +669,23 @@ class Database:
         )
         return {row["state"]: json.loads(row["output_json"]) for row in rows}
 
+    def completed_states(self, execution_id: str, states: Sequence[str]) -> set[str]:
+        """Which of ``states`` an execution has checkpointed (an indexed lookup each, so a
+        map of thousands of batches does not read every checkpoint once per group)."""
+        found: set[str] = set()
+        for start in range(0, len(states), _ID_CHUNK):
+            chunk = list(states[start : start + _ID_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                row[0]
+                for row in self._query(
+                    f"SELECT state FROM execution_states WHERE execution_id = ? "
+                    f"AND state IN ({marks})",
+                    (execution_id, *chunk),
+                )
+            )
+        return found
+
     # -- lineage --------------------------------------------------------------
 
     def insert_lineage(self, nodes: Iterable[Sequence[Any]]) -> int:
@@ -957,13 +979,22 @@ class Database:
         )
         return [(row[0], row[1]) for row in rows]
 
-    def emission_ids_at(self, enriched_location: str) -> list[str]:
-        """The record ids whose current result lives in an enriched file."""
-        rows = self._query(
-            "SELECT activity_event_id FROM emissions WHERE enriched_location = ?",
-            (enriched_location,),
-        )
-        return [row[0] for row in rows]
+    def current_ids_at(self, enriched_location: str, record_ids: Sequence[str]) -> list[str]:
+        """Those of ``record_ids`` whose current result lives in an enriched file (primary
+        key lookups: no index on the location is kept, it cost a tenth of every insert)."""
+        found: list[str] = []
+        for start in range(0, len(record_ids), _ID_CHUNK):
+            chunk = list(record_ids[start : start + _ID_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            found += [
+                row[0]
+                for row in self._query(
+                    f"SELECT activity_event_id FROM emissions WHERE activity_event_id IN ({marks}) "
+                    "AND enriched_location = ?",
+                    (*chunk, enriched_location),
+                )
+            ]
+        return found
 
     def emission(self, activity_event_id: str) -> dict[str, Any] | None:
         """One record's current emissions row, or None."""

@@ -28,8 +28,9 @@ def current_records(storage: Storage, database: Database) -> Iterator[pl.DataFra
             continue
         frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
         if frame.height != count:
+            ids = frame.get_column(RECORD_ID).cast(pl.String).drop_nulls().to_list()
             current = pl.DataFrame(
-                {RECORD_ID: database.emission_ids_at(location)}, schema={RECORD_ID: pl.String}
+                {RECORD_ID: database.current_ids_at(location, ids)}, schema={RECORD_ID: pl.String}
             )
             frame = frame.join(current, on=RECORD_ID, how="semi", maintain_order="left")
         yield frame

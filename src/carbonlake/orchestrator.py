@@ -946,7 +946,9 @@ class _ExecutionRun:
             )
         if announce:
             # A task retried after its worker died may find its work already committed.
-            committed = self.db.checkpoints(self.execution_id)
+            committed = self.db.completed_states(
+                self.execution_id, [f"MAP:{b['node_id']}" for _, b in group]
+            )
             remaining = [(i, b) for i, b in group if f"MAP:{b['node_id']}" not in committed]
             if not remaining:
                 return len(group)
@@ -1008,7 +1010,7 @@ class _ExecutionRun:
         ctx = self.ctx
         frames = []
         for index, batch in group:
-            frame = calc.read_batch(ctx.storage, batch["storage_location"])
+            frame = calc.read_batch(ctx.storage, batch["storage_location"], transform.batch_schema)
             frames.append(
                 frame.with_columns(
                     pl.lit(index, dtype=pl.Int64).alias(calc.BATCH_COLUMN),

@@ -60,6 +60,16 @@ def typed(frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
     return frame.with_columns(casts) if casts else frame
 
 
+def batch_schema(columns: list[str]) -> pl.Schema:
+    """The schema of the batch files :func:`typed` gives for these columns."""
+    types: dict[str, pl.DataType] = {
+        "scope": pl.Int64(),
+        "raw_data": pl.Float64(),
+        "geo": pl.Struct({"lat": pl.Float64(), "long": pl.Float64()}),
+    }
+    return pl.Schema({column: types.get(column, pl.String()) for column in columns})
+
+
 def _exact_batches(chunks: Iterator[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
     """Re-cut a stream of frames into frames of exactly ``size`` rows (the last may be short)."""
     carry: pl.DataFrame | None = None
