@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -195,3 +197,33 @@ def test_factor_table_must_have_its_columns() -> None:
     bad = io.BytesIO(b"scope,category\n1,x\n").getvalue()
     with pytest.raises(ConfigurationError, match="lacks column"):
         read_ghgp_csv(bad, "tiny")
+
+
+def test_batches_read_with_the_transforms_schema_equal_inference_and_odd_files_fall_back(
+    tmp_path: Path,
+) -> None:
+    from carbonlake.calculate import read_batch
+    from carbonlake.storage import Storage
+    from carbonlake.transform import batch_schema
+
+    storage = Storage(tmp_path.as_uri())
+    shaped = storage.url("transformed", "root/part_00000.jsonl")
+    lines = [
+        {"activity_event_id": "a", "geo": {"lat": 1.5, "long": 2.0}, "scope": 1, "raw_data": 2.5},
+        {
+            "activity_event_id": "b",
+            "geo": {"lat": None, "long": None},
+            "scope": None,
+            "raw_data": 7.0,
+        },
+    ]
+    storage.write_bytes(shaped, "\n".join(json.dumps(r) for r in lines).encode() + b"\n")
+    fast = read_batch(storage, shaped, batch_schema)
+    assert fast.to_dicts() == read_batch(storage, shaped).to_dicts() == lines
+    # Not the transform's shape (a text where the schema says a number): read with
+    # inference, nothing nulled.
+    odd = storage.url("transformed", "root/part_00001.jsonl")
+    storage.write_bytes(odd, b'{"activity_event_id": "c", "raw_data": "12.5 kg"}\n')
+    assert read_batch(storage, odd, batch_schema).to_dicts() == [
+        {"activity_event_id": "c", "raw_data": "12.5 kg"}
+    ]
