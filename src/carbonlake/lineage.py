@@ -351,12 +351,17 @@ def _row_number(record: dict[str, Any], action: str) -> int | None:
     return value
 
 
-def record_request(request: dict[str, Any], writer: LineageWriter) -> dict[str, Any]:
+def record_request(
+    request: dict[str, Any], writer: LineageWriter, *, written: bytes | None = None
+) -> dict[str, Any]:
     """Turn one lineage request of the spec into ledger nodes; returns the spec's output.
 
     Beyond the spec, ``PROFILE_COMPLETE`` is accepted (a file-level request like
     ``DQ_CHECK_PASS``, pointing at the data-quality report) and each record of a
     ``CALCULATION_*`` request may carry its ``row_number`` in the input file.
+    ``written``: the bytes the caller has just written, whole and atomically, to the
+    request's ``storage_location``; their SHA-256 is the object's, so the object is
+    not read back to hash it.
     """
     action = _require(request, "action_taken")
     root_id = _require(request, "root_id")
@@ -413,7 +418,10 @@ def record_request(request: dict[str, Any], writer: LineageWriter) -> dict[str, 
             raise LineageError(f"{action} request has a record without node_id: {record!r}")
         node_ids.append(str(record_node))
         row_numbers.append(_row_number(record, action))
-    sha = writer.object_sha256(location, action)
+    if written is not None:
+        sha = hashlib.sha256(written).hexdigest()
+    else:
+        sha = writer.object_sha256(location, action)
     writer.add_many(
         root_id,
         node_ids,

@@ -1056,7 +1056,8 @@ class _ExecutionRun:
         for index, batch in group:
             key = ctx.storage.split(batch["storage_location"])[1]
             enriched_location = ctx.storage.url("enriched", key)
-            ctx.storage.write_bytes(enriched_location, calc.ndjson(written.get(index, empty)))
+            enriched_bytes = calc.ndjson(written.get(index, empty))
+            ctx.storage.write_bytes(enriched_location, enriched_bytes)
             bad = failed.get(index, result.failed.clear())
             errors_location = None
             if bad.height:
@@ -1079,6 +1080,7 @@ class _ExecutionRun:
                     ],
                 },
                 writer,
+                written=enriched_bytes,
             )
             failed_records = _failed_records(bad)
             if failed_records:
