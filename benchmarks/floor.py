@@ -12,7 +12,7 @@ checkpoints, no file moves, no notifications):
    exact distinct values (Polars).
 3. ``write batches``: the split files of the spec's Glue step, one JSON Lines
    file per ``--batch-size`` records (``part_n.json`` in the spec).
-4. ``read batches``: the map reads each batch file back.
+4. ``read batches``: the map reads each batch file back (with the known schema).
 5. ``calculate``: carbonlake's column-wise calculation (factor join, units, the
    arithmetic) over all records in one Polars call.
 6. ``write enriched``: one enriched JSON Lines file per batch (the spec's
@@ -144,8 +144,10 @@ def measure_floor(path: Path, work: Path, batch_size: int = 1000) -> Floor:
     batches = floor.timed(
         "write batches", lambda: _write_batches(frame, work / "transformed", batch_size)
     )
+    schema = frame.schema
     records = floor.timed(
-        "read batches", lambda: pl.concat([pl.read_ndjson(p) for p in batches], how="vertical")
+        "read batches",
+        lambda: pl.concat([pl.read_ndjson(p, schema=schema) for p in batches], how="vertical"),
     )
     result = floor.timed("calculate", lambda: calculate_frame(records, factor_set, ""))
     floor.timed(

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from benchmarks import __main__ as bench_cli
@@ -140,3 +142,38 @@ def test_sampled_batches_spread_over_the_file() -> None:
     assert picked[-1] == names[-1]
     assert len(picked) == 5
     assert harness.sample_batches(names[:3], 5) == names[:3]
+
+
+def test_the_floor_runs_every_step_and_stores_every_record(tmp_path: Path) -> None:
+    from benchmarks import floor
+
+    source = generate.generate(tmp_path / "floor.csv", ROWS)
+    work = tmp_path / "work"
+    measured = floor.measure_floor(source, work, batch_size=500)
+    assert measured.rows == ROWS
+    assert list(measured.steps) == [
+        "read CSV",
+        "profile",
+        "write batches",
+        "read batches",
+        "calculate",
+        "write enriched",
+        "hash nodes",
+        "store ledger (Parquet)",
+        "store results (Parquet)",
+        "store ledger (SQLite)",
+        "store results (SQLite)",
+    ]
+    # The work was really done: six batch files each way, every record stored twice.
+    assert len(list((work / "transformed").glob("*.jsonl"))) == ROWS // 500
+    assert len(list((work / "enriched").glob("*.jsonl"))) == ROWS // 500
+    assert pl.read_parquet(work / "ledger.parquet").height == ROWS
+    assert pl.read_parquet(work / "results.parquet").height == ROWS
+    with sqlite3.connect(work / "floor.db") as conn:
+        assert conn.execute("SELECT count(*) FROM lineage").fetchone()[0] == ROWS
+        assert conn.execute("SELECT count(*) FROM emissions").fetchone()[0] == ROWS
+    found = floor.summary(measured, scan_s=0.5, baseline_s=40.0)
+    assert found["target_20x_baseline_s"] == 2.0
+    assert found["floor_parquet_two_cores_s"] == pytest.approx(
+        found["floor_parquet_s"] / 2, abs=1e-3
+    )
