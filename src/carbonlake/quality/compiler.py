@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -84,7 +85,12 @@ def hashed(column: str) -> pl.Expr:
     n^2 / 2^65 (under 1e-5 for 10 million distinct values); such a collision can
     only make a count of duplicates too high, never hide a duplicate.
     """
-    return text(column).drop_nulls().hash(seed=HASH_SEED)
+    return value_hash(text(column).drop_nulls())
+
+
+def value_hash(values: pl.Expr) -> pl.Expr:
+    """64-bit hashes of text values (of :func:`text`), as :func:`hashed` computes them."""
+    return values.hash(seed=HASH_SEED)
 
 
 def missing(column: str) -> pl.Expr:
@@ -150,17 +156,35 @@ def is_valid(column: str, type_name: str) -> pl.Expr:
     return ~missing(column)
 
 
-def is_outlier(column: str, z: float) -> pl.Expr:
-    """True where the value is a number more than ``z`` standard deviations from the mean."""
+Moments = Mapping[str, tuple[Any, Any]]
+"""(mean, sample standard deviation) of each column's numbers, when already known."""
+
+
+def is_outlier(column: str, z: float, moments: Moments | None = None) -> pl.Expr:
+    """True where the value is a number more than ``z`` standard deviations from the mean.
+
+    With the column's known ``moments`` they are constants, which keeps the
+    expression row by row (streaming) instead of needing the whole column first.
+    """
     values = numeric(column)
-    return (((values - values.mean()).abs() / values.std()) > z).fill_null(False)
+    if moments is not None and column in moments:
+        known_mean, known_std = moments[column]
+        mean = pl.lit(known_mean, dtype=pl.Float64)
+        std = pl.lit(known_std, dtype=pl.Float64)
+    else:
+        mean, std = values.mean(), values.std()
+    return (((values - mean).abs() / std) > z).fill_null(False)
 
 
 # -- aggregates --------------------------------------------------------------------------
 
 
-def agg_expr(agg: Agg, columns: list[str]) -> pl.Expr:
-    """A scalar expression for one aggregate over the file's ``columns``."""
+def agg_expr(agg: Agg, columns: list[str], moments: Moments | None = None) -> pl.Expr:
+    """A scalar expression for one aggregate over the file's ``columns``.
+
+    ``moments`` (see :func:`is_outlier`) are the columns' known means and standard
+    deviations.
+    """
     rows = pl.len()
 
     def percentage(count: pl.Expr) -> pl.Expr:
@@ -181,7 +205,7 @@ def agg_expr(agg: Agg, columns: list[str]) -> pl.Expr:
         "DISTINCT_VALUES": hashed(col).n_unique(),
         "UNIQUE_VALUES": hashed(col).is_unique().sum(),
         "VALID_VALUES": _valid_count(col),
-        "Z_SCORE_OUTLIERS": is_outlier(col, agg.param or 3.0).sum(),
+        "Z_SCORE_OUTLIERS": is_outlier(col, agg.param or 3.0, moments).sum(),
     }
     for prefix, count in counts.items():
         if agg.stat == f"{prefix}_COUNT":
@@ -209,8 +233,18 @@ def agg_expr(agg: Agg, columns: list[str]) -> pl.Expr:
     return stats[agg.stat].cast(pl.Float64)
 
 
-def agg_rows(agg: Agg, columns: list[str], types: dict[str, str]) -> pl.Expr | None:
-    """The rows behind an aggregate, to show when its check fails (None: no such rows)."""
+def agg_rows(
+    agg: Agg,
+    columns: list[str],
+    types: Mapping[str, str],
+    numbers: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pl.Expr | None:
+    """The rows behind an aggregate, to show when its check fails (None: no such rows).
+
+    ``numbers`` are the columns' known number statistics (``MIN``, ``MAX``, ``MEAN``,
+    ``STANDARD_DEVIATION``): with them the rows are found row by row.
+    """
+    known = (numbers or {}).get(agg.column or "")
     col = agg.column
     if col is None:
         if agg.stat.startswith("DUPLICATE_ROWS"):
@@ -223,10 +257,13 @@ def agg_rows(agg: Agg, columns: list[str], types: dict[str, str]) -> pl.Expr | N
     if agg.stat.startswith("VALID_VALUES"):
         return ~is_valid(col, types.get(col, "string"))
     if agg.stat.startswith("Z_SCORE_OUTLIERS"):
-        return is_outlier(col, agg.param or 3.0)
+        moments = {col: (known["MEAN"], known["STANDARD_DEVIATION"])} if known else None
+        return is_outlier(col, agg.param or 3.0, moments)
     if agg.stat in ("MIN", "MAX"):
         values = numeric(col)
         extreme = values.min() if agg.stat == "MIN" else values.max()
+        if known:
+            extreme = pl.lit(known[agg.stat], dtype=pl.Float64)
         return (values == extreme).fill_null(False)
     return None
 

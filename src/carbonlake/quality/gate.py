@@ -1,11 +1,17 @@
 """Profile a whole CSV file and evaluate a ruleset over it, column-wise.
 
-The file is scanned lazily with Polars (streaming engine): one pass for the
-profile, one for every aggregate and every per-row failure count, and one
-more, only when rules failed, for their failing samples. Nothing is evaluated
-row by row in Python. Problems with the file itself (empty, binary, not UTF-8,
-malformed CSV, no rows) become failed checks of the report with a reason a
-person can act on; they never raise.
+The file is parsed once, by Polars' streaming engine, into a temporary Parquet
+copy of its records (:mod:`.staging`); the same pass counts rows and empty
+rows. The profile then reads that copy one column at a time
+(:mod:`.profiling`), and answers every aggregate it already knows (missing,
+distinct, unique, duplicate and valid counts, number statistics); one
+streaming pass counts every per-row rule's failing rows; the remaining
+aggregates are evaluated rule by rule; and, only for rules that failed, one
+short query each reads the first failing rows. Nothing is evaluated row by row
+in Python, and no pass holds the file: memory is one column's state at most.
+Problems with the file itself (empty, binary, not UTF-8, malformed CSV, no
+rows) become failed checks of the report with a reason a person can act on;
+they never raise.
 
 The report has DataBrew's validation-report shape (``rulesetResults[]
 .ruleResults[]`` with ``name``, ``definition``, ``status``, ``failedCount``,
@@ -17,7 +23,7 @@ severity, a reason sentence and a summary.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,120 +34,30 @@ from .. import csvfile
 from .._exceptions import CarbonlakeError
 from . import compiler as c
 from . import rules as r
-from .structure import FileCheck, check_bytes, check_header, check_records, check_shape
+from . import staging
+from .profiling import NUMBER_STATS, TOP_VALUES, ColumnStats
+from .profiling import profile as profile_columns
+from .structure import FileCheck, check_bytes, check_header, check_shape, records_problem
+
+__all__ = [
+    "MAX_SAMPLES",
+    "RECORD_ID",
+    "TOP_VALUES",
+    "ListResolver",
+    "evaluate",
+    "evaluate_rules",
+    "failed_results",
+    "prepare_rules",
+    "table_rows",
+]
 
 RECORD_ID = "activity_event_id"
 MAX_SAMPLES = 20
-TOP_VALUES = 5
 _ROW = csvfile.ROW_NUMBER
 
 ListResolver = Callable[[str], list[Any]]
 """Returns the run-time list a rule names (e.g. ``@factor_set.category_activity``);
 raises a CarbonlakeError when it cannot."""
-
-
-# -- profile ----------------------------------------------------------------------------
-
-
-def _value_stats(column: str) -> dict[str, pl.Expr]:
-    """Distinct and unique counts and the most common values' hashes, from one count per
-    distinct value hash (see :func:`compiler.hashed`: memory stays 16 bytes per value)."""
-    # One list of (hash, count), worked on inside list.eval: value_counts' order differs
-    # between evaluations, so two separate uses of it would not line up.
-    hashes = c.hashed(column).alias("hash")
-    counts = hashes.value_counts(name="count").implode()
-    item = pl.element()
-    count = item.struct.field("count")
-    # Most common first; ties by hash, so the profile is the same on every run.
-    top = item.top_k_by([count, item.struct.field("hash")], k=TOP_VALUES, reverse=[False, True])
-    return {
-        "distinct": counts.list.len(),
-        "unique": counts.list.eval((count == 1).sum()).list.first(),
-        "top": counts.list.eval(top),
-    }
-
-
-def _top_values(
-    frame: pl.LazyFrame, columns: list[str], tops: dict[int, list[dict[str, Any]]]
-) -> dict[int, dict[int, str]]:
-    """The values behind the most common hashes of each column (a second, narrow pass)."""
-    exprs = []
-    for i, col in tops.items():
-        wanted = [item["hash"] for item in col]
-        if wanted:
-            value = c.text(columns[i])
-            exprs.append(
-                value.filter(value.hash(seed=c.HASH_SEED).is_in(wanted))
-                .unique()
-                .implode()
-                .alias(str(i))
-            )
-    if not exprs:
-        return {}
-    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-    found: dict[int, dict[int, str]] = {}
-    for key, values in row.items():
-        series = pl.Series(values, dtype=pl.String)
-        found[int(key)] = dict(
-            zip(series.hash(seed=c.HASH_SEED).to_list(), series.to_list(), strict=True)
-        )
-    return found
-
-
-def profile_frame(frame: pl.LazyFrame, columns: list[str]) -> dict[str, Any]:
-    """Per column: inferred type, counts, number statistics and most common values."""
-    exprs: list[pl.Expr] = [pl.len().alias("__rows")]
-    for i, col in enumerate(columns):
-        values = c.numeric(col)
-        exprs += [expr.alias(f"{i}_{name}") for name, expr in c.type_counts(col).items()]
-        exprs += [expr.alias(f"{i}_{name}") for name, expr in _value_stats(col).items()]
-        exprs += [
-            values.min().alias(f"{i}_min"),
-            values.max().alias(f"{i}_max"),
-            values.mean().alias(f"{i}_mean"),
-            values.median().alias(f"{i}_median"),
-            values.std().alias(f"{i}_std"),
-        ]
-    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-    rows = int(row["__rows"])
-    values_of = _top_values(
-        frame, columns, {i: list(row[f"{i}_top"] or []) for i in range(len(columns))}
-    )
-    profile_columns = []
-    for i, col in enumerate(columns):
-        counts = {
-            k: int(row[f"{i}_{k}"] or 0) for k in ("present", "number", "timestamp", "boolean")
-        }
-        type_name = c.inferred_type(counts)
-        valid = counts[type_name] if type_name in counts else counts["present"]
-        entry: dict[str, Any] = {
-            "name": col,
-            "type": type_name,
-            "count": rows,
-            "missing": rows - counts["present"],
-            "distinct": int(row[f"{i}_distinct"]),
-            "unique": int(row[f"{i}_unique"]),
-            "valid": valid,
-        }
-        if type_name == "number":
-            entry.update(
-                {
-                    "min": c.clean(row[f"{i}_min"]),
-                    "max": c.clean(row[f"{i}_max"]),
-                    "mean": c.clean(row[f"{i}_mean"]),
-                    "median": c.clean(row[f"{i}_median"]),
-                    "standardDeviation": c.clean(row[f"{i}_std"]),
-                }
-            )
-        common = [
-            {"value": values_of.get(i, {}).get(item["hash"]), "count": int(item["count"])}
-            for item in row[f"{i}_top"] or []
-        ]
-        # Most common first, ties in value order (which tied values make the cut at the
-        # TOP_VALUES boundary is decided by hash, the same on every run).
-        entry["mostCommonValues"] = sorted(common, key=lambda v: (-v["count"], str(v["value"])))
-        profile_columns.append(entry)
-    return {"rowsCount": rows, "columnsCount": len(columns), "columns": profile_columns}
 
 
 # -- rule evaluation -------------------------------------------------------------------------
@@ -163,6 +79,8 @@ class _Pending:
     units: list[_Unit]
     aggregate: bool
     lists: c.Lists = field(default_factory=dict)
+    known: dict[r.Agg, Any] = field(default_factory=dict)
+    """Aggregates the profile already answered, by aggregate."""
     passed: list[bool] = field(default_factory=list)
     observed: list[Any] = field(default_factory=list)
     failed_counts: list[int] = field(default_factory=list)
@@ -250,13 +168,146 @@ def _prepare(
     return _Pending(rule, units, r.is_aggregate(check), lists)
 
 
-def _pass_exprs(pending: _Pending, columns: list[str], key: str) -> list[pl.Expr]:
-    """The expressions one rule adds to the evaluation pass."""
+_UNKNOWN = object()
+_COPIES = "__carbonlake_copies"
+_CELLS = "__carbonlake_cells"
+
+
+@dataclass
+class _RowCopies:
+    """Rows identical in every cell to another row (``DUPLICATE_ROWS``).
+
+    Found by a 64-bit hash of each row (8 bytes a row in memory), then counted
+    exactly: only the rows whose hash repeats are grouped by their cells, so what
+    is held beyond the hashes is one entry per distinct row that may repeat.
+    """
+
+    count: int
+    """Rows identical to an earlier row."""
+    repeated: pl.DataFrame
+    """Each distinct row that occurs more than once (its cells, as one struct)."""
+
+
+def _row_hash(columns: list[str]) -> pl.Expr:
+    return c.value_hash(pl.struct(columns))
+
+
+def _repeated_values(hashes: pl.Series) -> pl.Series:
+    """The values that occur more than once in a sorted series."""
+    n = hashes.len()
+    if n < 2:
+        return hashes.clear()
+    same = hashes.slice(1) == hashes.slice(0, n - 1)
+    return hashes.slice(1).filter(same).unique()
+
+
+def _find_row_copies(frame: pl.LazyFrame, columns: list[str]) -> _RowCopies:
+    hashes = frame.select(_row_hash(columns)).collect(engine="streaming").to_series().sort()
+    repeated = _repeated_values(hashes)
+    del hashes
+    if repeated.len() == 0:
+        return _RowCopies(
+            0, pl.DataFrame(schema={_CELLS: pl.Struct(dict.fromkeys(columns, pl.String))})
+        )
+    groups = (
+        frame.filter(_row_hash(columns).is_in(repeated.implode()))
+        .group_by(pl.struct(columns).alias(_CELLS))
+        .agg(pl.len().alias(_COPIES))
+        .collect(engine="streaming")
+    )
+    count = int(groups.get_column(_COPIES).sum()) - groups.height
+    return _RowCopies(count, groups.filter(pl.col(_COPIES) > 1).select(_CELLS))
+
+
+def _duplicate_row_rows(
+    frame: pl.LazyFrame, columns: list[str], copies: _RowCopies, fields: list[pl.Expr]
+) -> pl.DataFrame:
+    """The first rows identical in every cell to another row, checked on the cells."""
+    hashes = copies.repeated.select(c.value_hash(pl.col(_CELLS))).to_series()
+    shown = _row_hash(columns).is_in(hashes.implode())
+    first = _first_rows(frame, shown, [*fields, pl.struct(columns).alias(_CELLS)])
+    real = first.join(
+        copies.repeated, on=_CELLS, how="semi", nulls_equal=True, maintain_order="left"
+    )
+    if real.height == first.height:
+        return real.drop(_CELLS)
+    return _first_rows(frame, pl.struct(columns).is_duplicated(), fields)  # a hash collision
+
+
+def _known_aggregate(
+    agg: r.Agg,
+    stats: Mapping[str, ColumnStats],
+    rows: int,
+    columns: list[str],
+    copies: _RowCopies | None = None,
+) -> Any:
+    """The aggregate's value from the profile (or the duplicate rows found), as
+    :func:`compiler.agg_expr` computes it; ``_UNKNOWN`` when it is not known."""
+    if agg.column is None:
+        if agg.stat == "ROWS_COUNT":
+            return rows
+        if agg.stat == "COLUMNS_COUNT":
+            return len(columns)
+        if copies is not None and agg.stat == "DUPLICATE_ROWS_COUNT":
+            return copies.count
+        if copies is not None and agg.stat == "DUPLICATE_ROWS_PERCENTAGE":
+            return copies.count * 100.0 / rows if rows > 0 else 0.0
+        return _UNKNOWN
+    column = stats.get(agg.column)
+    if column is None:
+        return _UNKNOWN
+    counts = {
+        "MISSING_VALUES": rows - column.present,
+        "DUPLICATE_VALUES": column.present - column.distinct,
+        "DISTINCT_VALUES": column.distinct,
+        "UNIQUE_VALUES": column.unique,
+        "VALID_VALUES": column.valid,
+    }
+    for prefix, count in counts.items():
+        if agg.stat == f"{prefix}_COUNT":
+            return count
+        if agg.stat == f"{prefix}_PERCENTAGE":
+            return count * 100.0 / rows if rows > 0 else 0.0
+    if agg.stat in column.numbers:
+        return column.numbers[agg.stat]
+    if agg.stat == "QUANTILE":
+        return column.quantiles.get(agg.param if agg.param is not None else 0.5, _UNKNOWN)
+    return _UNKNOWN
+
+
+def _wanted(jobs: list[tuple[str, _Pending]]) -> dict[str, set[Any]]:
+    """What each column's aggregates ask of the profile beyond its own statistics:
+    quantiles (floats) and number statistics (names)."""
+    wanted: dict[str, set[Any]] = {}
+    for _, pending in jobs:
+        for unit in pending.units if pending.aggregate else []:
+            for agg in r.aggregates_of(unit.check):
+                if agg.column is None:
+                    continue
+                if agg.stat == "QUANTILE":
+                    q = agg.param if agg.param is not None else 0.5
+                    wanted.setdefault(agg.column, set()).add(float(q))
+                elif agg.stat in NUMBER_STATS:
+                    wanted.setdefault(agg.column, set()).add(agg.stat)
+    return wanted
+
+
+def _moments(stats: Mapping[str, ColumnStats]) -> dict[str, tuple[Any, Any]]:
+    """(mean, standard deviation) of each column's numbers, for z-scores."""
+    return {name: (s.numbers["MEAN"], s.numbers["STANDARD_DEVIATION"]) for name, s in stats.items()}
+
+
+def _pass_exprs(
+    pending: _Pending, columns: list[str], key: str, moments: Mapping[str, tuple[Any, Any]]
+) -> list[pl.Expr]:
+    """The expressions one rule adds to an evaluation pass (none when the profile answered
+    all of its aggregates)."""
     if pending.aggregate:
         return [
-            c.agg_expr(agg, columns).alias(f"{key}_{u}_{a}")
+            c.agg_expr(agg, columns, moments).alias(f"{key}_{u}_{a}")
             for u, unit in enumerate(pending.units)
             for a, agg in enumerate(r.aggregates_of(unit.check))
+            if agg not in pending.known
         ]
     passes = [c.row_expr(unit.check, pending.lists) for unit in pending.units]
     exprs = [(~p).sum().alias(f"{key}_{u}") for u, p in enumerate(passes)]
@@ -270,7 +321,10 @@ def _judge(pending: _Pending, row: dict[str, Any], key: str, rows: int) -> None:
     for u, unit in enumerate(pending.units):
         if pending.aggregate:
             aggs = r.aggregates_of(unit.check)
-            values = {agg: c.clean(row[f"{key}_{u}_{a}"]) for a, agg in enumerate(aggs)}
+            values = {
+                agg: c.clean(pending.known[agg] if agg in pending.known else row[f"{key}_{u}_{a}"])
+                for a, agg in enumerate(aggs)
+            }
             pending.passed.append(c.evaluate_aggregate(unit.check, values, pending.lists))
             observed = [values[agg] for agg in aggs]
             pending.observed.append(observed[0] if len(observed) == 1 else observed)
@@ -287,22 +341,51 @@ def _judge(pending: _Pending, row: dict[str, Any], key: str, rows: int) -> None:
         pending.failed_rows = int(row[f"{key}_any"])
 
 
-def _run_pass(frame: pl.LazyFrame, jobs: list[tuple[str, _Pending]], columns: list[str]) -> None:
-    """Evaluate every rule in one pass; if that fails, rule by rule to isolate the culprit."""
-    rows_expr = pl.len().alias("__rows")
+def _run_passes(
+    frame: pl.LazyFrame,
+    jobs: list[tuple[str, _Pending]],
+    columns: list[str],
+    rows: int,
+    moments: Mapping[str, tuple[Any, Any]],
+) -> None:
+    """Evaluate what the profile did not answer: every per-row rule in one streaming
+    pass, each aggregate rule that still needs the data in a query of its own (such an
+    aggregate, a MODE or ENTROPY, may need a column's values in memory; alone, it does
+    not take the other rules' columns with it)."""
+    per_row = [job for job in jobs if not job[1].aggregate]
+    groups = [per_row] if per_row else []
+    for key, pending in jobs:
+        if not pending.aggregate:
+            continue
+        if _pass_exprs(pending, columns, key, moments):
+            groups.append([(key, pending)])
+        else:
+            _judge(pending, {}, key, rows)
+    for group in groups:
+        _run_pass(frame, group, columns, rows, moments)
+
+
+def _run_pass(
+    frame: pl.LazyFrame,
+    jobs: list[tuple[str, _Pending]],
+    columns: list[str],
+    rows: int,
+    moments: Mapping[str, tuple[Any, Any]],
+) -> None:
+    """Evaluate rules in one pass; if that fails, rule by rule to isolate the culprit."""
     try:
-        exprs = [rows_expr] + [e for key, p in jobs for e in _pass_exprs(p, columns, key)]
+        exprs = [e for key, p in jobs for e in _pass_exprs(p, columns, key, moments)]
         row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
         for key, pending in jobs:
-            _judge(pending, row, key, int(row["__rows"]))
+            _judge(pending, row, key, rows)
         return
     except pl.exceptions.PolarsError:
         pass
     for key, pending in jobs:
         try:
-            exprs = [rows_expr, *_pass_exprs(pending, columns, key)]
+            exprs = _pass_exprs(pending, columns, key, moments)
             row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-            _judge(pending, row, key, int(row["__rows"]))
+            _judge(pending, row, key, rows)
         except pl.exceptions.PolarsError as exc:
             pending.error = f"the rule could not be evaluated: {_first_line(exc)}"
 
@@ -312,49 +395,90 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _sample_filter(pending: _Pending, columns: list[str], types: dict[str, str]) -> pl.Expr | None:
-    """True on the rows to show for a failed rule (None: the rule has no such rows)."""
+def _sample_rows(
+    frame: pl.LazyFrame,
+    pending: _Pending,
+    columns: list[str],
+    stats: Mapping[str, ColumnStats],
+    fields: list[pl.Expr],
+    copies: _RowCopies | None = None,
+) -> pl.DataFrame | None:
+    """The first MAX_SAMPLES rows to show for a failed rule (None: it has no such rows)."""
     failing = [unit for unit, ok in zip(pending.units, pending.passed, strict=True) if not ok]
     if not pending.aggregate:
-        return pl.any_horizontal([~c.row_expr(unit.check, pending.lists) for unit in failing])
+        shown = pl.any_horizontal([~c.row_expr(unit.check, pending.lists) for unit in failing])
+        return _first_rows(frame, shown, fields)
+    types = {name: s.type_name for name, s in stats.items()}
+    numbers = {name: s.numbers for name, s in stats.items()}
     for unit in failing:
         for agg in r.aggregates_of(unit.check):
-            shown = c.agg_rows(agg, columns, types)
-            if shown is not None:
-                return shown
+            if agg.column is not None and agg.stat.startswith("DUPLICATE_VALUES"):
+                return _duplicate_value_rows(frame, agg.column, fields)
+            if copies is not None and agg.stat.startswith("DUPLICATE_ROWS"):
+                return _duplicate_row_rows(frame, columns, copies, fields)
+            rows_of = c.agg_rows(agg, columns, types, numbers)
+            if rows_of is not None:
+                return _first_rows(frame, rows_of, fields)
     return None
+
+
+def _first_rows(frame: pl.LazyFrame, shown: pl.Expr, fields: list[pl.Expr]) -> pl.DataFrame:
+    # A streaming filter that stops reading once it has MAX_SAMPLES rows.
+    return frame.filter(shown).select(fields).head(MAX_SAMPLES).collect(engine="streaming")
+
+
+def _duplicate_value_rows(frame: pl.LazyFrame, column: str, fields: list[pl.Expr]) -> pl.DataFrame:
+    """The first rows whose value of ``column`` occurs more than once.
+
+    Found by the values' 64-bit hashes (one column of hashes in memory, not the
+    column's text), then checked on the text itself: a row is shown only when its
+    exact value occurs twice, so a hash collision can never show a row that is not a
+    duplicate (should one turn up, the rows are found by the text alone).
+    """
+    value = c.text(column)
+    hashes = frame.select(c.hashed(column)).collect(engine="streaming").to_series().sort()
+    repeated = _repeated_values(hashes)
+    del hashes
+    shown = c.value_hash(value).is_in(repeated.implode()) & value.is_not_null()
+    first = _first_rows(frame, shown, [*fields, value.alias("__value")])
+    texts = first.get_column("__value").unique()
+    counts = (
+        frame.select(value.alias("__value"))
+        .filter(pl.col("__value").is_in(texts.implode()))
+        .group_by("__value")
+        .len()
+        .collect(engine="streaming")
+    )
+    if counts.height == texts.len() and bool((counts.get_column("len") > 1).all()):
+        return first.drop("__value")
+    return _first_rows(frame, value.is_duplicated() & ~c.missing(column), fields)
 
 
 def _collect_samples(
     frame: pl.LazyFrame,
     failed: list[tuple[str, _Pending]],
     columns: list[str],
-    types: dict[str, str],
+    stats: Mapping[str, ColumnStats],
+    copies: _RowCopies | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Up to MAX_SAMPLES (row_number, activity_event_id) per failed rule, in one pass."""
-    exprs: list[pl.Expr] = []
-    keys: list[str] = []
+    """Up to MAX_SAMPLES (row_number, activity_event_id) per failed rule, one short query
+    each."""
+    # One struct per row, so each row number stays with its own id.
+    fields = [pl.col(_ROW).alias("row_number")]
+    if RECORD_ID in columns:
+        fields.append(pl.col(RECORD_ID))
+    samples: dict[str, list[dict[str, Any]]] = {}
     for key, pending in failed:
-        shown = _sample_filter(pending, columns, types)
-        if shown is None:
+        try:
+            found = _sample_rows(frame, pending, columns, stats, fields, copies)
+        except pl.exceptions.PolarsError:
             continue
-        keys.append(key)
-        # One struct per row, so each row number stays with its own id.
-        fields = [pl.col(_ROW).alias("row_number")]
-        if RECORD_ID in columns:
-            fields.append(pl.col(RECORD_ID))
-        first = pl.struct(fields).filter(shown).head(MAX_SAMPLES).implode()
-        exprs.append(first.alias(key))
-    if not exprs:
-        return {}
-    try:
-        row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-    except pl.exceptions.PolarsError:
-        return {}
-    return {
-        key: [{**item, "row_number": int(item["row_number"])} for item in row[key] or []]
-        for key in keys
-    }
+        if found is not None:
+            samples[key] = [
+                {**item, "row_number": int(item["row_number"])}
+                for item in found.iter_rows(named=True)
+            ]
+    return samples
 
 
 def _reason(pending: _Pending, rows: int) -> str | None:
@@ -429,35 +553,54 @@ def _finish(pending: _Pending, rows: int, samples: list[dict[str, Any]]) -> dict
     )
 
 
-def evaluate_rules(
-    frame: pl.LazyFrame,
-    rules: Iterable[r.Rule],
-    columns: list[str],
-    types: dict[str, str],
-    resolve: ListResolver | None = None,
-) -> list[dict[str, Any]]:
-    """Every enabled rule's result, in the ruleset's order (disabled rules are left out)."""
+def prepare_rules(
+    rules: Iterable[r.Rule], columns: list[str], resolve: ListResolver | None = None
+) -> list[dict[str, Any] | tuple[str, _Pending]]:
+    """Every enabled rule in the ruleset's order: its final result when it cannot run on
+    this file, else the rule to evaluate (disabled rules are left out)."""
     ordered: list[dict[str, Any] | tuple[str, _Pending]] = []
-    jobs: list[tuple[str, _Pending]] = []
     for index, rule in enumerate(rules):
         if rule.disabled:
             continue
         prepared = _prepare(rule, columns, resolve)
-        if isinstance(prepared, dict):
-            ordered.append(prepared)
-        else:
-            job = (f"r{index}", prepared)
-            jobs.append(job)
-            ordered.append(job)
-    rows = 0
+        ordered.append(prepared if isinstance(prepared, dict) else (f"r{index}", prepared))
+    return ordered
+
+
+def evaluate_rules(
+    frame: pl.LazyFrame,
+    prepared: list[dict[str, Any] | tuple[str, _Pending]],
+    columns: list[str],
+    stats: Mapping[str, ColumnStats],
+    rows: int,
+) -> list[dict[str, Any]]:
+    """Every prepared rule's result, in order.
+
+    ``frame`` has the records (row numbers are added for the samples); ``stats`` is
+    the profile's statistics of each column and ``rows`` the number of records.
+    """
+    jobs = [item for item in prepared if not isinstance(item, dict)]
+    aggs = [
+        (pending, agg)
+        for _, pending in jobs
+        for unit in (pending.units if pending.aggregate else [])
+        for agg in r.aggregates_of(unit.check)
+    ]
+    copies = None
+    if any(agg.stat.startswith("DUPLICATE_ROWS") for _, agg in aggs):
+        copies = _find_row_copies(frame, columns)
+    for pending, agg in aggs:
+        value = _known_aggregate(agg, stats, rows, columns, copies)
+        if value is not _UNKNOWN:
+            pending.known[agg] = value
     if jobs:
-        rows = int(frame.select(pl.len()).collect(engine="streaming").item())
-        _run_pass(frame, jobs, columns)
+        _run_passes(frame, jobs, columns, rows, _moments(stats))
     failed = [(k, p) for k, p in jobs if not p.error and not all(p.passed)]
-    samples = _collect_samples(frame, failed, columns, types) if failed else {}
+    numbered = frame.with_row_index(_ROW, offset=1)
+    samples = _collect_samples(numbered, failed, columns, stats, copies) if failed else {}
     return [
         item if isinstance(item, dict) else _finish(item[1], rows, samples.get(item[0], []))
-        for item in ordered
+        for item in prepared
     ]
 
 
@@ -470,12 +613,15 @@ def evaluate(
     *,
     resolve: ListResolver | None = None,
     ruleset_name: str = "carbonlake",
+    row_group_rows: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Profile ``path`` and evaluate ``rules`` over all of it.
 
     Returns ``(report, profile)``; the report's ``passed`` says whether the file
     may enter the pipeline (no rule of severity error failed). The profile is
-    None when the file could not be read.
+    None when the file could not be read. ``row_group_rows`` sets the rows per
+    row group of the working copy (:data:`staging.ROW_GROUP_ROWS`); the report
+    does not depend on it.
     """
     file_checks: list[FileCheck] = []
     profile: dict[str, Any] | None = None
@@ -494,18 +640,23 @@ def evaluate(
             shape = check_shape(path, len(columns))
             if shape:
                 file_checks.append(shape)
-            else:
-                problems, empty_rows = check_records(path, columns)
-                file_checks += problems
         except pl.exceptions.PolarsError as exc:
             file_checks.append(_unreadable(exc))
     if not file_checks:
-        frame = csvfile.scan(path, columns, row_number=True)
         try:
-            profile = profile_frame(frame, columns)
-            profile["emptyRowsSkipped"] = empty_rows
-            types = {col["name"]: col["type"] for col in profile["columns"]}
-            results = evaluate_rules(frame, rules, columns, types, resolve)
+            with staging.stage(path, columns, row_group_rows=row_group_rows) as staged:
+                empty_rows = staged.empty_rows
+                problem = records_problem(staged.rows, empty_rows)
+                if problem:
+                    file_checks.append(problem)
+                else:
+                    prepared = prepare_rules(rules, columns, resolve)
+                    jobs = [item for item in prepared if not isinstance(item, dict)]
+                    profile, stats = profile_columns(
+                        staged.frame(), columns, staged.rows, _wanted(jobs)
+                    )
+                    profile["emptyRowsSkipped"] = empty_rows
+                    results = evaluate_rules(staged.frame(), prepared, columns, stats, staged.rows)
         except pl.exceptions.PolarsError as exc:
             profile = None
             file_checks.append(_unreadable(exc))
