@@ -61,7 +61,21 @@ def scan(path: Path, columns: list[str], row_number: bool = False) -> pl.LazyFra
     ``columns`` are the header's names (from :func:`read_header`); with
     ``row_number`` a :data:`ROW_NUMBER` column comes first.
     """
-    frame = scan_all_rows(path).filter(~is_empty_row(columns))
+    return records(scan_all_rows(path), columns, row_number)
+
+
+def read_text(data: bytes) -> pl.LazyFrame:
+    """Every row of CSV text held in memory (a header line, then records), as
+    :func:`scan_all_rows` reads a file."""
+    return pl.read_csv(
+        io.BytesIO(data), infer_schema=False, encoding="utf8", with_column_names=_strip_names
+    ).lazy()
+
+
+def records(rows: pl.LazyFrame, columns: list[str], row_number: bool = False) -> pl.LazyFrame:
+    """The records among all rows (:func:`scan_all_rows`, :func:`read_text`): empty rows
+    skipped, empty cells null; with ``row_number`` a :data:`ROW_NUMBER` column first."""
+    frame = rows.filter(~is_empty_row(columns))
     if row_number:
         frame = frame.with_row_index(ROW_NUMBER, offset=1)
     return frame.with_columns(
