@@ -448,6 +448,9 @@ class Pipeline:
         samples: list[dict[str, Any]] = []
         errors_files: list[str] = []
         failed_batches = []
+        # Redrive checkpoints by batch, in one pass (not one scan of every checkpoint
+        # per batch: that was quadratic in the number of batches).
+        redriven = _redrives_by_state(done)
         for batch, records in zip(split["batches"], split["batch_records"], strict=True):
             base = done.get(f"MAP:{batch['node_id']}")
             if base is None:
@@ -455,11 +458,7 @@ class Pipeline:
                 summary["records_failed"] += records
                 continue
             outputs = [base] + [
-                done[k]
-                for k in sorted(
-                    (k for k in done if k.startswith(f"MAP:{batch['node_id']}:redrive-")),
-                    key=lambda k: int(k.rsplit("-", 1)[1]),
-                )
+                done[k] for _, k in sorted(redriven.get(f"MAP:{batch['node_id']}", []))
             ]
             latest = outputs[-1]
             summary["records_calculated"] += sum(o["records_calculated"] for o in outputs)
@@ -834,12 +833,13 @@ class _ExecutionRun:
         batches = split["batches"]
         fresh: list[tuple[int, dict[str, Any]]] = []
         redrives: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        redriven = _redrives_by_state(self.done) if self.redrive else {}
         for index, batch in enumerate(batches):
             key = f"MAP:{batch['node_id']}"
             if key not in self.done:
                 fresh.append((index, batch))
-            elif self.redrive and self._latest(batch)["records_failed"]:
-                redrives.append((index, batch, self._latest(batch)))
+            elif self.redrive and self._latest(batch, redriven)["records_failed"]:
+                redrives.append((index, batch, self._latest(batch, redriven)))
         per_group = max(1, GROUP_RECORDS // max(self.batch_size, 1))
         groups = [fresh[i : i + per_group] for i in range(0, len(fresh), per_group)]
         executor, own = self._executor()
@@ -1125,12 +1125,13 @@ class _ExecutionRun:
         self._iteration(index, batch, previous)
         return 1
 
-    def _latest(self, batch: dict[str, Any]) -> dict[str, Any]:
-        prefix = f"MAP:{batch['node_id']}"
-        redrives = [k for k in self.done if k.startswith(f"{prefix}:redrive-")]
-        if not redrives:
-            return self.done[prefix]
-        return self.done[max(redrives, key=lambda k: int(k.rsplit("-", 1)[1]))]
+    def _latest(
+        self, batch: dict[str, Any], redriven: dict[str, list[tuple[int, str]]]
+    ) -> dict[str, Any]:
+        """The newest output of a batch: its last redrive's, else its first run's."""
+        state = f"MAP:{batch['node_id']}"
+        redrives = redriven.get(state)
+        return self.done[max(redrives)[1]] if redrives else self.done[state]
 
     def _iteration(self, index: int, batch: dict[str, Any], previous: dict[str, Any]) -> None:
         """Redrive one batch: calculate its failed records again and record their lineage."""
@@ -1232,6 +1233,18 @@ class _ExecutionRun:
         )["calculations"]
         self._record_lineage(writer, item["data_lineage"]["parent_id"], calculations, rows)
         return _iteration_output(calculations)
+
+
+def _redrives_by_state(done: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
+    """Redrive checkpoints (``MAP:<node>:redrive-<n>``) by their batch's state
+    ``MAP:<node>``, as ``(n, key)``: one pass over the checkpoints, so that looking a
+    batch's up is not a scan of them all (quadratic in the batches of a big file)."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for key in done:
+        state, marker, number = key.rpartition(":redrive-")
+        if marker and state.startswith("MAP:") and number.isdigit():
+            found.setdefault(state, []).append((int(number), key))
+    return found
 
 
 def _iteration_output(calculations: dict[str, Any]) -> dict[str, Any]:
