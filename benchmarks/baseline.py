@@ -40,6 +40,7 @@ from typing import Any
 
 from carbonlake.calculate import units
 from carbonlake.calculate.factors import shipped_factor_set
+from carbonlake.database import PAGE_SIZE
 
 BATCH_SIZE = 1000
 LEDGER_SCHEMA = """
@@ -51,10 +52,9 @@ CREATE TABLE IF NOT EXISTS lineage (
     action_taken TEXT NOT NULL,
     storage_location TEXT,
     recorded_at TEXT NOT NULL,
-    UNIQUE (root_id, node_id)
+    UNIQUE (node_id, root_id)
 );
-CREATE INDEX IF NOT EXISTS lineage_node ON lineage(node_id);
-CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(root_id, parent_id);
+CREATE INDEX IF NOT EXISTS lineage_root ON lineage(root_id, seq);
 """
 """The same ledger shape and indexes as carbonlake's ``lineage`` table."""
 
@@ -186,8 +186,10 @@ def calculate_batch(batch: Path, out: Path, factors: dict[tuple[str, str], Facto
 
 
 def open_ledger(path: Path) -> sqlite3.Connection:
-    """The baseline's lineage ledger, with carbonlake's pragmas (WAL, synchronous NORMAL)."""
+    """The baseline's lineage ledger, with carbonlake's pragmas (page size, WAL,
+    synchronous NORMAL), so that the comparison does not credit carbonlake with them."""
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.executescript(LEDGER_SCHEMA)
