@@ -15,12 +15,18 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-try:  # the postgres extra: pip install 'carbonlake[postgres]'
-    import psycopg
-    from psycopg import errors as pg_errors
-except ImportError:  # pragma: no cover - exercised only without the extra
-    psycopg = None  # type: ignore[assignment]
-    pg_errors = None  # type: ignore[assignment]
+
+def _psycopg() -> Any:
+    """psycopg (the postgres extra), imported on first use: a SQLite workspace, and
+    every CLI call on one, does not pay its import time (about 50 ms)."""
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise sqlite3.OperationalError(
+            "PostgreSQL needs psycopg: pip install 'carbonlake[postgres]'"
+        ) from exc
+    return psycopg
+
 
 _DDL = (
     (
@@ -69,7 +75,7 @@ class Row(tuple):  # type: ignore[type-arg]
 
 
 def _map_errors(exc: Exception) -> sqlite3.Error:
-    if pg_errors is not None and isinstance(exc, pg_errors.IntegrityError):
+    if isinstance(exc, _psycopg().errors.IntegrityError):
         return sqlite3.IntegrityError(str(exc))
     return sqlite3.OperationalError(str(exc))
 
@@ -93,7 +99,7 @@ class Cursor:
         try:
             self._cursor.execute(translate(sql), tuple(params) or None)
         except Exception as exc:
-            if psycopg is not None and isinstance(exc, psycopg.Error):
+            if isinstance(exc, _psycopg().Error):
                 raise _map_errors(exc) from exc
             raise
         return self
@@ -102,7 +108,7 @@ class Cursor:
         try:
             self._cursor.executemany(translate(sql), [tuple(r) for r in rows])
         except Exception as exc:
-            if psycopg is not None and isinstance(exc, psycopg.Error):
+            if isinstance(exc, _psycopg().Error):
                 raise _map_errors(exc) from exc
             raise
         return self
@@ -129,10 +135,7 @@ class Connection:
     """The connection part: autocommit, with explicit BEGIN/COMMIT from the layer."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
-        if psycopg is None:
-            raise sqlite3.OperationalError(
-                "PostgreSQL needs psycopg: pip install 'carbonlake[postgres]'"
-            )
+        psycopg = _psycopg()
         try:
             self._conn = psycopg.connect(
                 url, autocommit=True, connect_timeout=max(1, int(timeout_s))

@@ -214,9 +214,8 @@ def read_original_json(
 
 def _kilograms(value: float, mass_unit: str, origin: str, index: int, gas: str) -> float:
     try:
-        quantity = value * units.parse(mass_unit)
-        return float(quantity.to("kilogram").magnitude)
-    except (units.UnitError, units.DimensionalityError) as exc:
+        return units.magnitude_in(value * units.parse(mass_unit), "kilogram")
+    except units.UnitError as exc:
         raise ConfigurationError(
             f"factor file {origin}: factor {index} gives {gas} in {mass_unit!r}, which is not "
             "a unit of mass (use kg, g, t or lb)"
