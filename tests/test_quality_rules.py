@@ -682,3 +682,23 @@ def test_keywords_parse_the_same_in_any_case(flips: list[bool]) -> None:
         return parse_check(rules_from_document([rule], "test")[0])
 
     assert parsed(mixed) == parsed(expression)
+
+
+def test_entropy_is_the_same_on_every_run_and_matches_its_definition() -> None:
+    import random
+    from collections import Counter
+
+    import polars as pl
+
+    from carbonlake.quality.compiler import agg_expr
+    from carbonlake.quality.rules import Agg
+
+    rng = random.Random(3)
+    values = [str(rng.randint(0, 50_000)) for _ in range(300_000)]
+    frame = pl.DataFrame({"x": values})
+    expr = agg_expr(Agg("ENTROPY", "x"), ["x"])
+    found = {frame.select(expr).item() for _ in range(20)}
+    assert len(found) == 1  # value_counts' order varies; the entropy must not
+    counts = Counter(values).values()
+    expected = -sum(n / len(values) * math.log2(n / len(values)) for n in counts)
+    assert found.pop() == pytest.approx(expected, rel=1e-12)

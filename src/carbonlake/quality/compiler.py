@@ -216,7 +216,9 @@ def agg_expr(agg: Agg, columns: list[str], moments: Moments | None = None) -> pl
     if agg.stat == "MODE":
         return present.mode().sort().first()
     if agg.stat == "ENTROPY":
-        return present.value_counts().struct.field("count").entropy(base=2)
+        # Counts sorted first: value_counts' order varies between runs, and with it the
+        # last digit of the sum; sorted, the same file always gives the same entropy.
+        return present.value_counts().struct.field("count").sort().entropy(base=2)
     if agg.stat == "QUANTILE":
         return values.quantile(agg.param if agg.param is not None else 0.5, "linear")
     stats = {
