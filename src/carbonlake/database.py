@@ -830,15 +830,42 @@ class Database:
         """The first ``per_parent`` nodes with one of ``actions`` under each parent of a root."""
         if not actions or per_parent <= 0:
             return []
+        # The root's nodes in order through the (root_id, seq) index, keeping the first
+        # few of each parent, then those rows by sequence number: no index by parent is
+        # kept (it cost every record node's insert), and a window over the root sorted
+        # by parent took twice as long.
+        marks = ", ".join("?" for _ in actions)
+        taken: dict[str, int] = {}
+        wanted: list[int] = []
+        try:
+            cursor = self._connection().cursor()
+            cursor.row_factory = None
+            cursor.execute(
+                "SELECT seq, parent_id FROM lineage WHERE root_id = ? "
+                f"AND action_taken IN ({marks}) ORDER BY seq",
+                (root_id, *actions),
+            )
+            while rows := cursor.fetchmany(50_000):
+                for seq, parent in rows:
+                    count = taken.get(parent, 0)
+                    if count < per_parent:
+                        taken[parent] = count + 1
+                        wanted.append(seq)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"reading the lineage ledger of {self.path} failed: {exc}") from exc
         columns = ", ".join(LINEAGE_COLUMNS)
-        rows = self._query(
-            f"SELECT {columns} FROM (SELECT {columns}, seq, row_number() OVER "
-            "(PARTITION BY parent_id ORDER BY seq) AS position FROM lineage "
-            f"WHERE root_id = ? AND action_taken IN ({', '.join('?' for _ in actions)})) "
-            "WHERE position <= ? ORDER BY seq",
-            (root_id, *actions, per_parent),
-        )
-        return [dict(row) for row in rows]
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[start : start + _ID_CHUNK]
+            found += [
+                dict(row)
+                for row in self._query(
+                    f"SELECT {columns} FROM lineage WHERE seq IN "
+                    f"({', '.join('?' for _ in chunk)}) ORDER BY seq",
+                    chunk,
+                )
+            ]
+        return found
 
     def lineage_record_groups(self, root_id: str, actions: Sequence[str]) -> list[dict[str, Any]]:
         """Nodes of one root with one of ``actions``, grouped by parent, action, location and
