@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -534,3 +535,26 @@ def test_export_after_a_partial_rerun_has_each_record_once_with_its_newest_resul
     by_id = {r["activity_event_id"]: r for r in records}
     for i in range(12):
         assert by_id[f"id-{i}"]["raw_data"] == (1000 if i in (3, 4, 5) else i % 50 + 1)
+
+
+def test_csv_export_of_files_with_different_columns_has_one_header_for_all(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    plain = write_csv(tmp_path / "plain.csv", 3)
+    assert invoke("run", plain, "--workspace", ws, "--no-progress").exit_code == 0
+    noted = tmp_path / "noted.csv"
+    noted.write_text(
+        "\n".join([HEADER + ",note", *(row(f"n-{i}") + f",remark {i}" for i in range(2))]) + "\n",
+        encoding="utf-8",
+    )
+    assert invoke("run", noted, "--workspace", ws, "--no-progress").exit_code == 0
+    out = tmp_path / "all.csv"
+    exported = invoke("emissions", "export", "--format", "csv", "-o", out, "--workspace", ws)
+    assert exported.exit_code == 0, exported.output
+    with out.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert sorted(r["activity_event_id"] for r in table) == ["id-0", "id-1", "id-2", "n-0", "n-1"]
+    notes = {r["activity_event_id"]: r["note"] for r in table}
+    assert notes == {"id-0": "", "id-1": "", "id-2": "", "n-0": "remark 0", "n-1": "remark 1"}
+    assert all(float(r["emissions_output.calculated_emissions.co2.amount"]) > 0 for r in table)

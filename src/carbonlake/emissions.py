@@ -7,7 +7,9 @@ the one the emissions table points at; export returns exactly those, once each.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
@@ -93,12 +95,33 @@ def export(storage: Storage, database: Database, fmt: str, out: IO[bytes]) -> in
                 frame.write_ndjson(out)
                 written += frame.height
         return written
-    frames = [flatten(frame) for frame in current_records(storage, database)]
-    if frames:
-        table = pl.concat(frames, how="diagonal_relaxed")
-        table.write_csv(out)
-        written = table.height
-    return written
+    return _write_csv((flatten(frame) for frame in current_records(storage, database)), out)
+
+
+def _write_csv(frames: Iterable[pl.DataFrame], out: IO[bytes]) -> int:
+    """Write flat frames as one CSV table; returns the rows written.
+
+    The header is the union of the frames' columns (in order of first appearance), so
+    the frames are first spilled to temporary Parquet files, then written one at a
+    time with the columns a frame lacks left empty: memory holds one enriched file's
+    records, not the whole export.
+    """
+    with tempfile.TemporaryDirectory(prefix="carbonlake-export-") as folder:
+        columns: dict[str, None] = {}
+        parts: list[Path] = []
+        for frame in frames:
+            columns.update(dict.fromkeys(frame.columns))
+            parts.append(Path(folder) / f"{len(parts)}.parquet")
+            frame.write_parquet(parts[-1], compression="lz4")
+        names = list(columns)
+        written = 0
+        for index, part in enumerate(parts):
+            frame = pl.read_parquet(part)
+            lacking = [name for name in names if name not in frame.columns]
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(n) for n in lacking)
+            frame.select(names).write_csv(out, include_header=index == 0)
+            written += frame.height
+        return written
 
 
 def record_results(database: Database, activity_event_id: str) -> dict[str, Any]:
