@@ -455,6 +455,23 @@ class Database:
         except sqlite3.Error as exc:
             raise DatabaseError(f"query on {self.path} failed: {exc}") from exc
 
+    def _query_in(
+        self,
+        sql: str,
+        values: Sequence[Any],
+        before: Sequence[Any] = (),
+        after: Sequence[Any] = (),
+    ) -> list[sqlite3.Row]:
+        """Rows of ``sql``, whose ``{marks}`` is an ``IN`` list of ``values``, asked
+        ``_ID_CHUNK`` values at a time (``before`` and ``after`` are the parameters around
+        the list)."""
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(values), _ID_CHUNK):
+            chunk = list(values[start : start + _ID_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            rows += self._query(sql.format(marks=marks), (*before, *chunk, *after))
+        return rows
+
     def close(self) -> None:
         """Close every connection this object opened."""
         with self._lock:
@@ -686,19 +703,12 @@ class Database:
     def completed_states(self, execution_id: str, states: Sequence[str]) -> set[str]:
         """Which of ``states`` an execution has checkpointed (an indexed lookup each, so a
         map of thousands of batches does not read every checkpoint once per group)."""
-        found: set[str] = set()
-        for start in range(0, len(states), _ID_CHUNK):
-            chunk = list(states[start : start + _ID_CHUNK])
-            marks = ", ".join("?" for _ in chunk)
-            found.update(
-                row[0]
-                for row in self._query(
-                    f"SELECT state FROM execution_states WHERE execution_id = ? "
-                    f"AND state IN ({marks})",
-                    (execution_id, *chunk),
-                )
-            )
-        return found
+        rows = self._query_in(
+            "SELECT state FROM execution_states WHERE execution_id = ? AND state IN ({marks})",
+            states,
+            before=(execution_id,),
+        )
+        return {row[0] for row in rows}
 
     # -- lineage --------------------------------------------------------------
 
@@ -853,19 +863,12 @@ class Database:
                         wanted.append(seq)
         except sqlite3.Error as exc:
             raise DatabaseError(f"reading the lineage ledger of {self.path} failed: {exc}") from exc
-        columns = ", ".join(LINEAGE_COLUMNS)
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(wanted), _ID_CHUNK):
-            chunk = wanted[start : start + _ID_CHUNK]
-            found += [
-                dict(row)
-                for row in self._query(
-                    f"SELECT {columns} FROM lineage WHERE seq IN "
-                    f"({', '.join('?' for _ in chunk)}) ORDER BY seq",
-                    chunk,
-                )
-            ]
-        return found
+        rows = self._query_in(
+            f"SELECT {', '.join(LINEAGE_COLUMNS)} FROM lineage WHERE seq IN ({{marks}}) "
+            "ORDER BY seq",
+            wanted,
+        )
+        return [dict(row) for row in rows]
 
     def lineage_record_groups(self, root_id: str, actions: Sequence[str]) -> list[dict[str, Any]]:
         """Nodes of one root with one of ``actions``, grouped by parent, action, location and
@@ -943,19 +946,13 @@ class Database:
 
     def lineage_nodes(self, root_id: str, node_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Several nodes of one root, by node id (in no particular order)."""
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(node_ids), _ID_CHUNK):
-            chunk = list(node_ids[start : start + _ID_CHUNK])
-            marks = ", ".join("?" for _ in chunk)
-            found += [
-                dict(row)
-                for row in self._query(
-                    f"SELECT {', '.join(LINEAGE_COLUMNS)} FROM lineage "
-                    f"WHERE root_id = ? AND node_id IN ({marks})",
-                    (root_id, *chunk),
-                )
-            ]
-        return found
+        rows = self._query_in(
+            f"SELECT {', '.join(LINEAGE_COLUMNS)} FROM lineage "
+            "WHERE root_id = ? AND node_id IN ({marks})",
+            node_ids,
+            before=(root_id,),
+        )
+        return [dict(row) for row in rows]
 
     def commit_batches(
         self,
@@ -1023,19 +1020,13 @@ class Database:
     def current_ids_at(self, enriched_location: str, record_ids: Sequence[str]) -> list[str]:
         """Those of ``record_ids`` whose current result lives in an enriched file (primary
         key lookups: no index on the location is kept, it cost a tenth of every insert)."""
-        found: list[str] = []
-        for start in range(0, len(record_ids), _ID_CHUNK):
-            chunk = list(record_ids[start : start + _ID_CHUNK])
-            marks = ", ".join("?" for _ in chunk)
-            found += [
-                row[0]
-                for row in self._query(
-                    f"SELECT activity_event_id FROM emissions WHERE activity_event_id IN ({marks}) "
-                    "AND enriched_location = ?",
-                    (*chunk, enriched_location),
-                )
-            ]
-        return found
+        rows = self._query_in(
+            "SELECT activity_event_id FROM emissions WHERE activity_event_id IN ({marks}) "
+            "AND enriched_location = ?",
+            record_ids,
+            after=(enriched_location,),
+        )
+        return [row[0] for row in rows]
 
     def emission(self, activity_event_id: str) -> dict[str, Any] | None:
         """One record's current emissions row, or None."""
