@@ -5,6 +5,7 @@ emissions, open a record and see its lineage verified."""
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +30,16 @@ CHROMIUM_ARGS = [
 ]
 KEY = "browser-key"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="/usr/bin/chromium is missing: `apt-get install -y chromium` (.ci/run installs it)",
+MISSING = (
+    "browser tests skipped: /usr/bin/chromium is missing; "
+    "install it with `apt-get install -y chromium` (bash .ci/run does)"
 )
+# CI sets CARBONLAKE_REQUIRE_BROWSER=1: there a missing browser fails the run instead.
+if not CHROMIUM.exists() and os.environ.get("CARBONLAKE_REQUIRE_BROWSER") == "1":
+    pytest.fail(
+        MISSING.replace("skipped", "required (CARBONLAKE_REQUIRE_BROWSER=1)"), pytrace=False
+    )
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING)
 
 if CHROMIUM.exists():
     from playwright.sync_api import Browser, Page, expect, sync_playwright
