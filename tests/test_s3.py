@@ -174,3 +174,27 @@ def test_watch_polls_an_s3_landing_bucket(tmp_path: Path, s3_endpoint: str) -> N
         "landing/upload.csv.part"
     ]
     context.close()
+
+
+def test_reusing_a_key_on_s3_keeps_both_versions(tmp_path: Path, s3_endpoint: str) -> None:
+    """Issue 17 item 1 on an object store: the second file under a key gets a version key."""
+    import hashlib
+
+    from carbonlake.lineage_verify import verify
+
+    bucket = f"carbon-{uuid.uuid4().hex[:8]}"
+    context = Context.open(s3_settings(tmp_path / "ws", s3_endpoint, bucket))
+    first, second = tmp_path / "k1.csv", tmp_path / "k2.csv"
+    first.write_text(f"{HEADER}\n{activity_row('a-1')}\n", encoding="utf-8")
+    second.write_text(f"{HEADER}\n{activity_row('b-1', raw_data='7')}\n", encoding="utf-8")
+    pipeline = Pipeline(context)
+    assert pipeline.run_file(first, key="fleet.csv")["status"] == "SUCCEEDED"
+    assert pipeline.run_file(second, key="fleet.csv")["status"] == "SUCCEEDED"
+    sha = hashlib.sha256(second.read_bytes()).hexdigest()
+    raw = [k for k in keys(s3_endpoint, bucket) if k.startswith("raw/")]
+    assert raw == sorted(["raw/fleet.csv", f"raw/fleet.{sha[:16]}.csv"])
+    client = s3_client(s3_endpoint)
+    body = client.get_object(Bucket=bucket, Key="raw/fleet.csv")["Body"].read()  # type: ignore[attr-defined]
+    assert body == first.read_bytes()
+    assert verify(context.database, context.storage).ok
+    context.close()

@@ -198,12 +198,14 @@ class Pipeline:
         earlier = self._earlier(key, sha256, name, force)
         if earlier is not None:
             return earlier
-        storage.put_file(path, landing)
+        # Never over another object: a run of the same key may be in flight (storage docs).
+        landing = storage.put_new(path, "landing", key, sha256)
         root_id = kick.new_root_id()
         return self.execute(
             {"root_id": root_id, "storage_location": landing},
             progress,
             name=name,
+            object_key=key,
             object_sha256=sha256,
             execution_id=execution_id,
         )
@@ -292,17 +294,20 @@ class Pipeline:
         progress: ProgressCallback | None = None,
         *,
         name: str | None = None,
+        object_key: str | None = None,
         object_sha256: str | None = None,
         execution_id: str | None = None,
     ) -> dict[str, Any]:
         """Start and run a new execution for one kicked-off file; returns its summary.
 
         ``execution_id`` is the id it gets (default: a new UUID); it must be new.
+        ``object_key`` is the key the file was given (default: its key in landing,
+        which differs when it landed under a version key).
         """
         ctx = self.context
         execution_id = execution_id or str(uuid.uuid4())
         landing = execution_input["storage_location"]
-        key = ctx.storage.split(landing)[1]
+        key = object_key or ctx.storage.split(landing)[1]
         document = {
             "input": execution_input,
             "batch_size": ctx.settings.pipeline.batch_size,
@@ -515,6 +520,7 @@ class _ExecutionRun:
             self.ctx.settings.pipeline.batch_size
         )
         self.root_id: str = self.input["root_id"]
+        self.object_sha256: str | None = execution.get("object_sha256")
         self.progress = progress
         self.redrive = redrive
         self.redrive_number: int = execution["redrive_count"]
@@ -693,6 +699,7 @@ class _ExecutionRun:
     ) -> dict[str, Any]:
         ctx = self.ctx
         report = quality.read_report(report_url, ctx.storage)
+        self._check_landed_bytes(landing)
         checked = quality.check_results(
             {"storage_location": landing, "dq_results": dq_results}, storage=ctx.storage
         )
@@ -716,6 +723,21 @@ class _ExecutionRun:
                 ],
             },
         }
+
+    def _check_landed_bytes(self, landing: str) -> None:
+        """The object in landing must still be the one this execution started with: a
+        writer that replaced it meanwhile would have it check and calculate other bytes."""
+        storage = self.ctx.storage
+        if self.object_sha256 is None or not storage.exists(landing):
+            return
+        found = storage.sha256(landing)
+        if found != self.object_sha256:
+            raise InputDataError(
+                f"{landing} was replaced while execution {self.execution_id} was checking it "
+                f"(SHA-256 {found}, started with {self.object_sha256}); it is left in landing "
+                "for a run of its own. Land each file under a new key, or let carbonlake land "
+                "it (`carbonlake run FILE --key KEY`), which never overwrites an object"
+            )
 
     def _notify(self, landing: str, report_url: str) -> dict[str, Any]:
         ctx = self.ctx

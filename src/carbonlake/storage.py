@@ -11,17 +11,26 @@ Objects become visible only when complete: local writes go to a hidden
 temporary name and are renamed into place; an S3 object appears only when its
 (multipart) upload completes. A move is a rename on a local disk and copy,
 verify, delete elsewhere, so an object is never lost between buckets.
+
+An input, once landed, is never overwritten (as with S3 versioning): an object is
+landed and moved to raw or error under its own key when that key is free, and
+otherwise under a *version key*, the key with the first 16 hex digits of the
+object's SHA-256 before its extension (``fleet.csv`` -> ``fleet.3f2a9c1d0b7e4a1f.csv``;
+``fleet.3f2a9c1d0b7e4a1f-2.csv`` for a second copy of the same bytes in flight). On
+local folders the claim of a key is atomic (a hard link that fails when the name
+exists); on S3 it is a check before the write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -36,6 +45,11 @@ TEMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
 REMOTE_ATTEMPTS = 4
 """Whole-object writes to an object store are tried this often (transient 5xx happen)."""
+
+VERSIONED_BUCKETS = ("landing", "raw", "error")
+"""The buckets an input file passes through; one key names one version in all three."""
+
+_MAX_COPIES = 1000
 
 
 class Storage:
@@ -356,14 +370,112 @@ class Storage:
         except IsADirectoryError as exc:
             raise InputDataError(f"input {source} is a directory; give a CSV file") from exc
 
-    def move(self, url: str, bucket: str) -> str:
+    def put_new(self, source: Path, bucket: str, key: str, sha256: str) -> str:
+        """Land a local file under ``key``, or under a version key when an object is
+        there already; never overwrites one. Returns the URL it landed at."""
+        for candidate in version_keys(key, lambda: sha256):
+            url = self.url(bucket, candidate)
+            if self.exists(url):
+                continue
+            if not self.is_local(bucket):
+                self.put_file(source, url)
+                return url
+            try:
+                self._put_exclusive(source, url)
+            except FileExistsError:
+                continue
+            return url
+        raise StorageError(f"no free version of {key} in {bucket} after {_MAX_COPIES} tries")
+
+    def _put_exclusive(self, source: Path, url: str) -> None:
+        """Copy a local file to a local bucket; FileExistsError if the name is taken."""
+        final = self._path(url)
+        parent, _, name = final.rpartition("/")
+        temp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+        try:
+            os.makedirs(parent, exist_ok=True)
+            with source.open("rb") as src, open(temp, "wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+            os.link(temp, final)  # atomic: fails when another writer got there first
+        except (FileExistsError, InputDataError):
+            raise
+        except FileNotFoundError as exc:
+            raise InputDataError(f"input file {source} does not exist") from exc
+        except IsADirectoryError as exc:
+            raise InputDataError(f"input {source} is a directory; give a CSV file") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot write {url}: {exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+    def move_version(self, url: str, bucket: str) -> str:
+        """Move an input object on to ``bucket`` without overwriting another version:
+        under its key when no other object of landing, raw or error holds that key
+        (an object of the target bucket with the same bytes may be replaced), else
+        under a version key. Returns its new URL."""
+        source_bucket, key = self.split(url)
+        if not self.exists(url):
+            raise StorageError(f"cannot move {url}: it does not exist")
+        digest: list[str] = []
+
+        def own_sha256() -> str:
+            if not digest:
+                digest.append(self.sha256(url))
+            return digest[0]
+
+        local = self.is_local(source_bucket) and self.is_local(bucket)
+        for candidate in version_keys(key, own_sha256):
+            target = self.url(bucket, candidate)
+            if self._taken(target, candidate, exclude=url, sha256=own_sha256):
+                continue
+            if not local:
+                return self.move(url, bucket, key=candidate)
+            if self._rename_exclusive(url, target, own_sha256):
+                return target
+        raise StorageError(f"no free version of {key} in {bucket} after {_MAX_COPIES} tries")
+
+    def _taken(self, target: str, key: str, *, exclude: str, sha256: Callable[[], str]) -> bool:
+        """Whether ``key`` names another version of an input in landing, raw or error
+        (the object being moved, and one with its bytes at ``target``, do not count)."""
+        for bucket in VERSIONED_BUCKETS:
+            other = self.url(bucket, key)
+            if other == exclude or not self.exists(other):
+                continue
+            if other == target and self.sha256(other) == sha256():
+                continue
+            return True
+        return False
+
+    def _rename_exclusive(self, url: str, target: str, sha256: Callable[[], str]) -> bool:
+        """Rename a local object to ``target``; False when another object got there
+        first (one with the same bytes is replaced)."""
+        source_path, target_path = self._path(url), self._path(target)
+        try:
+            os.makedirs(target_path.rpartition("/")[0], exist_ok=True)
+            try:
+                os.link(source_path, target_path)
+            except FileExistsError:
+                if sha256() != self.sha256(target):
+                    return False
+                os.replace(source_path, target_path)
+                return True
+            os.unlink(source_path)
+        except FileNotFoundError as exc:
+            raise StorageError(f"cannot move {url}: it does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot move {url} to {target}: {exc}") from exc
+        return True
+
+    def move(self, url: str, bucket: str, *, key: str | None = None) -> str:
         """Move an object to another bucket under the same key; returns its new URL.
 
         A rename where both buckets are local folders; otherwise copy, verify (size
         and SHA-256), then delete, so the object is in exactly one bucket when done.
+        ``key`` gives it another key in the target bucket.
         """
-        source_bucket, key = self.split(url)
-        target = self.url(bucket, key)
+        source_bucket, source_key = self.split(url)
+        target = self.url(bucket, key or source_key)
         fs, path, _ = self._where(url)
         target_fs, target_path, _ = self._where(target)
         try:
@@ -394,6 +506,25 @@ class Storage:
         fs, path, _ = self._where(url)
         with contextlib.suppress(FileNotFoundError):
             fs.rm(path)
+
+
+def version_key(key: str, sha256: str, copy: int = 1) -> str:
+    """The key of one version of an object: the first 16 hex digits of its SHA-256
+    before the extension (``a/fleet.csv`` -> ``a/fleet.<sha16>.csv``), with ``-N``
+    for the N-th copy of the same bytes."""
+    path = PurePosixPath(key)
+    suffix = path.suffix if path.suffix != path.name else ""
+    stem = path.name[: len(path.name) - len(suffix)]
+    tag = sha256[:16] + (f"-{copy}" if copy > 1 else "")
+    return str(path.with_name(f"{stem}.{tag}{suffix}"))
+
+
+def version_keys(key: str, sha256: Callable[[], str]) -> Iterator[str]:
+    """The keys an input may take, in order: its own, then its version keys (the hash
+    is asked for only when the key itself is taken)."""
+    yield key
+    for copy in range(1, _MAX_COPIES):
+        yield version_key(key, sha256(), copy)
 
 
 def clean_key(key: str) -> str:

@@ -298,5 +298,6 @@ def check_results(event: dict[str, Any], *, storage: Storage) -> dict[str, Any]:
     bucket, _ = storage.split(location)
     if bucket != "landing":
         raise InputDataError(f"{location} is not in the landing bucket; nothing to move")
-    new_location = storage.move(location, "raw" if passed else "error")
+    # Another version of the key in raw or error is never overwritten (storage docs).
+    new_location = storage.move_version(location, "raw" if passed else "error")
     return {"status": passed, "storage_location": new_location}
