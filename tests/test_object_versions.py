@@ -190,3 +190,52 @@ def test_an_object_replaced_in_landing_mid_run_is_not_calculated_as_the_first(
     (again,) = pipeline.run_event(s3_put_event("landing", "fleet.csv"))
     assert again["status"] == "SUCCEEDED"
     assert calculated_ids(context, str(again["root_id"])) == {"b-1", "b-2"}
+
+
+def test_concurrent_force_runs_of_one_file_both_succeed(
+    tmp_path: Path, make_csv: Callable[..., Path]
+) -> None:
+    """Issue 17 item 11: `run --force` of one file twice at once."""
+    workspace = tmp_path / "ws"
+    source = make_csv([activity_row(f"f-{i}") for i in range(200)], name="fleet.csv")
+    Context.open(load_settings(workspace, environ={})).close()
+    command = [*CARBONLAKE, "run", str(source), "--force", "--json", "--workspace", str(workspace)]
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        summary = json.loads(out)
+        summary = summary[0] if isinstance(summary, list) else summary
+        assert summary["status"] == "SUCCEEDED", summary
+        assert summary["records_calculated"] == 200
+    context = Context.open(load_settings(workspace, environ={}))
+    try:
+        assert set(objects(workspace, "raw").values()) == {sha256(source)}
+        assert objects(workspace, "landing") == {}
+        assert verify(context.database, context.storage).ok
+    finally:
+        context.close()
+
+
+def test_redrive_after_the_batches_were_deleted_says_to_run_again(
+    context: Context, make_csv: Callable[..., Path]
+) -> None:
+    """Issue 17 item 11: redrive cannot rebuild deleted batch files; it says what can."""
+    import shutil
+
+    source = make_csv([activity_row("r-1"), activity_row("r-2", raw_data="5", units="furlong")])
+    pipeline = Pipeline(context)
+    summary = pipeline.run_file(source)
+    assert summary["status"] == "FAILED"  # one record with a unit that cannot convert
+    shutil.rmtree(context.settings.workspace / "transformed" / str(summary["root_id"]))
+    again = pipeline.redrive(str(summary["execution_id"]))
+    assert again["status"] == "FAILED"
+    message = str(again["error"])
+    assert "is gone" in message and "carbonlake run FILE --force" in message
+    assert "raw/activity.csv" in message
+    # No retries were spent on it: a missing batch file is final, not transient.
+    events = context.database.execution_events(str(summary["execution_id"]))
+    assert not [e for e in events if e["event_type"] == "RetryScheduled"]

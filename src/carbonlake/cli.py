@@ -36,6 +36,7 @@ from .calculate import recalculate as recalculate_module
 from .database import EXECUTION_LIST_FIELDS, Database
 from .orchestrator import Context, Pipeline
 from .settings import Settings, load_settings
+from .storage import clean_key
 from .watch import Watcher
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -289,6 +290,11 @@ def run(
     """
     if key and len(files) > 1:
         raise click.UsageError("--key names one object; give a single FILE with it")
+    if key is not None:
+        try:
+            clean_key(key)
+        except InputDataError as exc:
+            raise click.BadParameter(str(exc), param_hint="--key") from exc
     if name and len(files) > 1:
         raise click.UsageError("--name names one execution; give a single FILE with it")
     for path in files:
@@ -487,6 +493,7 @@ def dq_check(
         rules,
         resolve=quality.factor_set_lists(_factor_set_loader(settings)),
         ruleset_name=ruleset_name,
+        max_columns=settings.quality.max_columns,
     )
     if as_json:
         _emit_json({**report, "profile": profile} if show_profile else report)

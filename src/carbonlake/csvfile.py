@@ -19,6 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ._exceptions import InputDataError
+
 ROW_NUMBER = "__carbonlake_row"
 """Name of the optional row-number column: 1 is the first record after the header,
 empty rows not counted, so it is also the record's position in the transform's
@@ -26,10 +28,20 @@ batches (what lineage records as its row number)."""
 
 
 def read_header(path: Path) -> list[str]:
-    """The header's column names (surrounding spaces removed), from the first line."""
+    """The header's column names (surrounding spaces removed), from the first line.
+
+    Raises InputDataError when the header cannot be read as one CSV line (a field
+    longer than the CSV reader's limit of 128 KiB, for one).
+    """
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
-    row = next(csv.reader(io.StringIO(first)), [])
+    try:
+        row = next(csv.reader(io.StringIO(first)), [])
+    except csv.Error as exc:
+        raise InputDataError(
+            f"the header line of {path.name} cannot be read as CSV ({exc}; the header is "
+            f"{len(first):,} characters long); check the first line holds the column names"
+        ) from exc
     return [name.strip() for name in row]
 
 

@@ -386,6 +386,11 @@ class Pipeline:
         except PipelineStepFailed as exc:
             status, error = "FAILED", str(exc)
         summary = self.summary(execution_id, status=status, error=error)
+        if run.batch_errors and summary["status"] == "FAILED":
+            # Why a batch failed in this pass comes first: the counts alone do not say.
+            more = len(run.batch_errors) - 1
+            first = run.batch_errors[0] + (f" (and {more} more batch failure(s))" if more else "")
+            summary["error"] = f"{first}; {summary['error']}" if summary["error"] else first
         self.context.database.finish_execution(
             execution_id, summary["status"], summary, summary["error"]
         )
@@ -526,6 +531,8 @@ class _ExecutionRun:
         self.redrive_number: int = execution["redrive_count"]
         self.done = self.db.checkpoints(self.execution_id)
         self._last_failure: dict[str, str] = {}
+        self.batch_errors: list[str] = []
+        """Why batches failed in this pass (the summary's error starts with the first)."""
 
     # -- running one state -----------------------------------------------------------
 
@@ -560,6 +567,9 @@ class _ExecutionRun:
                 )
                 time.sleep(delay)
             except CarbonlakeError as exc:
+                raise self._failed(state, exc, attempt) from exc
+            except Exception as exc:  # a bug must end the execution FAILED, not RUNNING
+                log.exception("unexpected error in %s of execution %s", state, self.execution_id)
                 raise self._failed(state, exc, attempt) from exc
 
     def _failed(self, state: str, exc: BaseException, attempts: int) -> PipelineStepFailed:
@@ -628,6 +638,7 @@ class _ExecutionRun:
                 storage=ctx.storage,
                 database=ctx.database,
                 factor_set=ctx.factor_set,
+                max_columns=ctx.settings.quality.max_columns,
             )["data_quality"]["results"],
         )
         self.state(
@@ -911,6 +922,7 @@ class _ExecutionRun:
                     client.close()
                 else:
                     executor.shutdown(wait=True, cancel_futures=True)
+        self.batch_errors = [str(f) for f in failures if isinstance(f, PipelineStepFailed)]
         aborted = [f for f in failures if isinstance(f, ExecutionAborted)]
         if aborted:
             raise aborted[0]
@@ -1027,11 +1039,16 @@ class _ExecutionRun:
             except CarbonlakeError as exc:
                 self._last_failure = _error(exc)
                 raise self._failed(state, exc, attempt) from exc
+            except Exception as exc:  # a bug fails the batch with its reason, never hangs
+                log.exception("unexpected error in %s of execution %s", state, self.execution_id)
+                self._last_failure = _error(exc)
+                raise self._failed(state, exc, attempt) from exc
 
     def _calculate_group(self, group: list[tuple[int, dict[str, Any]]]) -> None:
         ctx = self.ctx
         frames = []
         for index, batch in group:
+            self._require_batch(batch["storage_location"])
             frame = calc.read_batch(ctx.storage, batch["storage_location"], transform.batch_schema)
             frames.append(
                 frame.with_columns(
@@ -1155,6 +1172,18 @@ class _ExecutionRun:
         redrives = redriven.get(state)
         return self.done[max(redrives)[1]] if redrives else self.done[state]
 
+    def _require_batch(self, location: str) -> None:
+        """A batch file that is gone cannot be retried or redriven: say what does work."""
+        if self.ctx.storage.exists(location):
+            return
+        raw = self.done.get("DQ_CHECK_RESULTS", {}).get("storage_location", "the input file")
+        raise InputDataError(
+            f"batch file {location} of execution {self.execution_id} is gone (was "
+            f"transformed/{self.root_id} deleted?); neither a retry nor a redrive can rebuild "
+            f"it. Run the input again as a new execution: `carbonlake run FILE --force` with "
+            f"the file now at {raw}"
+        )
+
     def _iteration(self, index: int, batch: dict[str, Any], previous: dict[str, Any]) -> None:
         """Redrive one batch: calculate its failed records again and record their lineage."""
         self._check_stop()
@@ -1229,6 +1258,7 @@ class _ExecutionRun:
     ) -> dict[str, Any]:
         """Redrive: calculate again only the records of a batch that failed before."""
         ctx = self.ctx
+        self._require_batch(item["storage_location"])
         errors_location = previous["errors_storage_location"]
         frame = pl.read_ndjson(ctx.storage.read_bytes(errors_location), infer_schema_length=None)
         first_row = next(

@@ -119,6 +119,9 @@ class QualitySettings:
     ruleset: str = ""
     """Path of a DataBrew-format ruleset JSON file; empty means the shipped default."""
 
+    max_columns: int = 1000
+    """Files with more columns than this fail the gate at once, before being read."""
+
 
 @dataclass
 class CalculateSettings:

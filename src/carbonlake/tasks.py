@@ -84,7 +84,11 @@ def dq_profile(event: dict[str, Any], *, settings: Settings | None = None) -> di
     return _with_context(
         settings,
         lambda c: quality.profile(
-            event, storage=c.storage, database=c.database, factor_set=c.factor_set
+            event,
+            storage=c.storage,
+            database=c.database,
+            factor_set=c.factor_set,
+            max_columns=c.settings.quality.max_columns,
         ),
     )
 

@@ -151,6 +151,8 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         .then(pl.lit("raw_data is missing or not a number"))
         .when(pl.col("raw_data") < 0)
         .then(pl.format("raw_data {} is negative", pl.col("raw_data")))
+        .when(~pl.col("raw_data").is_finite())
+        .then(pl.format("raw_data {} is not a finite number", pl.col("raw_data")))
         .when(pl.col("__f_id").is_null())
         .then(
             pl.format(
@@ -180,6 +182,21 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         (pl.col("__quantity") * pl.col("__f_ar5") / 1000.0).alias("__ar5_t"),
         (pl.col("__quantity") * pl.col("__f_ar6") / 1000.0).alias("__ar6_t"),
     )
+    # An amount near the largest float overflows to infinity on conversion or
+    # multiplication: such a record fails with its reason, never a total of Infinity.
+    results = ["__quantity", "__co2_t", "__ch4_t", "__n2o_t", "__ar4_t", "__ar5_t", "__ar6_t"]
+    overflow = ~pl.all_horizontal([pl.col(c).is_finite().fill_null(True) for c in results])
+    if ok.select(overflow.any()).item():
+        overflowed = ok.filter(overflow).with_columns(
+            pl.format(
+                "raw_data {} {} is too large: its emissions overflow the largest number "
+                "(about 1.8e308); check the amount and its units",
+                pl.col("raw_data"),
+                pl.col("units"),
+            ).alias(_REASON)
+        )
+        bad = pl.concat([bad, overflowed.select(bad.columns)]).sort(_I)
+        ok = ok.filter(~overflow)
     emissions_output = pl.struct(
         calculated_emissions=pl.struct(
             co2=_amount(pl.col("__co2_t"), "tonnes"),

@@ -101,6 +101,7 @@ def check_file(
     *,
     resolve: ListResolver | None = None,
     ruleset_name: str = DEFAULT_RULESET_NAME,
+    max_columns: int = gate.DEFAULT_MAX_COLUMNS,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Profile a local file and evaluate ``rules`` on it, without moving it.
 
@@ -111,7 +112,7 @@ def check_file(
     started = utc_now()
     try:
         report, file_profile = gate.evaluate(
-            path, rules, resolve=resolve, ruleset_name=ruleset_name
+            path, rules, resolve=resolve, ruleset_name=ruleset_name, max_columns=max_columns
         )
     except OSError as exc:
         raise InputDataError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -184,6 +185,7 @@ def profile(
     storage: Storage,
     database: Database,
     factor_set: FactorSet | None = None,
+    max_columns: int = gate.DEFAULT_MAX_COLUMNS,
 ) -> dict[str, Any]:
     """Run the profile job named ``event["Name"]`` over the whole file.
 
@@ -205,7 +207,7 @@ def profile(
     run_id = f"jr_{uuid.uuid4().hex}"
     with storage.local_path(location) as path:
         report, file_profile = gate.evaluate(
-            path, rules, resolve=resolve, ruleset_name=ruleset["name"]
+            path, rules, resolve=resolve, ruleset_name=ruleset["name"], max_columns=max_columns
         )
     report = {
         "root_id": root_id,

@@ -22,6 +22,7 @@ severity, a reason sentence and a summary.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,13 +32,25 @@ from typing import Any
 import polars as pl
 
 from .. import csvfile
-from .._exceptions import CarbonlakeError
+from .._exceptions import CarbonlakeError, InputDataError
 from . import compiler as c
 from . import rules as r
 from . import staging
 from .profiling import NUMBER_STATS, TOP_VALUES, ColumnStats
 from .profiling import profile as profile_columns
-from .structure import FileCheck, check_bytes, check_header, check_shape, records_problem
+from .structure import (
+    FileCheck,
+    check_bytes,
+    check_header,
+    check_shape,
+    check_width,
+    records_problem,
+)
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_MAX_COLUMNS = 1000
+"""Files with more columns fail the gate at once (``[quality] max_columns``)."""
 
 __all__ = [
     "MAX_SAMPLES",
@@ -614,6 +627,7 @@ def evaluate(
     resolve: ListResolver | None = None,
     ruleset_name: str = "carbonlake",
     row_group_rows: int | None = None,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Profile ``path`` and evaluate ``rules`` over all of it.
 
@@ -621,8 +635,32 @@ def evaluate(
     may enter the pipeline (no rule of severity error failed). The profile is
     None when the file could not be read. ``row_group_rows`` sets the rows per
     row group of the working copy (:data:`staging.ROW_GROUP_ROWS`); the report
-    does not depend on it.
+    does not depend on it. A file with more than ``max_columns`` columns fails at
+    once, before it is read. An unexpected error while checking the file fails it
+    too, with the error as the reason: a file the gate could not check never passes.
     """
+    try:
+        return _evaluate(path, rules, resolve, ruleset_name, row_group_rows, max_columns)
+    except CarbonlakeError:
+        raise
+    except Exception as exc:  # the file must fail with its reason, never hang or crash
+        _log.exception("unexpected error while checking %s", path)
+        check = FileCheck(
+            "File could be checked",
+            f"checking the file raised {type(exc).__name__}: {_first_line(exc)}; this is "
+            "a carbonlake bug, please report it with the file's first lines",
+        )
+        return _report([check], [], None, [], ruleset_name, 0), None
+
+
+def _evaluate(
+    path: Path,
+    rules: list[r.Rule],
+    resolve: ListResolver | None,
+    ruleset_name: str,
+    row_group_rows: int | None,
+    max_columns: int,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     file_checks: list[FileCheck] = []
     profile: dict[str, Any] | None = None
     results: list[dict[str, Any]] = []
@@ -633,8 +671,13 @@ def evaluate(
     if problem:
         file_checks.append(problem)
     else:
-        columns = csvfile.read_header(path)
-        file_checks += check_header(columns)
+        try:
+            columns = csvfile.read_header(path)
+        except InputDataError as exc:
+            file_checks.append(FileCheck("Header line is readable", str(exc)))
+        else:
+            wide = check_width(columns, max_columns)
+            file_checks += [wide] if wide else check_header(columns)
     if not file_checks:
         try:
             shape = check_shape(path, len(columns))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,8 @@ def check_header(columns: list[str]) -> list[FileCheck]:
                         "save the file as comma-separated CSV (UTF-8) and upload it again",
                     )
                 ]
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    counts = Counter(columns)
+    duplicates = sorted(c for c, n in counts.items() if n > 1)
     if duplicates:
         problems.append(
             FileCheck(
@@ -158,6 +160,18 @@ def check_header(columns: list[str]) -> list[FileCheck]:
             )
         )
     return problems
+
+
+def check_width(columns: list[str], max_columns: int) -> FileCheck | None:
+    """A file wider than ``[quality] max_columns`` is refused before it is read."""
+    if len(columns) <= max_columns:
+        return None
+    return FileCheck(
+        "File has at most max_columns columns",
+        f"the header has {len(columns):,} columns, more than the {max_columns:,} allowed by "
+        "[quality] max_columns; remove the columns the pipeline does not use, or raise "
+        "the setting (CARBONLAKE_QUALITY__MAX_COLUMNS)",
+    )
 
 
 def check_shape(path: Path, width: int) -> FileCheck | None:

@@ -1,0 +1,118 @@
+"""Reliability findings of issue 17: inputs that used to crash or mislead (items 4, 5, 7, 12)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from carbonlake.orchestrator import Context, Pipeline
+from carbonlake.quality import check_file, load_ruleset
+
+from .conftest import HEADER, activity_row
+
+CARBONLAKE = (sys.executable, "-m", "carbonlake.cli")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CARBONLAKE, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_header_field_over_128_kib_fails_quality_with_its_reason(
+    context: Context, make_csv: Callable[..., Path]
+) -> None:
+    header = HEADER + "," + "x" * 140_000
+    path = make_csv([activity_row("h-1") + ","], name="wide-header.csv", header=header)
+    summary = Pipeline(context).run_file(path)
+    assert summary["status"] == "FAILED"
+    reasons = " ".join(r["reason"] for r in summary["data_quality"]["reasons"])
+    assert "field larger than field limit" in reasons and "wide-header.csv" in reasons
+    assert summary["storage_location"].endswith("/error/wide-header.csv")
+    execution = context.database.get_execution(str(summary["execution_id"]))
+    assert execution is not None and execution["status"] == "FAILED"
+
+
+def test_dq_check_of_a_huge_header_field_reports_it_instead_of_a_traceback(
+    make_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = make_csv([activity_row("h-1") + ","], header=HEADER + "," + "y" * 200_000)
+    done = run_cli("dq", "check", str(path), "--json", "--workspace", str(tmp_path / "ws"))
+    assert "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    assert report["passed"] is False
+    assert report["summary"]["failedRules"] == ["Header line is readable"]
+
+
+def test_an_amount_that_overflows_is_a_failed_record_not_infinity(
+    context: Context, make_csv: Callable[..., Path]
+) -> None:
+    path = make_csv([activity_row("big", raw_data="1e308"), activity_row("ok", raw_data="10")])
+    summary = Pipeline(context).run_file(path)
+    assert summary["records_calculated"] == 1 and summary["records_failed"] == 1
+    (sample,) = summary["failed_records"]["samples"]
+    assert sample["node_id"] == "big" and "too large" in sample["reason"]
+    assert all(math.isfinite(v) for v in summary["co2e_tonnes"].values())
+    # The total is the good record's alone: 10 gal x its factor's AR5 kg CO2e/gal / 1000.
+    row = context.database.emission("ok")
+    assert row is not None
+    expected = Decimal("10") * Decimal(str(row["ar5_kgco2e_per_unit"])) / Decimal(1000)
+    assert math.isclose(summary["co2e_tonnes"]["ar5"], float(expected), rel_tol=1e-12)
+    json.dumps(summary, allow_nan=False)  # valid JSON, no Infinity
+
+
+def test_run_json_with_an_overflowing_amount_is_valid_json(
+    make_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = make_csv([activity_row("big", raw_data="1.7e308", units="kgal")])
+    done = run_cli("run", str(path), "--json", "--workspace", str(tmp_path / "ws"))
+    assert done.returncode == 1, done.stderr
+    assert "Infinity" not in done.stdout
+    (summary,) = json.loads(done.stdout)
+    assert summary["records_failed"] == 1 and summary["records_calculated"] == 0
+
+
+def wide_file(make_csv: Callable[..., Path], width: int) -> Path:
+    extra = [f"extra_{i}" for i in range(width - len(HEADER.split(",")))]
+    header = ",".join([HEADER, *extra])
+    rows = [activity_row(f"w-{r}") + "," + ",".join("1" for _ in extra) for r in range(3)]
+    return make_csv(rows, name=f"wide-{width}.csv", header=header)
+
+
+def test_a_file_wider_than_max_columns_fails_at_once_naming_the_setting(
+    make_csv: Callable[..., Path],
+) -> None:
+    rules = load_ruleset("")
+    report, profile = check_file(wide_file(make_csv, 1001), rules)
+    assert report["passed"] is False
+    (only,) = report["rulesetResults"][0]["ruleResults"]
+    assert "1,001 columns" in only["reason"] and "[quality] max_columns" in only["reason"]
+    assert profile is None  # refused before reading
+    report, profile = check_file(wide_file(make_csv, 1001), rules, max_columns=2000)
+    assert report["passed"] is True and profile is not None
+    assert profile["columnsCount"] == 1001
+
+
+def test_max_columns_is_a_setting(make_csv: Callable[..., Path], tmp_path: Path) -> None:
+    path = wide_file(make_csv, 40)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "carbonlake.toml").write_text("[quality]\nmax_columns = 20\n", encoding="utf-8")
+    done = run_cli("run", str(path), "--json", "--workspace", str(workspace))
+    assert done.returncode == 1
+    (summary,) = json.loads(done.stdout)
+    assert summary["data_quality"]["failed_rules"] == ["File has at most max_columns columns"]
+
+
+def test_an_invalid_key_is_a_usage_error(make_csv: Callable[..., Path], tmp_path: Path) -> None:
+    path = make_csv([activity_row("k-1")])
+    for key in ("../escape.csv", "/abs.csv", "a//b.csv"):
+        done = run_cli("run", str(path), "--key", key, "--workspace", str(tmp_path / "ws"))
+        assert done.returncode == 2, (key, done.stderr)
+        assert "--key" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "ws" / "landing").exists() or not any(
+        (tmp_path / "ws" / "landing").iterdir()
+    )
