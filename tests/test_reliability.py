@@ -116,3 +116,65 @@ def test_an_invalid_key_is_a_usage_error(make_csv: Callable[..., Path], tmp_path
     assert not (tmp_path / "ws" / "landing").exists() or not any(
         (tmp_path / "ws" / "landing").iterdir()
     )
+
+
+FORMULAS = ["=cmd|' /C calc'!A0", "+1+2", "-2+3", "@SUM(A1)", "\tx"]
+
+
+def formula_file(make_csv: Callable[..., Path]) -> Path:
+    rows = []
+    for n, text in enumerate(FORMULAS):
+        quoted = '"' + text.replace('"', '""') + '"'
+        rows.append(
+            f'f-{n},{quoted},"[1.5,2.5]",2019-10,1,mobile-combustion,'
+            f"Motor Gasoline - Gasoline Passenger Cars,fleet,10,gal"
+        )
+    return make_csv(rows, name="formulas.csv", header=HEADER)
+
+
+def test_csv_export_escapes_formula_cells_and_jsonl_keeps_them(
+    make_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    import csv
+
+    workspace = str(tmp_path / "ws")
+    done = run_cli("run", str(formula_file(make_csv)), "--workspace", workspace)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out_csv, out_jsonl = tmp_path / "e.csv", tmp_path / "e.jsonl"
+    for fmt, out in (("csv", out_csv), ("jsonl", out_jsonl)):
+        done = run_cli(
+            "emissions", "export", "--format", fmt, "-o", str(out), "--workspace", workspace
+        )
+        assert done.returncode == 0, done.stderr
+    with out_csv.open(newline="", encoding="utf-8") as handle:
+        assets = {r["activity_event_id"]: r["asset_id"] for r in csv.DictReader(handle)}
+    assert assets == {f"f-{n}": "'" + text for n, text in enumerate(FORMULAS)}
+    records = [json.loads(line) for line in out_jsonl.read_text(encoding="utf-8").splitlines()]
+    assert {r["activity_event_id"]: r["asset_id"] for r in records} == {
+        f"f-{n}": text for n, text in enumerate(FORMULAS)
+    }
+
+
+def test_api_csv_escapes_formula_cells(make_csv: Callable[..., Path], tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from carbonlake.service import create_app
+    from carbonlake.settings import load_settings
+
+    workspace = tmp_path / "ws"
+    done = run_cli("run", str(formula_file(make_csv)), "--workspace", str(workspace))
+    assert done.returncode == 0
+    client = TestClient(create_app(load_settings(workspace, environ={})))
+    response = client.get("/emissions", params={"format": "csv"})
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {r["activity_event_id"]: r["asset_id"] for r in rows} == {
+        f"f-{n}": "'" + text for n, text in enumerate(FORMULAS)
+    }
+    # Numbers stay numbers (a negative amount would not be escaped).
+    assert all(float(r["co2e_ar5_tonnes"]) > 0 for r in rows)
+    json_rows = client.get("/emissions").json()
+    assert {r["asset_id"] for r in json_rows["records"]} == set(FORMULAS)

@@ -98,6 +98,33 @@ def export(storage: Storage, database: Database, fmt: str, out: IO[bytes]) -> in
     return _write_csv((flatten(frame) for frame in current_records(storage, database)), out)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a text cell starting with one of these as a formula (CSV
+injection); CSV exports prefix such cells with ``'`` as OWASP recommends. JSON and
+Parquet keep the value as it is."""
+
+_FORMULA_PATTERN = r"^[=+\-@\t\r]"
+
+
+def csv_safe_text(value: str) -> str:
+    """A text cell as a CSV export writes it: ``'`` before a formula start."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def csv_safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text columns (and names) of a frame with formula starts escaped; numbers, which
+    a spreadsheet reads as numbers, are left as they are."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    escaped = frame.with_columns(
+        pl.when(pl.col(name).str.contains(_FORMULA_PATTERN))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in text
+    )
+    return escaped.rename({n: csv_safe_text(n) for n in frame.columns if csv_safe_text(n) != n})
+
+
 def _write_csv(frames: Iterable[pl.DataFrame], out: IO[bytes]) -> int:
     """Write flat frames as one CSV table; returns the rows written.
 
@@ -119,7 +146,7 @@ def _write_csv(frames: Iterable[pl.DataFrame], out: IO[bytes]) -> int:
             frame = pl.read_parquet(part)
             lacking = [name for name in names if name not in frame.columns]
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(n) for n in lacking)
-            frame.select(names).write_csv(out, include_header=index == 0)
+            csv_safe_frame(frame.select(names)).write_csv(out, include_header=index == 0)
             written += frame.height
         return written
 

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from ..._exceptions import ConfigurationError, InputDataError
 from ...calculate import factors as factors_module
 from ...database import EMISSION_COLUMNS, EmissionFilter
-from ...emissions import record_results
+from ...emissions import csv_safe_text, record_results
 from .._problems import ProblemError, responses
 from .._state import Service, ServiceDep
 
@@ -113,8 +113,10 @@ def _write_csv(
 ) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EMISSION_COLUMNS)
+    # Text cells that a spreadsheet would run as formulas get a leading ' (OWASP).
     writer.writerows(
-        service.context.database.iter_emissions(where, sort=sort, descending=descending)
+        [csv_safe_text(v) if isinstance(v, str) else v for v in row]
+        for row in service.context.database.iter_emissions(where, sort=sort, descending=descending)
     )
     out.flush()
     out.seek(0)
