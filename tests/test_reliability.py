@@ -167,7 +167,9 @@ def test_api_csv_escapes_formula_cells(make_csv: Callable[..., Path], tmp_path: 
     workspace = tmp_path / "ws"
     done = run_cli("run", str(formula_file(make_csv)), "--workspace", str(workspace))
     assert done.returncode == 0
-    client = TestClient(create_app(load_settings(workspace, environ={})))
+    client = TestClient(
+        create_app(load_settings(workspace, environ={})), base_url="http://localhost"
+    )
     response = client.get("/emissions", params={"format": "csv"})
     assert response.status_code == 200, response.text
     rows = list(csv.DictReader(io.StringIO(response.text)))
@@ -178,3 +180,56 @@ def test_api_csv_escapes_formula_cells(make_csv: Callable[..., Path], tmp_path: 
     assert all(float(r["co2e_ar5_tonnes"]) > 0 for r in rows)
     json_rows = client.get("/emissions").json()
     assert {r["asset_id"] for r in json_rows["records"]} == set(FORMULAS)
+
+
+def test_the_service_refuses_host_names_it_was_not_given(tmp_path: Path) -> None:
+    """Issue 17 item 13: a DNS-rebinding page sends its own name as Host."""
+    import httpx
+
+    from carbonlake.service import create_app
+    from carbonlake.service.server import ServerThread
+    from carbonlake.settings import load_settings
+
+    app = create_app(load_settings(tmp_path / "ws", environ={}))
+    with ServerThread(app) as base:
+        url = base.rstrip("/")
+        port = httpx.URL(url).port
+        good = httpx.get(f"{url}/emissions")
+        assert good.status_code == 200
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):
+            bad = httpx.get(f"{url}/emissions", headers={"Host": host})
+            assert bad.status_code == 400, host
+            assert "allowed_hosts" in bad.json()["detail"]
+        assert httpx.get(f"{url}/health", headers={"Host": f"localhost:{port}"}).status_code == 200
+    named = create_app(
+        load_settings(
+            tmp_path / "ws2", environ={"CARBONLAKE_SERVER__ALLOWED_HOSTS": "carbon.example.org"}
+        )
+    )
+    with ServerThread(named) as base:
+        url = base.rstrip("/")
+        assert httpx.get(f"{url}/health", headers={"Host": "carbon.example.org"}).status_code == 200
+        assert httpx.get(f"{url}/health").status_code == 400  # only the names given
+
+
+def test_reads_need_a_key_when_listening_beyond_loopback(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from carbonlake.service import create_app
+    from carbonlake.settings import load_settings
+
+    environ = {
+        "CARBONLAKE_SERVER__HOST": "0.0.0.0",
+        "CARBONLAKE_SERVER__API_KEYS": "k-1",
+        "CARBONLAKE_SERVER__ALLOWED_HOSTS": "carbon.example.org",
+    }
+    client = TestClient(
+        create_app(load_settings(tmp_path / "ws", environ=environ)),
+        base_url="http://carbon.example.org",
+    )
+    assert client.get("/emissions").status_code == 401
+    assert client.get("/emissions", headers={"X-API-Key": "k-1"}).status_code == 200
+    local = TestClient(
+        create_app(load_settings(tmp_path / "ws3", environ={})), base_url="http://localhost"
+    )
+    assert local.get("/emissions").status_code == 200  # loopback: reads stay open

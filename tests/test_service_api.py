@@ -23,12 +23,13 @@ from .conftest import SAMPLE, activity_row
 
 KEY = "test-key-1"
 WRITE = {"X-API-Key": KEY}
+LOCAL = "http://localhost"  # a Host the service answers for ([server] allowed_hosts)
 
 
 def make_client(workspace: Path, **server: str) -> TestClient:
     environ = {"CARBONLAKE_SERVER__API_KEYS": f"{KEY},second-key"}
     environ.update({f"CARBONLAKE_SERVER__{k.upper()}": v for k, v in server.items()})
-    return TestClient(create_app(load_settings(workspace, environ=environ)))
+    return TestClient(create_app(load_settings(workspace, environ=environ)), base_url=LOCAL)
 
 
 def wait(client: TestClient, execution_id: str, timeout_s: float = 60) -> dict[str, Any]:
@@ -421,7 +422,7 @@ def test_a_key_is_made_for_a_run_without_keys(tmp_path: Path) -> None:
     app = create_app(load_settings(tmp_path / "ws", environ={}))
     service = app.state.service
     assert service.generated_key and service.api_keys == [service.generated_key]
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         response = client.post("/events/s3", json={}, headers={"X-API-Key": service.generated_key})
         assert_problem(response, 400, "Records")
 

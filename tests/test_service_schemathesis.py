@@ -32,7 +32,9 @@ them too."""
 # not work with pytest 9), so the app's workspace is made here and removed after the tests.
 WORKSPACE = Path(tempfile.mkdtemp(prefix="carbonlake-fuzz-"))
 atexit.register(shutil.rmtree, WORKSPACE, True)  # also when the tests here are deselected
-APP = create_app(load_settings(WORKSPACE / "ws", environ={"CARBONLAKE_SERVER__API_KEYS": KEY}))
+# schemathesis' ASGI client sends "Host: testserver"; the service answers only for allowed hosts.
+ENVIRON = {"CARBONLAKE_SERVER__API_KEYS": KEY, "CARBONLAKE_SERVER__ALLOWED_HOSTS": "testserver"}
+APP = create_app(load_settings(WORKSPACE / "ws", environ=ENVIRON))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

@@ -1382,7 +1382,8 @@ def serve(host: str | None, port: int | None, workspace: Path | None, as_json: b
         if not where["loopback"]:
             stderr.print(
                 f"[yellow]warning:[/] listening on {escape(where['host'])}, not only loopback: "
-                "writes need an API key; reads too only with [server] require_key_for_reads"
+                "every request needs an API key, and its Host must be one of [server] "
+                "allowed_hosts (set it to the names users reach this service by)"
             )
 
     serve_forever(settings, announce)

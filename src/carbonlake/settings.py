@@ -208,7 +208,12 @@ class ServerSettings:
 
     require_key_for_reads: bool = False
     """Also require an API key for reading (the page itself and the OpenAPI document stay
-    public)."""
+    public). Always on when ``host`` is not a loopback address."""
+
+    allowed_hosts: str = ""
+    """Comma-separated host names requests may give in their Host header (``*``: any).
+    Empty: ``host`` and ``localhost`` (and 127.0.0.1 and ::1 on loopback). Set it to
+    the names users reach the service by when it listens beyond loopback."""
 
     max_upload_mb: float = 100.0
     """Largest upload accepted, in MiB; a larger one is refused while it streams in."""

@@ -1,12 +1,17 @@
-"""API keys: ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``.
+"""API keys: ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``; allowed host names.
 
 Every write needs a key; reads need one when ``[server] require_key_for_reads`` is
-set. Keys are compared in constant time. The page and the OpenAPI document are
-public: they hold no data.
+set or the service listens beyond loopback. Keys are compared in constant time. The
+page and the OpenAPI document are public: they hold no data.
+
+Every request's ``Host`` must be one of ``[server] allowed_hosts`` (default: the
+address it listens on and ``localhost``), so a page of another site that a DNS
+rebinding points at this address cannot read it through the user's browser.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Annotated
@@ -68,3 +73,30 @@ def dependencies(keys: Sequence[str], reads_need_key: bool) -> tuple[object, obj
     write = Depends(key_checker(keys))
     read = write if reads_need_key else Depends(open_access)
     return read, write
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(setting: str, bound_host: str) -> set[str]:
+    """Host names a request may give: ``[server] allowed_hosts`` (comma-separated; ``*``
+    allows any), else the bound address and the loopback names."""
+    names = {name.strip().lower().strip("[]") for name in setting.split(",") if name.strip()}
+    if names:
+        return names
+    names = {bound_host.lower().strip("[]"), "localhost"}
+    if is_loopback(bound_host):
+        names |= {"127.0.0.1", "::1"}
+    return names
+
+
+def reads_need_key(require_key_for_reads: bool, bound_host: str) -> bool:
+    """Reads need a key when asked to, and always when listening beyond loopback."""
+    return require_key_for_reads or not is_loopback(bound_host)

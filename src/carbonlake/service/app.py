@@ -45,7 +45,8 @@ Upload activity CSV files, follow their executions, query the calculated emissio
 and walk the record-level lineage of a carbonlake workspace.
 
 Writes need an API key (`X-API-Key: KEY` or `Authorization: Bearer KEY`); reads need
-one when `[server] require_key_for_reads` is set. Errors are
+one when `[server] require_key_for_reads` is set or the service listens beyond
+loopback. Requests must name one of `[server] allowed_hosts` as their Host. Errors are
 `application/problem+json` documents (RFC 9457).
 """
 
@@ -91,7 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     _problems.install(app)
-    read, write = _security.dependencies(keys, settings.server.require_key_for_reads)
+    read, write = _security.dependencies(
+        keys,
+        _security.reads_need_key(settings.server.require_key_for_reads, settings.server.host),
+    )
+    hosts = _security.allowed_hosts(settings.server.allowed_hosts, settings.server.host)
     for module in (uploads, executions, emissions, lineage, quality, factors):
         app.include_router(module.build(read, write))
 
@@ -110,6 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def page_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        host = (request.url.hostname or "").lower()
+        if "*" not in hosts and host not in hosts:
+            return _problems.problem_response(
+                request,
+                400,
+                f"this service does not answer for host {host!r}; it answers for "
+                f"{', '.join(sorted(hosts))} ([server] allowed_hosts)",
+            )
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         path = request.url.path

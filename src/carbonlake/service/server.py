@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ipaddress
 import signal
 import socket
 import threading
@@ -17,6 +16,7 @@ from fastapi import FastAPI
 
 from .._exceptions import ConfigurationError
 from ..settings import Settings
+from ._security import is_loopback
 from .app import create_app
 
 
@@ -36,16 +36,6 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def log_config() -> dict[str, Any]:
