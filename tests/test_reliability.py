@@ -233,3 +233,40 @@ def test_reads_need_a_key_when_listening_beyond_loopback(tmp_path: Path) -> None
         create_app(load_settings(tmp_path / "ws3", environ={})), base_url="http://localhost"
     )
     assert local.get("/emissions").status_code == 200  # loopback: reads stay open
+
+
+def test_watch_waits_for_a_writer_that_pauses_and_takes_the_file_once(tmp_path: Path) -> None:
+    """Issue 17 item 6: a writer pauses 1.5 s mid-file; the watcher must not take the part."""
+    import threading
+    import time
+
+    from carbonlake.settings import load_settings
+    from carbonlake.watch import Watcher
+
+    settings = load_settings(
+        tmp_path / "ws",
+        environ={},
+        overrides={"pipeline": {"watch_interval_s": 0.1, "watch_settle_s": 3.0}},
+    )
+    context = Context.open(settings)
+    target = tmp_path / "ws" / "landing" / "slow.csv"
+    rows = [activity_row(f"s-{i}") for i in range(40)]
+    handle = target.open("w", encoding="utf-8")
+    handle.write(HEADER + "\n" + "\n".join(rows[:20]) + "\n")
+    handle.flush()
+
+    def finish() -> None:
+        time.sleep(1.5)
+        handle.write("\n".join(rows[20:]) + "\n")
+        handle.close()
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    try:
+        summaries = Watcher(Pipeline(context), use_events=True).run(once=True)
+    finally:
+        writer.join()
+    assert [s["status"] for s in summaries] == ["SUCCEEDED"]
+    assert summaries[0]["records_calculated"] == 40
+    assert len(context.database.executions()) == 1
+    context.close()

@@ -108,8 +108,12 @@ class PipelineSettings:
     """How many files `carbonlake watch` processes at once."""
 
     watch_interval_s: float = 1.0
-    """How often `carbonlake watch` polls the landing bucket (and how long a file's size
-    must stay unchanged before it counts as complete)."""
+    """How often `carbonlake watch` polls the landing bucket."""
+
+    watch_settle_s: float = 5.0
+    """How long a file in a local landing folder must keep its size and modification
+    time before `carbonlake watch` takes it as complete (a writer may pause for less).
+    Writing under a temporary name (``.part``, ``.tmp``) and renaming is safer still."""
 
 
 @dataclass
@@ -385,6 +389,7 @@ def load_settings(
             "[pipeline] tolerated_failure_percentage must be between 0 and 100",
         ),
         (settings.pipeline.watch_interval_s > 0, "[pipeline] watch_interval_s must be positive"),
+        (settings.pipeline.watch_settle_s >= 0, "[pipeline] watch_settle_s must not be negative"),
         (settings.pipeline.split_chunk_mb > 0, "[pipeline] split_chunk_mb must be positive"),
         (settings.retry.max_attempts >= 1, "[retry] max_attempts must be at least 1"),
         (settings.retry.interval_s >= 0, "[retry] interval_s must not be negative"),

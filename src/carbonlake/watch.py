@@ -3,8 +3,15 @@
 Local folders are watched through filesystem events (watchdog) that wake the
 loop early; a listing of the bucket every ``[pipeline] watch_interval_s`` is
 the ground truth and the fallback that also serves object stores. A file counts
-as complete once it has a name that is not temporary and its size and
-modification time stayed the same over one interval. At most ``[pipeline]
+as complete once it has a name that is not temporary (``.part``, ``.tmp``, a
+leading dot, ...) and, in a local folder, its size and modification time have not
+changed for ``[pipeline] watch_settle_s`` (a writer that pauses for less is never
+taken mid-file). The reliable convention is to write under a temporary name, or
+elsewhere, and rename the file into landing when it is complete. An S3 object is
+complete once listed (it appears only when its upload completes). A file that
+changes while its execution runs fails that execution and waits for a run of its
+own (``Pipeline`` checks the bytes it started with), so no file is processed in
+two parts. At most ``[pipeline]
 max_executions`` files run at once. :meth:`Watcher.stop` (SIGTERM, Ctrl-C)
 stops taking new files and asks running executions to stop after their current
 batches; those are left ABORTED and finish with ``executions resume``.
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import PurePosixPath
@@ -52,6 +60,8 @@ class Watcher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sizes: dict[str, tuple[int, float]] = {}
+        self._since: dict[str, float] = {}
+        """When each object was first seen with its current size and time (monotonic)."""
         self._started: set[tuple[str, int, float]] = set()
         self._running: dict[str, Future[list[dict[str, Any]]]] = {}
         self.summaries: list[dict[str, Any]] = []
@@ -86,8 +96,11 @@ class Watcher:
     def _complete_objects(self) -> list[str]:
         """Objects of landing that are complete now (same size and time as last look)."""
         storage = self.pipeline.context.storage
+        settle = self.settings.watch_settle_s if storage.is_local("landing") else 0.0
+        now = time.monotonic()
         ready = []
         seen_now = {}
+        since_now = {}
         for url in storage.list("landing"):
             key = storage.split(url)[1]
             if is_temporary(key):
@@ -97,9 +110,13 @@ class Watcher:
             except CarbonlakeError:
                 continue  # moved away meanwhile
             seen_now[url] = (size, mtime)
-            if self._sizes.get(url) == (size, mtime) and (url, size, mtime) not in self._started:
+            unchanged = self._sizes.get(url) == (size, mtime)
+            since_now[url] = self._since.get(url, now) if unchanged else now
+            settled = now - since_now[url] >= settle or time.time() - mtime >= settle
+            if unchanged and settled and (url, size, mtime) not in self._started:
                 ready.append(url)
         self._sizes = seen_now
+        self._since = since_now
         return ready
 
     def _run_one(self, url: str) -> list[dict[str, Any]]:
