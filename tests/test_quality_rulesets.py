@@ -590,3 +590,13 @@ def test_dq_check_and_run_take_a_ruleset_of_a_cloudformation_template(
     ambiguous = invoke("dq", "check", source, "--rules", template, "--json")
     assert ambiguous.exit_code == 2
     assert "defines 2 rulesets" in json.loads(ambiguous.stdout)["error"]["message"]
+
+
+def test_the_yaml_template_in_the_docs_loads(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "quality.md").read_text()
+    (block,) = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    path = tmp_path / "stack.yaml"
+    path.write_text(block, encoding="utf-8")
+    (rule,) = load_rules(path)
+    assert rule.problem is None
+    assert rule.name == "ids present" and rule.substitution_map == {":max": "0"}
