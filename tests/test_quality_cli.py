@@ -167,7 +167,9 @@ def test_a_ruleset_file_that_cannot_be_read_is_a_configuration_error(
     assert not (tmp_path / "ws" / "landing" / "fleet.csv").exists()  # nothing was landed
 
 
-def test_one_bad_rule_fails_that_rule_and_the_others_run(tmp_path: Path) -> None:
+def test_one_bad_rule_fails_that_rule_and_the_others_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     source = csv_file(tmp_path, activity_row("a"), activity_row("b"))
     rules = rules_file(
         tmp_path,
@@ -187,6 +189,8 @@ def test_one_bad_rule_fails_that_rule_and_the_others_run(tmp_path: Path) -> None
     assert results["bad one"]["status"] == "FAILED"
     assert "aggregate 'NOPE' is not supported" in results["bad one"]["reason"]
     assert results["two rows"]["status"] == "SUCCEEDED"
+    assert f"ruleset {rules}: rule 'bad one': aggregate 'NOPE' is not supported" in caplog.text
+    assert "the rule fails on every file until it is fixed" in caplog.text
 
     table = invoke("dq", "check", source, "--rules", rules, "--workspace", tmp_path)
     assert table.exit_code == 1

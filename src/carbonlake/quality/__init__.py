@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from importlib import resources
@@ -46,6 +47,8 @@ __all__ = [
     "table_rows",
 ]
 
+log = logging.getLogger(__name__)
+
 REPORT_NAME = "report.json"
 PROFILE_NAME = "profile.json"
 DEFAULT_RULESET_NAME = "carbonlake-default-activity-ruleset"
@@ -72,9 +75,12 @@ def load_ruleset(path: str | Path | None, setting: str = "[quality] ruleset") ->
     if not path:
         return default_rules()
     try:
-        return load_rules(path)
+        rules = load_rules(path)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{exc} (from {setting})") from exc
+    for problem in problems_of(rules):
+        log.warning("ruleset %s: %s; the rule fails on every file until it is fixed", path, problem)
+    return rules
 
 
 def invalid_rules(rules: list[Rule]) -> list[str]:
