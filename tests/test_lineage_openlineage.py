@@ -21,7 +21,8 @@ from carbonlake.lineage_openlineage import dataset_id
 from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
-from .conftest import activity_row
+from .conftest import HEADER, activity_row
+from .openlineage_schema import assert_valid, event_errors
 
 
 def invoke(*args: str | Path) -> Result:
@@ -157,13 +158,23 @@ def test_the_dq_report_is_a_data_quality_assertions_facet(
         (context.settings.workspace / "dq-results" / summary["root_id"] / "report.json").read_text()
     )
     rules = report["rulesetResults"][0]["ruleResults"]
-    assert {a["assertion"] for a in facet["assertions"]} == {r["name"] for r in rules}
+    assert {a["name"] for a in facet["assertions"]} == {r["name"] for r in rules}
     expected = {r["name"]: r["status"] == "SUCCEEDED" for r in rules}
-    assert {a["assertion"]: a["success"] for a in facet["assertions"]} == expected
+    assert {a["name"]: a["success"] for a in facet["assertions"]} == expected
+    by_rule = {a["name"]: a for a in facet["assertions"]}
+    missing_ids = by_rule["Check activity_event_id column For missing Values"]
+    assert missing_ids["assertion"] == "missing_values_count"  # a classification, as the spec's
+    assert missing_ids["content"] == "AGG(:col1, MISSING_VALUES_COUNT) <= :val1"
+    assert missing_ids["contentType"] == "expression"
+    assert missing_ids["params"] == {":col1": "`activity_event_id`", ":val1": "0"}
+    assert (missing_ids["expected"], missing_ids["actual"]) == ("<= 0", "0")
     # The unknown activity of r5 fails a warning rule; the file still passes.
     failed = [a for a in facet["assertions"] if not a["success"]]
     assert failed and {a["severity"] for a in failed} == {"warn"}
     assert any("emission factor" in a["name"] for a in failed)
+    (no_factor,) = failed
+    assert no_factor["actual"] == "1 failing row" and no_factor["expected"] == "0 failing rows"
+    assert "column" not in no_factor  # it reads two columns: one assertion for the dataset
     assert any(a.get("column") == "activity_event_id" for a in facet["assertions"])
 
 
@@ -257,3 +268,225 @@ def test_dataset_naming_follows_openlineage() -> None:
     assert dataset_id("file:///ws/raw/a.csv") == ("file", "/ws/raw/a.csv")
     assert dataset_id("s3://bucket/raw/a.csv") == ("s3://bucket", "raw/a.csv")
     assert dataset_id("file://host/share/a.csv") == ("file://host", "/share/a.csv")
+
+
+# -- the official schema ------------------------------------------------------------------------
+
+
+def recalculated(tmp_path: Path) -> tuple[Path, str]:
+    """A workspace whose one file was calculated, then recalculated with another factor."""
+    ws = tmp_path / "ws"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    source = tmp_path / "fleet.csv"
+    source.write_text("\n".join([HEADER, activity_row("g1"), activity_row("g2")]) + "\n")
+    ran = invoke("run", source, "--workspace", ws, "--json")
+    assert ran.exit_code == 0, ran.output
+    root_id = json.loads(ran.stdout)[0]["root_id"]
+    factors = tmp_path / "revised.json"
+    factors.write_text(
+        json.dumps(
+            {
+                "format": "carbonlake-factors/1",
+                "factors": [
+                    {
+                        "scope": 1,
+                        "category": "mobile-combustion",
+                        "activity": "Motor Gasoline - Gasoline Passenger Cars",
+                        "unit": "gal (US)",
+                        "co2": {"value": 9.0, "unit": "kg"},
+                        "source": "revised",
+                    }
+                ],
+            }
+        )
+    )
+    imported = invoke("factors", "import", factors, "--workspace", ws, "--json")
+    label = json.loads(imported.stdout)["label"]
+    done = invoke("recalculate", "--factor-set", label, "--workspace", ws, "--json")
+    assert done.exit_code == 0, done.output
+    return ws, root_id
+
+
+def run_in(ws: Path, source: Path, **overrides: dict[str, Any]) -> dict[str, Any]:
+    """Run the pipeline on one file in the workspace ``ws``; its summary."""
+    context = Context.open(load_settings(ws, environ={}, overrides=overrides or None))
+    try:
+        return Pipeline(context).run_file(source)
+    finally:
+        context.close()
+
+
+def printed_events(ws: Path, root_id: str) -> list[dict[str, Any]]:
+    result = invoke("lineage", "openlineage", root_id, "--workspace", ws, "--json")
+    assert result.exit_code == 0, result.output
+    events: list[dict[str, Any]] = json.loads(result.stdout)
+    return events
+
+
+@pytest.fixture
+def every_kind(
+    tmp_path: Path, make_csv: Callable[..., Path], processed: tuple[Context, dict[str, Any]]
+) -> dict[str, tuple[Path, str]]:
+    """One root of each kind of history: calculated, with failed records, refused by the
+    data-quality gate, recalculated."""
+    kinds: dict[str, tuple[Path, str]] = {}
+    context, summary = processed
+    kinds["record failures"] = (context.settings.workspace, summary["root_id"])
+    clean = tmp_path / "clean"
+    done = run_in(clean, make_csv([activity_row("a"), activity_row("b")]))
+    assert done["status"] == "SUCCEEDED"
+    kinds["success"] = (clean, done["root_id"])
+    refused = tmp_path / "refused"
+    bad = run_in(refused, make_csv([activity_row("ok"), "bad,row"], name="bad.csv"))
+    kinds["data-quality failure"] = (refused, bad["root_id"])
+    kinds["recalculation"] = recalculated(tmp_path / "recalc")
+    return kinds
+
+
+def test_every_kind_of_event_validates_against_the_official_schema(
+    every_kind: dict[str, tuple[Path, str]],
+) -> None:
+    seen: set[tuple[str, str]] = set()
+    for kind, (ws, root_id) in every_kind.items():
+        events = printed_events(ws, root_id)
+        assert events, kind
+        assert_valid(events)
+        seen |= {(e["job"]["name"], e["eventType"]) for e in events}
+    assert {
+        ("carbonlake.pipeline", "COMPLETE"),
+        ("carbonlake.pipeline", "FAIL"),
+        ("carbonlake.pipeline.dq_check_results", "FAIL"),
+        ("carbonlake.pipeline.calculate_co2e", "FAIL"),
+        ("carbonlake.recalculate", "START"),
+        ("carbonlake.recalculate", "COMPLETE"),
+    } <= seen
+
+
+def test_the_schema_check_catches_what_issue_15_found(
+    processed: tuple[Context, dict[str, Any]],
+) -> None:
+    # The facet as carbonlake used to write it: content an object, actual a Python repr.
+    context, summary = processed
+    (event, *_) = [e for e in events_of(context, summary["root_id"]) if e["inputs"]][1:]
+    assertion = event["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"][0]
+    assertion["content"] = {"CheckExpression": "AGG(ROWS_COUNT) > 0"}
+    assertion["actual"] = 0
+    problems = event_errors(event)
+    assert any("['content']" in p and "is not of type 'string'" in p for p in problems)
+    assert any("['actual']" in p for p in problems)
+    event["eventTime"] = "2026-03-01 10:00:00"  # no 'T', no offset
+    assert any("eventTime" in p for p in event_errors(event))
+
+
+def test_a_multi_column_rule_reports_each_columns_own_value(
+    tmp_path: Path, make_csv: Callable[..., Path]
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(
+        json.dumps(
+            [
+                {
+                    "Name": "few gaps",
+                    "CheckExpression": "AGG(MISSING_VALUES_COUNT) <= :n",
+                    "SubstitutionMap": {":n": "1"},
+                    "ColumnSelectors": [{"Name": "geo"}, {"Name": "source"}, {"Name": "units"}],
+                },
+                {
+                    "Name": "ids",
+                    "CheckExpression": "AGG(:c, DISTINCT_VALUES_COUNT) > 0",
+                    "SubstitutionMap": {":c": "`activity_event_id`"},
+                },
+            ]
+        )
+    )
+    rows = [
+        "a,vehicle1,,2019-10,1,mobile-combustion,Motor Gasoline - Gasoline Passenger Cars,,10,gal",
+        "b,vehicle1,,2019-10,1,mobile-combustion,Motor Gasoline - Gasoline Passenger Cars,,10,gal",
+        'c,vehicle1,"[1,2]",2019-10,1,mobile-combustion,Motor Gasoline - Gasoline Passenger Cars,'
+        "x,10,gal",
+    ]
+    source = make_csv(rows)
+    ws = tmp_path / "ws"
+    summary = run_in(ws, source, quality={"ruleset": str(rules)})
+    events = printed_events(ws, summary["root_id"])
+    assert_valid(events)
+    facet = events[1]["inputs"][0]["inputFacets"]["dataQualityAssertions"]
+    gaps = {a["column"]: a for a in facet["assertions"] if a["name"] == "few gaps"}
+    # Counted here from the rows written above: geo is empty twice, source twice, units never.
+    assert {c: (a["actual"], a["success"]) for c, a in gaps.items()} == {
+        "geo": ("2", False),
+        "source": ("2", False),
+        "units": ("0", True),
+    }
+    (ids,) = [a for a in facet["assertions"] if a["name"] == "ids"]
+    assert (ids["column"], ids["actual"], ids["expected"]) == ("activity_event_id", "3", "> 0")
+
+
+class MarquezLike(BaseHTTPRequestHandler):
+    """An OpenLineage receiver on loopback that takes events as Marquez does: POST
+    /api/v1/lineage with a JSON body, 201 Created; it answers 422 to an event that does
+    not validate against the official schema, 404 elsewhere."""
+
+    accepted: ClassVar[list[dict[str, Any]]] = []
+    refused: ClassVar[list[list[str]]] = []
+
+    def do_POST(self) -> None:
+        if self.path != "/api/v1/lineage":
+            self.send_error(404)
+            return
+        if not self.headers.get("Content-Type", "").startswith("application/json"):
+            self.send_error(415)
+            return
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        try:
+            event = json.loads(body)
+        except ValueError:
+            self.send_error(400)
+            return
+        problems = event_errors(event)
+        if problems:
+            type(self).refused.append(problems)
+            self.send_error(422, "; ".join(problems)[:200])
+            return
+        type(self).accepted.append(event)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def test_a_marquez_like_receiver_takes_every_event(
+    every_kind: dict[str, tuple[Path, str]],
+) -> None:
+    handler = type("Receiver", (MarquezLike,), {"accepted": [], "refused": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        expected: list[dict[str, Any]] = []
+        for ws, root_id in every_kind.values():
+            sent = invoke(
+                "lineage",
+                "openlineage",
+                root_id,
+                "--workspace",
+                ws,
+                "--transport",
+                "http",
+                "--url",
+                url,
+                "--json",
+            )
+            assert sent.exit_code == 0, sent.output
+            expected += printed_events(ws, root_id)
+            assert json.loads(sent.stdout)["sent"] == len(printed_events(ws, root_id))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert handler.refused == []
+    assert handler.accepted == expected
+    assert_valid(handler.accepted)

@@ -140,29 +140,20 @@ def test_dq_check_with_own_rules(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("name", "content", "message"),
     [
-        ("{not json", "is not valid JSON"),
-        (
-            json.dumps(
-                [
-                    {
-                        "Name": "bad one",
-                        "CheckExpression": "AGG(:c, NOPE) > 1",
-                        "SubstitutionMap": {":c": "`a`"},
-                    }
-                ]
-            ),
-            "rule 'bad one'",
-        ),
+        ("rules.json", "{not json", "is not valid JSON"),
+        ("rules.yaml", "- Name: [unclosed", "is not valid YAML at line 1"),
+        ("rules.json", '{"rules": []}', "must hold a list of rules"),
+        ("rules.json", "\udcff", "is not UTF-8"),
     ],
 )
-def test_a_bad_rule_file_is_a_configuration_error(
-    tmp_path: Path, content: str, message: str
+def test_a_ruleset_file_that_cannot_be_read_is_a_configuration_error(
+    tmp_path: Path, name: str, content: str, message: str
 ) -> None:
     source = csv_file(tmp_path, activity_row("a"))
-    rules = tmp_path / "rules.json"
-    rules.write_text(content)
+    rules = tmp_path / name
+    rules.write_bytes(content.encode("utf-8", "surrogateescape"))
 
     checked = invoke("dq", "check", source, "--rules", rules, "--json", "--workspace", tmp_path)
     ran = invoke("run", source, "--rules", rules, "--json", "--workspace", tmp_path / "ws")
@@ -172,7 +163,48 @@ def test_a_bad_rule_file_is_a_configuration_error(
         error = json.loads(result.stdout)["error"]
         assert error["type"] == "ConfigurationError"
         assert message in error["message"] and "--rules" in error["message"]
+        assert str(rules) in error["message"]
     assert not (tmp_path / "ws" / "landing" / "fleet.csv").exists()  # nothing was landed
+
+
+def test_one_bad_rule_fails_that_rule_and_the_others_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = csv_file(tmp_path, activity_row("a"), activity_row("b"))
+    rules = rules_file(
+        tmp_path,
+        [
+            {
+                "Name": "bad one",
+                "CheckExpression": "AGG(:c, NOPE) > 1",
+                "SubstitutionMap": {":c": "`a`"},
+            },
+            {"Name": "two rows", "CheckExpression": "AGG(ROWS_COUNT) == 2"},
+        ],
+    )
+
+    checked = invoke("dq", "check", source, "--rules", rules, "--json", "--workspace", tmp_path)
+    assert checked.exit_code == 1
+    results = {r["name"]: r for r in json.loads(checked.stdout)["rulesetResults"][0]["ruleResults"]}
+    assert results["bad one"]["status"] == "FAILED"
+    assert "aggregate 'NOPE' is not supported" in results["bad one"]["reason"]
+    assert results["two rows"]["status"] == "SUCCEEDED"
+    assert f"ruleset {rules}: rule 'bad one': aggregate 'NOPE' is not supported" in caplog.text
+    assert "the rule fails on every file until it is fixed" in caplog.text
+
+    table = invoke("dq", "check", source, "--rules", rules, "--workspace", tmp_path)
+    assert table.exit_code == 1
+    assert "aggregate 'NOPE' is not supported" in table.stdout
+
+    ws = tmp_path / "ws"
+    ran = invoke("run", source, "--rules", rules, "--json", "--workspace", ws)
+    assert ran.exit_code == 1
+    assert (ws / "error" / "fleet.csv").exists()
+    (report_path,) = (ws / "dq-results").glob("*/report.json")
+    stored = json.loads(report_path.read_text())
+    reasons = {r["name"]: r["reason"] for r in stored["rulesetResults"][0]["ruleResults"]}
+    assert "aggregate 'NOPE' is not supported" in reasons["bad one"]
+    assert reasons["two rows"] is None
 
 
 def test_dq_check_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -560,21 +560,73 @@ BAD_RULES: list[tuple[dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("rule", "message"), BAD_RULES)
-def test_bad_rules_are_refused_with_the_rule_name(rule: dict[str, Any], message: str) -> None:
+def test_a_bad_rule_fails_with_its_reason_and_the_others_still_run(
+    tmp_path: Path, rule: dict[str, Any], message: str
+) -> None:
     substitutions = rule.get("SubstitutionMap", {})
     if isinstance(substitutions, dict):
         substitutions = {":c": "`asset_id`", **substitutions}
-    document = [{"Name": "my rule", **rule, "SubstitutionMap": substitutions}]
-    with pytest.raises(ConfigurationError) as info:
-        rules_from_document(document, "rules.json")
-    assert "'my rule'" in str(info.value)
-    assert message in str(info.value)
+    bad = {"Name": "my rule", **rule, "SubstitutionMap": substitutions}
+    good = {
+        "Name": "good",
+        "CheckExpression": "AGG(ROWS_COUNT) == :n",
+        "SubstitutionMap": {":n": "2"},
+    }
+    loaded = rules_from_document([bad, good], "rules.json")
+    assert loaded[0].problem is not None
+    assert "'my rule'" in loaded[0].problem and message in loaded[0].problem
+    assert loaded[1].problem is None
+
+    report = evaluate_rules(tmp_path, ["asset_id", "a"], [["x", "1"], ["y", "2"]], [bad, good])
+    results = by_name(report)
+    assert results["my rule"]["status"] == "FAILED"
+    assert results["my rule"]["reason"].startswith("the rule cannot be evaluated: ")
+    assert message in results["my rule"]["reason"]
+    assert results["my rule"]["definition"] == bad  # as written, to fix it
+    assert results["good"]["status"] == "SUCCEEDED" and results["good"]["observedValue"] == 2
+    assert report["passed"] is False and report["summary"]["failedRules"] == ["my rule"]
 
 
-def test_rule_names_must_be_unique() -> None:
+def test_a_bad_warn_rule_only_warns(tmp_path: Path) -> None:
+    bad = {
+        "Name": "typo",
+        "Severity": "warn",
+        "CheckExpression": ":c ~ 1",
+        "SubstitutionMap": {":c": "`a`"},
+    }
+    report = evaluate_rules(tmp_path, ["a"], [["1"]], [bad])
+    assert by_name(report)["typo"]["status"] == "FAILED"
+    assert report["passed"] is True and report["summary"]["warnedRules"] == ["typo"]
+
+
+def test_a_rule_that_is_not_an_object_fails_by_its_number(tmp_path: Path) -> None:
+    good = {
+        "Name": "rows",
+        "CheckExpression": "AGG(ROWS_COUNT) > :n",
+        "SubstitutionMap": {":n": "0"},
+    }
+    report = evaluate_rules(tmp_path, ["a"], [["1"]], [good, "AGG(ROWS_COUNT) > 0"])
+    results = by_name(report)
+    assert results["rows"]["status"] == "SUCCEEDED"
+    assert results["rule 2"]["status"] == "FAILED"
+    assert "not an object" in results["rule 2"]["reason"]
+
+
+def test_a_second_rule_of_the_same_name_fails(tmp_path: Path) -> None:
     rule = {"Name": "twice", "CheckExpression": "AGG(ROWS_COUNT) > 0"}
-    with pytest.raises(ConfigurationError, match="two rules are named 'twice'"):
-        rules_from_document([rule, rule], "rules.json")
+    first, second = rules_from_document([rule, rule], "rules.json")
+    assert first.problem is None
+    assert second.problem is not None and "rules 1 and 2 are both named 'twice'" in second.problem
+    report = evaluate_rules(tmp_path, ["a"], [["1"]], [rule, rule])
+    statuses = [r["status"] for r in report["rulesetResults"][0]["ruleResults"]]
+    assert statuses == ["SUCCEEDED", "FAILED"]
+
+
+def test_a_ruleset_that_is_not_a_ruleset_is_still_refused() -> None:
+    with pytest.raises(ConfigurationError, match="must hold a list of rules"):
+        rules_from_document({"rules": []}, "rules.json")
+    with pytest.raises(ConfigurationError, match="must hold a list of rules"):
+        rules_from_document("AGG(ROWS_COUNT) > 0", "rules.json")
 
 
 def test_a_disabled_rule_is_not_parsed_or_reported(tmp_path: Path) -> None:

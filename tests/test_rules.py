@@ -74,7 +74,7 @@ def test_cloudformation_substitution_list_and_keywords_in_any_case(tmp_path: Pat
         ("AGG(:col1, MISSING_VALUES_COUNT) ~ 0", "cannot read"),
     ],
 )
-def test_bad_rules_are_refused_with_the_rule_name(expression: str, message: str) -> None:
+def test_bad_rules_carry_their_problem_with_the_rule_name(expression: str, message: str) -> None:
     document = [
         {
             "Name": "my rule",
@@ -82,10 +82,10 @@ def test_bad_rules_are_refused_with_the_rule_name(expression: str, message: str)
             "SubstitutionMap": {":col1": "`asset_id`"},
         }
     ]
-    with pytest.raises(ConfigurationError) as info:
-        rules_from_document(document, "rules.json")
-    assert "'my rule'" in str(info.value)
-    assert message in str(info.value)
+    (rule,) = rules_from_document(document, "rules.json")
+    assert rule.problem is not None
+    assert "'my rule'" in rule.problem
+    assert message in rule.problem
 
 
 def test_a_rule_file_that_is_not_json_is_a_configuration_error(tmp_path: Path) -> None:

@@ -239,8 +239,9 @@ def _rules_option(func: F) -> F:
         "--rules",
         "rules_file",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="DataBrew-format ruleset JSON (default: [quality] ruleset, else the shipped "
-        "activity ruleset; see docs/quality.md).",
+        help="DataBrew-format ruleset file, JSON or YAML: a list of rules, describe-ruleset "
+        "output or a CloudFormation template (FILE#NAME picks one of its rulesets). Default: "
+        "[quality] ruleset, else the shipped activity ruleset; see docs/quality.md.",
     )(func)
 
 

@@ -13,6 +13,11 @@ that left a trace in the ledger, each with a START and a COMPLETE or FAIL event:
 - ``carbonlake.pipeline.calculate_co2e``: batch files in; enriched and errors
   files out with their record counts (FAIL when records could not be calculated).
 
+Each later recalculation of the root's records (``carbonlake recalculate``) is a
+run of job ``carbonlake.recalculate`` (START, COMPLETE) with the files it wrote.
+Every event validates against the official OpenLineage schemas (the tests check
+each kind against the spec's JSON schemas).
+
 Event times are the times the ledger recorded, stage runs name the execution's
 run in a ``parent`` facet, and every dataset whose object hash the ledger kept
 carries it as its ``version``. Datasets follow OpenLineage's naming: ``file:///a/b``
@@ -24,6 +29,7 @@ the same root twice updates the same runs.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,13 +59,16 @@ from openlineage.client.transport.http import HttpConfig, HttpTransport
 from openlineage.client.transport.transport import Transport
 
 from . import lineage
-from ._exceptions import ConfigurationError, LineageError, StorageError
+from ._exceptions import CarbonlakeError, ConfigurationError, LineageError, StorageError
 from .database import Database
+from .quality import rules as rule_language
 from .storage import Storage
 
 NAMESPACE = "carbonlake"
 """Default job namespace."""
 PIPELINE_JOB = "carbonlake.pipeline"
+RECALCULATE_JOB = "carbonlake.recalculate"
+_RECALCULATED = re.compile(r"/recalculated/([^/]+)/")
 TRANSPORTS = ("file", "http")
 DEFAULT_ENDPOINT = "api/v1/lineage"
 
@@ -101,37 +110,146 @@ class _Stage:
     outputs: list[OutputDataset]
 
 
+def _text(value: Any) -> str | None:
+    """An observed value as the facet's string: numbers as JSON writes them, lists as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return json.dumps(value)
+
+
+def _parsed(definition: Any) -> rule_language.Rule | None:
+    """The rule of a report entry's definition, or None (a file check, an invalid rule)."""
+    if not isinstance(definition, dict) or "BuiltInCheck" in definition:
+        return None
+    try:
+        (rule,) = rule_language.rules_from_document([definition], "the report")
+    except CarbonlakeError:
+        return None
+    return rule if rule.problem is None else None
+
+
+def _condition_kind(condition: rule_language.Condition) -> str:
+    not_ = "not_" if getattr(condition, "negated", False) else ""
+    if isinstance(condition, rule_language.Compare):
+        lengths = (condition.left, condition.right)
+        return (
+            "length"
+            if any(isinstance(o, rule_language.Length) for o in lengths)
+            else ("comparison")
+        )
+    if isinstance(condition, rule_language.Between):
+        return f"is_{not_}between"
+    if isinstance(condition, rule_language.InList):
+        return f"{not_}in"
+    if isinstance(condition, rule_language.MissingTest):
+        return f"is_{not_}missing"
+    return f"{not_}{condition.op.lower()}"
+
+
+def _classification(rule: rule_language.Rule | None, definition: Any) -> str:
+    """The facet's ``assertion``: what kind of test the rule is (``missing_values_count``,
+    ``is_between``, ``matches``, ...), as OpenLineage's examples classify tests."""
+    if isinstance(definition, dict) and "BuiltInCheck" in definition:
+        return "file_structure"
+    if rule is None:
+        return "invalid_rule"
+    check = rule_language.parse_check(rule)
+    aggregates = rule_language.aggregates_of(check)
+    if aggregates:
+        kinds = [agg.stat.lower() for agg in aggregates]
+    else:
+        kinds = [_condition_kind(c) for c in rule_language.conditions_of(check)]
+    return "+".join(dict.fromkeys(kinds))
+
+
+def _aggregate_expected(rule: rule_language.Rule) -> str | None:
+    """``<= 0`` for ``AGG(...) <= :max``: what one aggregate is compared with, when the check
+    is that simple."""
+    check = rule_language.parse_check(rule)
+    if isinstance(check, rule_language.Compare):
+        sides = (check.left, check.right)
+        if isinstance(sides[0], rule_language.Agg) and isinstance(sides[1], rule_language.Literal):
+            return f"{check.op} {sides[1].text}"
+    if (
+        isinstance(check, rule_language.Between)
+        and isinstance(check.low, rule_language.Literal)
+        and isinstance(check.high, rule_language.Literal)
+    ):
+        not_ = "not " if check.negated else ""
+        return f"{not_}between {check.low.text} and {check.high.text}"
+    return None
+
+
+def _expected_actual(
+    rule: rule_language.Rule | None, observed: Any, failed: Any
+) -> tuple[str | None, str | None]:
+    """(expected, actual) of one rule or one selected column, as strings."""
+    if rule is None:
+        return None, _text(observed)
+    if rule_language.is_aggregate(rule_language.parse_check(rule)):
+        return _aggregate_expected(rule), _text(observed)
+    if rule.threshold is not None:
+        if not isinstance(observed, int | float):
+            return f"passing {rule.threshold.describe()}", None
+        unit = "%" if rule.threshold.unit == "PERCENTAGE" else " rows"
+        return f"passing {rule.threshold.describe()}", f"passing {observed:g}{unit}"
+    if failed is None:
+        return "0 failing rows", None
+    return "0 failing rows", f"{failed} failing row" + ("" if failed == 1 else "s")
+
+
 def _assertions(report: dict[str, Any]) -> list[data_quality_assertions_dataset.Assertion]:
+    """One assertion per rule; per selected column for a rule with ColumnSelectors, each with
+    that column's own observed value; with ``column`` when the rule reads one column."""
     found = []
     for ruleset in report.get("rulesetResults") or []:
-        for rule in ruleset.get("ruleResults") or []:
-            name = str(rule.get("name") or "rule")
+        for result in ruleset.get("ruleResults") or []:
+            name = str(result.get("name") or "rule")
+            definition = result.get("definition")
+            rule = _parsed(definition)
+            expression = definition.get("CheckExpression") if isinstance(definition, dict) else None
             common: dict[str, Any] = {
-                "assertion": name,
+                "assertion": _classification(rule, definition),
                 "name": name,
-                "severity": rule.get("severity"),
-                "content": rule.get("definition"),
-                "contentType": "expression" if rule.get("definition") else None,
-                "actual": None
-                if rule.get("observedValue") is None
-                else str(rule.get("observedValue")),
+                "severity": result.get("severity"),
+                "description": result.get("expression") or None,
+                "content": expression if isinstance(expression, str) else None,
+                "contentType": "expression" if isinstance(expression, str) else None,
+                "params": dict(rule.substitution_map) if rule is not None else {},
             }
-            columns = rule.get("columnResults") or []
-            if columns:
+            columns = [c for c in result.get("columnResults") or [] if c.get("name")]
+            per_column = rule is not None and bool(rule.column_selectors)
+            if per_column or len(columns) == 1:
                 for column in columns:
+                    own = column if per_column else result
+                    expected, actual = _expected_actual(
+                        rule, own.get("observedValue"), own.get("failedCount")
+                    )
                     found.append(
                         data_quality_assertions_dataset.Assertion(
                             success=column.get("status") == "SUCCEEDED",
-                            column=column.get("name"),
+                            column=str(column["name"]),
+                            expected=expected,
+                            actual=actual,
                             **common,
                         )
                     )
-            else:
-                found.append(
-                    data_quality_assertions_dataset.Assertion(
-                        success=rule.get("status") == "SUCCEEDED", **common
-                    )
+                continue
+            expected, actual = _expected_actual(
+                rule, result.get("observedValue"), result.get("failedCount")
+            )
+            found.append(
+                data_quality_assertions_dataset.Assertion(
+                    success=result.get("status") == "SUCCEEDED",
+                    expected=expected,
+                    actual=actual,
+                    **common,
                 )
+            )
     return found
 
 
@@ -294,7 +412,10 @@ class _Builder:
         stop_error: str | None,
         succeeded: bool,
     ) -> _Stage:
-        groups = self.database.lineage_record_groups(self.root_id, lineage.RECORD_ACTIONS)
+        # RECALCULATION nodes belong to later runs of their own (see recalculation_events).
+        groups = self.database.lineage_record_groups(
+            self.root_id, (lineage.CALCULATION_COMPLETE, lineage.CALCULATION_FAILED)
+        )
         done = {g["parent_id"] for g in groups}
         failed_records = sum(
             g["nodes"] for g in groups if g["action_taken"] == lineage.CALCULATION_FAILED
@@ -444,6 +565,74 @@ class _Builder:
                 producer=self.producer,
             )
         )
+        return events + self.recalculation_events(run_id, tags)
+
+    def recalculation_events(self, run_id: str, tags: tags_run.TagsRunFacet) -> list[RunEvent]:
+        """START and COMPLETE of each recalculation of this root's records (job
+        ``carbonlake.recalculate``), with the files it wrote and their record counts."""
+        runs: dict[str, dict[str, Any]] = {}
+        groups = self.database.lineage_record_groups(self.root_id, (lineage.RECALCULATION,))
+        for group in groups:
+            location = group["storage_location"] or ""
+            found = _RECALCULATED.search(location)
+            recalculation_id = found.group(1) if found else "unknown"
+            run = runs.setdefault(
+                recalculation_id,
+                {
+                    "first": group["first_recorded_at"],
+                    "last": group["last_recorded_at"],
+                    "files": {},
+                },
+            )
+            run["first"] = min(run["first"], group["first_recorded_at"])
+            run["last"] = max(run["last"], group["last_recorded_at"])
+            key = (location, group["object_sha256"])
+            run["files"][key] = run["files"].get(key, 0) + group["nodes"]
+        job = Job(
+            self.namespace,
+            RECALCULATE_JOB,
+            facets={
+                "jobType": job_type_job.JobTypeJobFacet(
+                    processingType="BATCH", integration="CARBONLAKE", jobType="JOB"
+                )
+            },
+        )
+        events = []
+        for recalculation_id, run in runs.items():
+            recalculation_tags = tags_run.TagsRunFacet(
+                tags=[
+                    *(tags.tags or []),
+                    tags_run.TagsRunFacetFields(
+                        key="recalculation_id", value=recalculation_id, source="CARBONLAKE"
+                    ),
+                ]
+            )
+            run_facets: dict[str, Any] = {"tags": recalculation_tags}
+            recalculation_run = str(
+                uuid.uuid5(uuid.UUID(run_id), f"recalculate:{recalculation_id}")
+            )
+            outputs = [
+                self.dataset(
+                    location,
+                    sha,
+                    OutputDataset,
+                    outputStatistics=output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                        rowCount=count
+                    ),
+                )
+                for (location, sha), count in run["files"].items()
+            ]
+            for state, time in ((RunState.START, run["first"]), (RunState.COMPLETE, run["last"])):
+                events.append(
+                    RunEvent(
+                        eventType=state,
+                        eventTime=time,
+                        run=Run(runId=recalculation_run, facets=run_facets),
+                        job=job,
+                        outputs=outputs if state == RunState.COMPLETE else [],
+                        producer=self.producer,
+                    )
+                )
         return events
 
 

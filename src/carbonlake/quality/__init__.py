@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from importlib import resources
@@ -22,7 +23,7 @@ from ..database import Database, utc_now
 from ..storage import Storage
 from . import gate
 from .gate import ListResolver, failed_results, table_rows
-from .rules import Rule, load_rules, rule_to_document, rules_from_document
+from .rules import Rule, load_rules, problems_of, rule_to_document, rules_from_document
 
 if TYPE_CHECKING:
     from ..calculate.factors import FactorSet
@@ -36,6 +37,7 @@ __all__ = [
     "default_rules",
     "factor_set_lists",
     "failed_results",
+    "invalid_rules",
     "load_ruleset",
     "profile",
     "read_report",
@@ -45,6 +47,8 @@ __all__ = [
     "table_rows",
 ]
 
+log = logging.getLogger(__name__)
+
 REPORT_NAME = "report.json"
 PROFILE_NAME = "profile.json"
 DEFAULT_RULESET_NAME = "carbonlake-default-activity-ruleset"
@@ -53,20 +57,35 @@ DEFAULT_RULESET_NAME = "carbonlake-default-activity-ruleset"
 def default_rules() -> list[Rule]:
     """The ruleset shipped with the package (``docs/quality.md`` describes each rule)."""
     text = resources.files("carbonlake").joinpath("data/default-ruleset.json").read_text("utf-8")
-    return rules_from_document(json.loads(text), "the shipped default ruleset")
+    rules = rules_from_document(json.loads(text), "the shipped default ruleset")
+    problems = problems_of(rules)
+    if problems:  # a packaging mistake, not the user's: say so loudly
+        raise ConfigurationError(f"the shipped default ruleset is broken: {problems[0]}")
+    return rules
 
 
 def load_ruleset(path: str | Path | None, setting: str = "[quality] ruleset") -> list[Rule]:
-    """Rules from ``path``, or the shipped default when no path is given.
+    """Rules from the ruleset file ``path`` (JSON or YAML, ``FILE#NAME`` for one ruleset of
+    a CloudFormation template), or the shipped default when no path is given.
 
-    ``setting`` names where the path came from, for the error message.
+    A file that cannot be read as a ruleset is a ConfigurationError (``setting`` names
+    where the path came from); a rule that cannot be used is returned with its
+    ``problem`` (:func:`invalid_rules`), and the gate fails it with that reason.
     """
     if not path:
         return default_rules()
     try:
-        return load_rules(Path(path).expanduser())
+        rules = load_rules(path)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{exc} (from {setting})") from exc
+    for problem in problems_of(rules):
+        log.warning("ruleset %s: %s; the rule fails on every file until it is fixed", path, problem)
+    return rules
+
+
+def invalid_rules(rules: list[Rule]) -> list[str]:
+    """Why each enabled rule that cannot be evaluated cannot be (empty: all can)."""
+    return problems_of(rules)
 
 
 def factor_set_lists(load: Callable[[], FactorSet]) -> ListResolver:

@@ -226,6 +226,7 @@ def agg_expr(agg: Agg, columns: list[str], moments: Moments | None = None) -> pl
         "MAX": values.max(),
         "MEAN": values.mean(),
         "MEDIAN": values.median(),
+        "MEDIAN_ABSOLUTE_DEVIATION": (values - values.median()).abs().median(),
         "SUM": values.sum(),
         "STANDARD_DEVIATION": values.std(),
         "VARIANCE": values.var(),

@@ -145,6 +145,8 @@ def _prepare(
     rule: r.Rule, columns: list[str], resolve: ListResolver | None
 ) -> _Pending | dict[str, Any]:
     """The rule's units, or its final result when it cannot run on this file."""
+    if rule.problem is not None:
+        return _result(rule, "FAILED", reason=f"the rule cannot be evaluated: {rule.problem}")
     check = r.parse_check(rule)
     absent: list[str] = []
     if rule.column_selectors:

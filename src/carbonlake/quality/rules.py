@@ -6,8 +6,9 @@ A rule is AWS Glue DataBrew's ``{"Name", "Disabled", "CheckExpression",
 CloudFormation's list of ``{ValueReference, Value}``. A check expression parses
 into the small tree below; :mod:`carbonlake.quality.compiler` turns the tree
 into Polars expressions. Everything wrong with a rule (syntax, an unknown
-aggregate, a missing substitution, a bad regex or list) is refused here, with
-the rule's name, before any data is read.
+aggregate, a missing substitution, a bad regex or list) is found here, before
+any data is read: such a rule is kept with its ``problem``, and the gate fails
+it with that reason while the ruleset's other rules run.
 
 Grammar (keywords in any case; ``docs/quality.md`` has the full reference)::
 
@@ -38,8 +39,23 @@ from typing import Any
 import polars as pl
 
 from .._exceptions import ConfigurationError
+from . import rulesets
 
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
+COMPARISON_WORDS = {
+    "EQ": "==",
+    "LT": "<",
+    "LTE": "<=",
+    "GT": ">",
+    "GTE": ">=",
+    "LESS_THAN": "<",
+    "LESS_THAN_EQUAL": "<=",
+    "GREATER_THAN": ">",
+    "GREATER_THAN_EQUAL": ">=",
+}
+"""DataBrew's condition names and synonyms for the comparisons (``:col gte :val``);
+``IS`` is ``==`` and ``IS NOT`` / ``NOT EQ`` is ``!=``."""
+_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
 DATASET_STATS = (
     "ROWS_COUNT",
@@ -60,6 +76,7 @@ VALUE_STATS = (
     "MAX",
     "MEAN",
     "MEDIAN",
+    "MEDIAN_ABSOLUTE_DEVIATION",
     "MODE",
     "SUM",
     "STANDARD_DEVIATION",
@@ -176,14 +193,21 @@ class Rule:
     severity: str = "error"
     threshold: Threshold | None = None
     column_selectors: tuple[ColumnSelector, ...] = ()
+    problem: str | None = None
+    """Why the rule cannot be evaluated (it is then reported as failed with this reason)."""
+    source: Any = None
+    """The rule as written, kept for a rule with a problem (its ``to_document``)."""
 
     @property
     def definition(self) -> str:
         """The check expression with its substitutions filled in, for people."""
         return fill_substitutions(self.check_expression, self.substitution_map)
 
-    def to_document(self) -> dict[str, Any]:
-        """The DataBrew-format dict of the rule (what a report's ``definition`` holds)."""
+    def to_document(self) -> Any:
+        """The DataBrew-format dict of the rule (what a report's ``definition`` holds);
+        for a rule with a problem, what was written, unchanged."""
+        if self.problem is not None:
+            return self.source
         document: dict[str, Any] = {
             "Name": self.name,
             "Disabled": self.disabled,
@@ -442,7 +466,11 @@ class _Parser:
             word in ("IS", "IN", "NOT", "BETWEEN", "IS_BETWEEN", "IS_NOT_BETWEEN")
             or word in ("IS_MISSING", "IS_NOT_MISSING", "NOT_IN")
             or word.removeprefix("NOT_") in _STRING_TESTS
+            or word.removeprefix("NOT_") in COMPARISON_WORDS
         )
+
+    def compare(self, op: str, subject: Operand, negated: bool) -> Compare:
+        return Compare(_NEGATED[op] if negated else op, subject, self.parse_operand())
 
     def parse_predicate(self, subject: Operand) -> Condition:
         kind, text = self.take()
@@ -452,17 +480,25 @@ class _Parser:
         negated = False
         if word == "NOT":
             negated = True
-            word = self.take()[1].upper()
+            kind, text = self.take()
+            if kind == "op":  # NOT == :v
+                return self.compare(text, subject, negated)
+            word = text.upper()
         elif word.startswith("NOT_"):
             negated, word = True, word.removeprefix("NOT_")
         if word == "IS":
-            word = self.take()[1].upper()
-            if word == "NOT":
+            if self.peek_word() == "NOT":
+                self.take()
                 negated = not negated
-                word = self.take()[1].upper()
-            word = {"BETWEEN": "IS_BETWEEN", "MISSING": "IS_MISSING"}.get(word, word)
+            follows = self.peek_word()
+            if follows not in ("BETWEEN", "MISSING", "IS_BETWEEN", "IS_MISSING", "IN"):
+                return self.compare("==", subject, negated)  # ":col IS :val", "IS NOT"
+            word = {"BETWEEN": "IS_BETWEEN", "MISSING": "IS_MISSING"}.get(follows, follows)
+            self.take()
         if word in ("IS_NOT_BETWEEN", "IS_NOT_MISSING"):
             negated, word = not negated, word.replace("IS_NOT_", "IS_")
+        if word in COMPARISON_WORDS:
+            return self.compare(COMPARISON_WORDS[word], subject, negated)
         if word in ("IS_BETWEEN", "BETWEEN"):
             low = self.parse_operand()
             self.expect("AND")
@@ -776,6 +812,14 @@ def _describe(condition: Condition) -> str:
 
 def _substitution_map(raw: Any, name: str) -> dict[str, str]:
     def text(value: Any) -> str:
+        if isinstance(value, dict) and len(value) == 1:
+            (function,) = value
+            if function == "Ref" or str(function).startswith("Fn::"):
+                raise ConfigurationError(
+                    f"rule {name!r}: a SubstitutionMap value is the CloudFormation function "
+                    f"{json.dumps(value)}, which carbonlake does not evaluate; write the value "
+                    "itself (a Ref to a template parameter with a Default is replaced by it)"
+                )
         return value if isinstance(value, str) else json.dumps(value)
 
     if raw is None:
@@ -862,53 +906,57 @@ def _column_selectors(raw: Any, name: str) -> tuple[ColumnSelector, ...]:
     return tuple(selectors)
 
 
-def _rules_list(document: Any, origin: str) -> list[Any]:
-    if isinstance(document, dict) and isinstance(document.get("Properties"), dict):
-        document = document["Properties"]  # a CloudFormation AWS::DataBrew::Ruleset resource
-    items = document.get("Rules") if isinstance(document, dict) else document
-    if not isinstance(items, list):
-        raise ConfigurationError(
-            f"ruleset {origin} must be a JSON list of rules or an object with 'Rules'"
-        )
-    return items
-
-
 def rules_from_document(document: Any, origin: str) -> list[Rule]:
-    """Rules from a parsed ruleset document: a list of rules or ``{"Rules": [...]}``.
+    """Rules from a parsed ruleset document (any shape :func:`.rulesets.find_rules` reads).
 
-    Every enabled rule is parsed and checked now, so a bad rule is reported
-    before any file is read.
+    Every enabled rule is parsed and checked now, before any file is read. A rule
+    that cannot be used (unknown fields, a typo in its expression, a bad Threshold,
+    a second rule of the same name, ...) is kept with its ``problem``: the gate
+    reports it as failed with that reason, and the other rules run. Only a document
+    that is not a ruleset at all raises a ConfigurationError.
     """
+    items = rulesets.find_rules(document, origin).items
     rules: list[Rule] = []
-    names: set[str] = set()
-    for index, item in enumerate(_rules_list(document, origin)):
-        if not isinstance(item, dict) or not item.get("Name") or not item.get("CheckExpression"):
-            raise ConfigurationError(
-                f"ruleset {origin}: rule {index + 1} needs 'Name' and 'CheckExpression'"
-            )
-        name = str(item["Name"])
+    names: dict[str, int] = {}
+    for number, item in enumerate(items, start=1):
+        rules.append(_rule_of(item, number, names))
+    return rules
+
+
+def _rule_of(item: Any, number: int, names: dict[str, int]) -> Rule:
+    """One rule document as a Rule; a problem with it makes a Rule with that problem (which
+    names the rule, not the file: the same rule stored with its job reads the same)."""
+    if not isinstance(item, dict):
+        return Rule(
+            name=f"rule {number}",
+            check_expression="",
+            problem=f"rule {number} is {json.dumps(item)[:80]}, not an object "
+            'with "Name" and "CheckExpression"',
+            source=item,
+        )
+    name = str(item.get("Name") or f"rule {number}")
+    severity = str(item.get("Severity", "error")).lower()
+    disabled = item.get("Disabled", False)
+    try:
+        if not item.get("Name") or not item.get("CheckExpression"):
+            raise ConfigurationError(f"rule {number} ({name!r}) needs 'Name' and 'CheckExpression'")
         unknown = sorted(set(item) - set(RULE_KEYS))
         if unknown:
             raise ConfigurationError(
-                f"ruleset {origin}: rule {name!r} has unknown field(s) {', '.join(unknown)}; "
+                f"rule {name!r} has unknown field(s) {', '.join(unknown)}; "
                 f"known fields: {', '.join(RULE_KEYS)}"
             )
         if name in names:
             raise ConfigurationError(
-                f"ruleset {origin}: two rules are named {name!r}; rule names must be unique"
+                f"rules {names[name]} and {number} are both named {name!r}; "
+                "rule names must be unique"
             )
-        names.add(name)
-        severity = str(item.get("Severity", "error")).lower()
         if severity not in SEVERITIES:
             raise ConfigurationError(
-                f"ruleset {origin}: rule {name!r} has Severity {item.get('Severity')!r}; "
-                "use error or warn"
+                f"rule {name!r} has Severity {item.get('Severity')!r}; use error or warn"
             )
-        disabled = item.get("Disabled", False)
         if not isinstance(disabled, bool):
-            raise ConfigurationError(
-                f"ruleset {origin}: rule {name!r} has Disabled {disabled!r}; use true or false"
-            )
+            raise ConfigurationError(f"rule {name!r} has Disabled {disabled!r}; use true or false")
         rule = Rule(
             name=name,
             check_expression=str(item["CheckExpression"]),
@@ -920,25 +968,33 @@ def rules_from_document(document: Any, origin: str) -> list[Rule]:
         )
         if not rule.disabled:
             validate(parse_check(rule), rule)
-        rules.append(rule)
-    return rules
+    except ConfigurationError as exc:
+        rule = Rule(
+            name=name,
+            check_expression=str(item.get("CheckExpression") or ""),
+            disabled=disabled is True,
+            severity=severity if severity in SEVERITIES else "error",
+            problem=str(exc),
+            source=item,
+        )
+    names.setdefault(name, number)
+    return rule
 
 
-def load_rules(path: Path) -> list[Rule]:
-    """Rules from a ruleset JSON file; any problem is a ConfigurationError naming the file."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError as exc:
-        raise ConfigurationError(f"ruleset file {path} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise ConfigurationError(f"ruleset file {path} is a directory, not a JSON file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"ruleset file {path} is not valid JSON: {exc}") from exc
-    except OSError as exc:
-        raise ConfigurationError(f"ruleset file {path} cannot be read: {exc}") from exc
-    return rules_from_document(document, str(path))
+def problems_of(rules: list[Rule]) -> list[str]:
+    """The problems of the enabled rules that cannot be evaluated."""
+    return [rule.problem for rule in rules if rule.problem is not None and not rule.disabled]
 
 
-def rule_to_document(rule: Rule) -> dict[str, Any]:
-    """The DataBrew-format dict of a rule (for storing the ruleset with its job)."""
+def load_rules(location: str | Path) -> list[Rule]:
+    """Rules from a ruleset file (JSON or YAML; ``FILE#NAME`` picks one ruleset of a
+    CloudFormation template). A file that cannot be read as a ruleset is a
+    ConfigurationError naming it; a bad rule is kept with its problem."""
+    source = rulesets.read_ruleset(location)
+    return rules_from_document(source.items, source.origin)
+
+
+def rule_to_document(rule: Rule) -> Any:
+    """The DataBrew-format dict of a rule, or what was written for a rule with a problem
+    (for storing the ruleset with its job: reading it back gives the same rules)."""
     return rule.to_document()
