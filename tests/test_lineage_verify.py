@@ -305,7 +305,10 @@ def test_a_checkpoint_shows_when_the_ledger_shrank(ledger: Ledger, tmp_path: Pat
     kept.write_text(json.dumps(point.to_dict()))
     # The last file's nodes are at the end of the ledger: no hole is left.
     ledger.sql("DELETE FROM lineage WHERE root_id = ?", ledger.second["root_id"])
-    assert ledger.verify()[0] == 0
+    # Without a checkpoint, the cut-off root's files are what gives it away (issue 17).
+    code, document = ledger.verify()
+    assert code == 1
+    assert first_problem(document)["kind"] == "object_unrecorded"
     code, document = ledger.verify("--checkpoint", kept)
     assert code == 1
     assert first_problem(document)["kind"] == "ledger_shrank"
@@ -361,3 +364,28 @@ def test_unusable_checkpoint_files_are_usage_errors(ledger: Ledger, tmp_path: Pa
         "lineage", "verify", "--checkpoint", tmp_path / "none.json", "--workspace", ledger.workspace
     )
     assert result.exit_code == 2 and "none.json" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["empty", "zero-bytes", "another"])
+def test_a_replaced_database_is_not_accepted(
+    ledger: Ledger, tmp_path: Path, make_csv: Callable[..., Path], how: str
+) -> None:
+    """Issue 17 item 9: verify names the objects that no node of the ledger records."""
+    ledger.context.close()
+    if how == "zero-bytes":
+        ledger.db_path.write_bytes(b"")
+    elif how == "empty":
+        ledger.db_path.unlink()
+    else:  # the database of another workspace, with its own (valid) ledger
+        other = Ledger(tmp_path / "other", make_csv)
+        other.context.close()
+        ledger.db_path.write_bytes(other.db_path.read_bytes())
+    ledger.context = Context.open(ledger.context.settings)
+    code, document = ledger.verify("--all")
+    assert code == 1
+    kinds = {p["kind"] for p in document["problems"]}
+    assert kinds == {"object_unrecorded"} or "object_unrecorded" in kinds
+    named = {p["storage_location"] for p in document["problems"]}
+    raw = {u for u in named if u and "/raw/" in u}
+    assert raw, named  # the raw files are named, each one
+    assert any("/enriched/" in (u or "") for u in named)

@@ -14,7 +14,11 @@ asked for all of them):
 4. every record of every batch file has exactly one terminal node, with the
    record's row number (nothing silently dropped);
 5. the ledger's insertion order has no holes, and, given a checkpoint, that the
-   first ``size`` nodes still give the checkpoint's RFC 6962 Merkle root.
+   first ``size`` nodes still give the checkpoint's RFC 6962 Merkle root;
+6. (whole ledger only) that every object in the raw, error, transformed, enriched
+   and dq-results buckets is named by a node: an object nobody recorded means the
+   ledger was replaced, emptied or cut short (files of an execution that has not
+   succeeded yet are left out; landing holds files still waiting for a run).
 
 The ledger hash is the RFC 6962 Merkle tree hash over the nodes' hashes in
 insertion (``seq``) order: leaf = SHA-256(0x00 || node hash), interior node =
@@ -46,6 +50,12 @@ _EXPECTS_CHILDREN: dict[str, str] = {
     lineage.DQ_CHECK_PASS: "GLUE_BATCH_SPLIT",
 }
 _SHOWN_ROWS = 10
+
+UNRECORDED_BUCKETS = ("raw", "error", "transformed", "enriched", "dq-results")
+"""Buckets whose every object a node must name (landing: files waiting for a run;
+lineage-archive: exports of the ledger)."""
+ROOT_FOLDER_BUCKETS = ("transformed", "enriched", "dq-results")
+"""Buckets whose objects sit in a folder named after their root_id."""
 
 
 # -- Merkle tree (RFC 6962) --------------------------------------------------------
@@ -767,6 +777,50 @@ class _Verifier:
                 continue
         return f" (record ids {', '.join(names)})" if names else ""
 
+    # -- 6. objects nobody recorded ------------------------------------------------------
+
+    def check_unrecorded(self) -> None:
+        storage = self.storage
+        known: set[tuple[str, str]] = set()
+        for state in self.roots.values():
+            locations = [n.location for n in state.nodes.values()]
+            locations += [location for location, _ in state.record_objects]
+            for location in locations:
+                if location is None:
+                    continue
+                try:
+                    known.add(storage.split(location))
+                except StorageError:
+                    continue
+        # A report's profile is written beside it; the node names the report.
+        known |= {
+            ("dq-results", key.rpartition("/")[0] + "/profile.json")
+            for bucket, key in list(known)
+            if bucket == "dq-results"
+        }
+        unfinished = {
+            e["root_id"]
+            for e in self.database.executions(limit=1 << 30)
+            if e["status"] != "SUCCEEDED" and e["root_id"]
+        }
+        for bucket in UNRECORDED_BUCKETS:
+            for url in storage.list(bucket):
+                key = storage.split(url)[1]
+                if (bucket, key) in known:
+                    continue
+                if bucket in ROOT_FOLDER_BUCKETS and key.split("/", 1)[0] in unfinished:
+                    continue  # an execution that has not succeeded may have left it
+                self.report.objects += 1
+                self.problem(
+                    "object_unrecorded",
+                    f"file {url} is in the {bucket} bucket but no lineage node records it: "
+                    "the ledger was replaced, emptied or cut short, or the file was added "
+                    "by hand (restore the workspace's database from a backup)",
+                    None,
+                    None,
+                    url,
+                )
+
     # -- 5. the ledger as a whole ------------------------------------------------------
 
     def check_gaps(self) -> None:
@@ -842,6 +896,8 @@ def verify(
         if checkpoint is not None:
             report.checkpoint = checkpoint.to_dict()
             verifier.check_checkpoint(checkpoint)
+        if root_id is None:
+            verifier.check_unrecorded()
     except _Stop:
         report.complete = False
     report.roots = len(verifier.roots)
