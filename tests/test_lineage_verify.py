@@ -305,10 +305,10 @@ def test_a_checkpoint_shows_when_the_ledger_shrank(ledger: Ledger, tmp_path: Pat
     kept.write_text(json.dumps(point.to_dict()))
     # The last file's nodes are at the end of the ledger: no hole is left.
     ledger.sql("DELETE FROM lineage WHERE root_id = ?", ledger.second["root_id"])
-    # Without a checkpoint, the cut-off root's files are what gives it away (issue 17).
+    # Without a checkpoint, the cut-off root's results and files give it away (issue 17).
     code, document = ledger.verify()
     assert code == 1
-    assert first_problem(document)["kind"] == "object_unrecorded"
+    assert first_problem(document)["kind"] in ("result_unrecorded", "object_unrecorded")
     code, document = ledger.verify("--checkpoint", kept)
     assert code == 1
     assert first_problem(document)["kind"] == "ledger_shrank"
@@ -384,8 +384,69 @@ def test_a_replaced_database_is_not_accepted(
     code, document = ledger.verify("--all")
     assert code == 1
     kinds = {p["kind"] for p in document["problems"]}
-    assert kinds == {"object_unrecorded"} or "object_unrecorded" in kinds
+    assert "object_unrecorded" in kinds
     named = {p["storage_location"] for p in document["problems"]}
     raw = {u for u in named if u and "/raw/" in u}
     assert raw, named  # the raw files are named, each one
     assert any("/enriched/" in (u or "") for u in named)
+
+
+def test_a_changed_result_in_the_results_table_is_named(ledger: Ledger) -> None:
+    """Issue 17 item 3: the results the API serves are covered by verify."""
+    ledger.sql(
+        "UPDATE emissions SET co2e_ar5_tonnes = co2e_ar5_tonnes * 100 "
+        "WHERE activity_event_id = 'r3'"
+    )
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "result_changed"
+    assert problem["node_id"] == "r3" and "co2e_ar5_tonnes" in problem["message"]
+
+
+def test_a_deleted_result_row_is_named(ledger: Ledger) -> None:
+    ledger.sql("DELETE FROM emissions WHERE activity_event_id = 's2'")
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "result_missing" and "s2" in problem["message"]
+
+
+def test_an_inserted_fake_result_is_named(ledger: Ledger) -> None:
+    with sqlite3.connect(ledger.db_path) as conn:
+        conn.execute(
+            "INSERT INTO emissions SELECT 'fake-1', root_id, execution_id, asset_id, scope, "
+            "category, activity, origin_measurement_timestamp, raw_data, units, co2_tonnes, "
+            "ch4_tonnes, n2o_tonnes, co2e_ar4_tonnes, co2e_ar5_tonnes, factor_id, factor_set, "
+            "factor_version, ar4_kgco2e_per_unit, ar5_kgco2e_per_unit, enriched_location, "
+            "calculated_at, co2e_ar6_tonnes, ar6_kgco2e_per_unit, quantity_used, quantity_unit, "
+            "'fake-1' FROM emissions WHERE activity_event_id = 'r1'"
+        )
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "result_unrecorded" and problem["node_id"] == "fake-1"
+
+
+def test_a_changed_execution_output_is_named(ledger: Ledger) -> None:
+    execution = ledger.context.database.get_execution(ledger.second["execution_id"])
+    assert execution is not None
+    output = dict(execution["output"])
+    output["co2e_tonnes"] = {k: v * 2 for k, v in output["co2e_tonnes"].items()}
+    ledger.sql(
+        "UPDATE executions SET output_json = ? WHERE execution_id = ?",
+        json.dumps(output),
+        ledger.second["execution_id"],
+    )
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "output_changed"
+    assert ledger.second["execution_id"] in problem["message"]
+
+
+def test_the_untouched_results_verify_and_are_counted(ledger: Ledger) -> None:
+    code, document = ledger.verify()
+    assert code == 0, document["problems"]
+    # 10 + 5 records, one of which (r8, a parsec) could not be calculated.
+    assert document["results"] == 14

@@ -1009,6 +1009,24 @@ class Database:
             )
         return [dict(row) for row in rows]
 
+    def emission_check_rows(self, root_id: str | None = None) -> Iterator[tuple[Any, ...]]:
+        """(activity_event_id, enriched_location, co2, ch4, n2o, co2e ar4, ar5, ar6) of
+        every current result (of one root), for lineage verify."""
+        sql = (
+            "SELECT activity_event_id, enriched_location, co2_tonnes, ch4_tonnes, n2o_tonnes, "
+            "co2e_ar4_tonnes, co2e_ar5_tonnes, co2e_ar6_tonnes FROM emissions"
+        )
+        params: tuple[Any, ...] = ()
+        if root_id is not None:
+            sql += " WHERE root_id = ?"
+            params = (root_id,)
+        for row in self._query(sql, params):
+            yield tuple(row)
+
+    def deleted_record_ids(self) -> set[str]:
+        """Records whose results were deleted on purpose (none before record deletion)."""
+        return set()
+
     def enriched_locations(self) -> list[tuple[str, int]]:
         """Each enriched file that holds current results, with its record count."""
         rows = self._query(

@@ -12,7 +12,9 @@ asked for all of them):
 3. every object a node points at against the SHA-256 recorded when the node was
    written (an object the pipeline moved on is checked where it went);
 4. every record of every batch file has exactly one terminal node, with the
-   record's row number (nothing silently dropped);
+   record's row number (nothing silently dropped); every current result is the
+   record of a verified enriched file with the same numbers, no calculated record
+   lacks one, and every finished execution's stored output totals its files;
 5. the ledger's insertion order has no holes, and, given a checkpoint, that the
    first ``size`` nodes still give the checkpoint's RFC 6962 Merkle root;
 6. (whole ledger only) that every object in the raw, error, transformed, enriched
@@ -29,12 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from . import lineage, transform
 from ._exceptions import ConfigurationError, LineageError, StorageError
@@ -55,6 +60,16 @@ UNRECORDED_BUCKETS = ("raw", "error", "transformed", "enriched", "dq-results")
 """Buckets whose every object a node must name (landing: files waiting for a run;
 lineage-archive: exports of the ledger)."""
 ROOT_FOLDER_BUCKETS = ("transformed", "enriched", "dq-results")
+_RESULT_ACTIONS = (lineage.CALCULATION_COMPLETE, lineage.RECALCULATION)
+RESULT_COLUMNS = (
+    "co2_tonnes",
+    "ch4_tonnes",
+    "n2o_tonnes",
+    "co2e_ar4_tonnes",
+    "co2e_ar5_tonnes",
+    "co2e_ar6_tonnes",
+)
+"""The numbers of a current result that verify compares with its enriched record."""
 """Buckets whose objects sit in a folder named after their root_id."""
 
 
@@ -259,6 +274,8 @@ class VerifyReport:
     objects: int = 0
     records: int = 0
     """Records of batch files matched to their terminal node."""
+    results: int = 0
+    """Current results matched to their enriched record."""
     ledger_size: int | None = None
     ledger_root_hash: str | None = None
     checkpoint: dict[str, Any] | None = None
@@ -328,6 +345,8 @@ class _Root:
         default_factory=dict
     )
     """(location, sha) of record nodes -> (first node_id, action, seq)."""
+    result_files: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    """Enriched files of record nodes -> (action, whether the file matched its hash)."""
 
 
 class _Verifier:
@@ -616,7 +635,9 @@ class _Verifier:
                     batches.append((node_id, node, None if data is None else _records_in(data)))
             for (location, sha), (node_id, action, _) in state.record_objects.items():
                 if location is not None:
-                    self._object(root, node_id, action, location, sha)
+                    found = self._object(root, node_id, action, location, sha)
+                    if action in _RESULT_ACTIONS:
+                        state.result_files[location] = (action, found is not None)
             self._check_records(root, state, batches)
 
     def _object(
@@ -777,6 +798,146 @@ class _Verifier:
                 continue
         return f" (record ids {', '.join(names)})" if names else ""
 
+    # -- 4b. the results table and the executions' outputs ---------------------------------
+
+    def check_results(self, root_id: str | None) -> None:
+        """Every current result must be a record of an enriched file the ledger recorded
+        (and verified), with the same numbers; every calculated record must have a current
+        result; every execution's stored totals must be those of its enriched files."""
+        files: dict[str, pl.DataFrame] = {}
+        recorded: set[str] = set()
+        for state in self.roots.values():
+            for location, (_action, matched) in state.result_files.items():
+                recorded.add(location)
+                if matched:
+                    files[location] = self._result_values(location)
+        expected: dict[tuple[str, str], tuple[float | None, ...]] = {}
+        calculated: dict[str, str] = {}
+        for location, frame in files.items():
+            for record_id, *values in frame.iter_rows():
+                expected[(location, str(record_id))] = tuple(values)
+                calculated.setdefault(str(record_id), location)
+        current: set[str] = set()
+        for row in self.database.emission_check_rows(root_id):
+            record_id, location, *values = row
+            current.add(str(record_id))
+            self.report.results += 1
+            if location not in recorded:
+                self.problem(
+                    "result_unrecorded",
+                    f"the result of record {record_id} says it comes from {location}, which "
+                    "no lineage node records: the result was added or altered outside the "
+                    "pipeline",
+                    None,
+                    str(record_id),
+                    location,
+                )
+                continue
+            if location not in files:
+                continue  # the file itself is already reported (changed or missing)
+            found = expected.get((location, str(record_id)))
+            if found is None:
+                self.problem(
+                    "result_unrecorded",
+                    f"the result of record {record_id} says it comes from {location}, which "
+                    "holds no such record: the result was added outside the pipeline",
+                    None,
+                    str(record_id),
+                    location,
+                )
+                continue
+            for column, stored, recomputed in zip(RESULT_COLUMNS, values, found, strict=True):
+                if not _same_number(stored, recomputed):
+                    self.problem(
+                        "result_changed",
+                        f"the result of record {record_id} has {column} {stored} in the "
+                        f"results table but {recomputed} in {location}, which the ledger "
+                        "verified: the results table was changed",
+                        None,
+                        str(record_id),
+                        location,
+                    )
+                    break
+        missing = sorted(set(calculated) - current - self.database.deleted_record_ids())
+        if root_id is not None:
+            missing = [m for m in missing if self.database.emission(m) is None]
+        if missing:
+            shown = ", ".join(missing[:_SHOWN_ROWS])
+            more = f" and {len(missing) - _SHOWN_ROWS} more" if len(missing) > _SHOWN_ROWS else ""
+            self.problem(
+                "result_missing",
+                f"record(s) {shown}{more} were calculated (first in {calculated[missing[0]]}) "
+                "but have no current result: rows were deleted from the results table",
+                None,
+                missing[0],
+                calculated[missing[0]],
+            )
+        self._check_execution_outputs(files)
+
+    def _result_values(self, location: str) -> pl.DataFrame:
+        """(record id, co2, ch4, n2o, co2e ar4, ar5, ar6) of an enriched file's records."""
+        data = self.storage.read_bytes(location)
+        if not data.strip():
+            return pl.DataFrame(schema={"id": pl.String, **{c: pl.Float64 for c in RESULT_COLUMNS}})
+        frame = pl.read_ndjson(data, infer_schema_length=None)
+        emissions = pl.col("emissions_output").struct.field("calculated_emissions")
+
+        def amount(gas: pl.Expr) -> pl.Expr:
+            return gas.struct.field("amount").cast(pl.Float64)
+
+        co2e = emissions.struct.field("co2e")
+        return frame.select(
+            pl.col("activity_event_id").cast(pl.String).alias("id"),
+            amount(emissions.struct.field("co2")).alias("co2_tonnes"),
+            amount(emissions.struct.field("ch4")).alias("ch4_tonnes"),
+            amount(emissions.struct.field("n2o")).alias("n2o_tonnes"),
+            amount(co2e.struct.field("ar4")).alias("co2e_ar4_tonnes"),
+            amount(co2e.struct.field("ar5")).alias("co2e_ar5_tonnes"),
+            amount(co2e.struct.field("ar6")).alias("co2e_ar6_tonnes"),
+        )
+
+    def _check_execution_outputs(self, files: dict[str, pl.DataFrame]) -> None:
+        """An execution's stored summary must count and total its root's enriched files."""
+        for root, state in self.roots.items():
+            outputs = [
+                e
+                for e in self.database.executions_of_root(root)
+                if e["status"] in ("SUCCEEDED", "FAILED") and e.get("output")
+            ]
+            if not outputs:
+                continue
+            own = [
+                files[location]
+                for location, (action, matched) in state.result_files.items()
+                if action == lineage.CALCULATION_COMPLETE and matched and location in files
+            ]
+            if len(own) < sum(
+                1 for a, _ in state.result_files.values() if a == lineage.CALCULATION_COMPLETE
+            ):
+                continue  # a file is already reported; its totals cannot be recomputed
+            records = sum(f.height for f in own)
+            totals = {
+                gwp: sum(float(f[f"co2e_{gwp}_tonnes"].fill_null(0).sum()) for f in own)
+                for gwp in ("ar4", "ar5", "ar6")
+            }
+            for execution in outputs:
+                output = execution["output"]
+                stored = output.get("records_calculated")
+                stored_totals = output.get("co2e_tonnes") or {}
+                wrong = stored != records or any(
+                    not _same_number(stored_totals.get(gwp), value, absolute=1e-9)
+                    for gwp, value in totals.items()
+                )
+                if wrong:
+                    self.problem(
+                        "output_changed",
+                        f"execution {execution['execution_id']} (root {root}) reports "
+                        f"{stored} records calculated and CO2e {stored_totals}, but its "
+                        f"enriched files, which the ledger verified, hold {records} records "
+                        f"and CO2e {totals}: its stored output was changed",
+                        root,
+                    )
+
     # -- 6. objects nobody recorded ------------------------------------------------------
 
     def check_unrecorded(self) -> None:
@@ -855,6 +1016,12 @@ class _Verifier:
             )
 
 
+def _same_number(a: Any, b: Any, absolute: float = 0.0) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=absolute)
+
+
 def _records_in(data: bytes) -> int:
     return sum(1 for line in data.splitlines() if line.strip())
 
@@ -896,6 +1063,7 @@ def verify(
         if checkpoint is not None:
             report.checkpoint = checkpoint.to_dict()
             verifier.check_checkpoint(checkpoint)
+        verifier.check_results(root_id)
         if root_id is None:
             verifier.check_unrecorded()
     except _Stop:
@@ -911,7 +1079,7 @@ def render_report(report: VerifyReport) -> list[str]:
     if report.ok:
         lines = [
             f"OK: {scope} verified: {report.nodes} nodes, {report.objects} files, "
-            f"{report.records} records accounted for"
+            f"{report.records} records accounted for, {report.results} results matched"
         ]
     else:
         note = "" if report.complete else " (stopped at the first; --all lists every one)"
