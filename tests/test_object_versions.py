@@ -239,3 +239,48 @@ def test_redrive_after_the_batches_were_deleted_says_to_run_again(
     # No retries were spent on it: a missing batch file is final, not transient.
     events = context.database.execution_events(str(summary["execution_id"]))
     assert not [e for e in events if e["event_type"] == "RetryScheduled"]
+
+
+def test_a_moved_workspace_verifies_exports_and_runs(
+    tmp_path: Path, make_csv: Callable[..., Path]
+) -> None:
+    """Issue 17 item 10: stored locations name the old folder; the moved one still works."""
+    import shutil
+
+    first = tmp_path / "first" / "ws"
+    context = Context.open(load_settings(first, environ={}))
+    summary = Pipeline(context).run_file(make_csv([activity_row("m-1"), activity_row("m-2")]))
+    assert summary["status"] == "SUCCEEDED"
+    context.close()
+    moved = tmp_path / "elsewhere" / "restored-ws"
+    moved.parent.mkdir()
+    shutil.move(str(first), str(moved))
+    workspace = str(moved)
+    done = subprocess.run(
+        [*CARBONLAKE, "lineage", "verify", "--json", "--workspace", workspace],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+    out = tmp_path / "export.jsonl"
+    done = subprocess.run(
+        [*CARBONLAKE, "emissions", "export", "-o", str(out), "--workspace", workspace],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {json.loads(line)["activity_event_id"] for line in out.read_text().splitlines()} == {
+        "m-1",
+        "m-2",
+    }
+    # New work lands in the new place, and the whole ledger still verifies.
+    context = Context.open(load_settings(moved, environ={}))
+    try:
+        again = Pipeline(context).run_file(make_csv([activity_row("m-3")], name="more.csv"))
+        assert again["status"] == "SUCCEEDED"
+        assert again["storage_location"].startswith(moved.as_uri())
+        report = verify(context.database, context.storage)
+        assert report.ok, report.problems
+    finally:
+        context.close()

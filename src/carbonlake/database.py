@@ -200,6 +200,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX lineage_parent
     """,
+    # reliability (issue 17): facts about the workspace itself, such as the storage root
+    # its stored locations were written under (a moved workspace resolves them anew).
+    """
+    CREATE TABLE workspace_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+    """,
 )
 
 EXECUTION_LIST_FIELDS = (
@@ -1008,6 +1013,18 @@ class Database:
                 "SELECT * FROM emissions WHERE root_id = ? ORDER BY activity_event_id", (root_id,)
             )
         return [dict(row) for row in rows]
+
+    def first_storage_root(self, current: str) -> str:
+        """The storage root URL the workspace's locations were first written under; records
+        ``current`` as that root when none is recorded yet."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO workspace_meta (key, value) VALUES ('storage_root', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (current,),
+            )
+        rows = self._query("SELECT value FROM workspace_meta WHERE key = 'storage_root'")
+        return str(rows[0][0])
 
     def emission_check_rows(self, root_id: str | None = None) -> Iterator[tuple[Any, ...]]:
         """(activity_event_id, enriched_location, co2, ch4, n2o, co2e ar4, ar5, ar6) of

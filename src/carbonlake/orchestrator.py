@@ -100,6 +100,8 @@ class Context:
         )
         storage.ensure_buckets()
         database = Database(settings.database_url, settings.database.busy_timeout_ms)
+        # A workspace copied or moved elsewhere still finds the objects it recorded.
+        storage.add_former_root(database.first_storage_root(settings.storage_root_url))
         return cls(
             settings=settings,
             storage=storage,

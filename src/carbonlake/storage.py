@@ -74,6 +74,8 @@ class Storage:
             )
         self.root_url = root_url.rstrip("/")
         self._bases = bases
+        self._former: list[tuple[str, str]] = []
+        """(former base URL, bucket) of a moved workspace (see add_former_root)."""
         self._options = dict(options or {})
         self._fs: dict[str, Any] = {}
         self._paths: dict[str, str] = {}
@@ -149,10 +151,30 @@ class Storage:
             f"storage (buckets: {', '.join(names)})"
         )
 
+    def add_former_root(self, former_root: str) -> None:
+        """Resolve locations written under ``former_root`` (where a moved or restored
+        workspace used to be) in the buckets under this storage's root instead.
+
+        Stored locations keep the URL they were written with (lineage hashes cover
+        them); reading one goes to the same bucket and key here.
+        """
+        former_root = former_root.rstrip("/")
+        if not self.root_url or not former_root or former_root == self.root_url:
+            return
+        for bucket in BUCKETS:
+            if self._bases[bucket] == f"{self.root_url}/{bucket}":
+                self._former.append((f"{former_root}/{bucket}", bucket))
+
+    def current_url(self, url: str) -> str:
+        """A stored location as it is now (under this storage's root)."""
+        bucket, key = self.split(url)
+        return self.url(bucket, key)
+
     def split(self, url: str) -> tuple[str, str]:
-        """Split a location into (bucket, key); the location must be in a bucket."""
+        """Split a location into (bucket, key); the location must be in a bucket (or in
+        one of a moved workspace's former buckets)."""
         best = None
-        for bucket, base in self._bases.items():
+        for bucket, base in [*self._bases.items(), *((b, f) for f, b in self._former)]:
             if url.startswith(base + "/") and (best is None or len(base) > len(best[1])):
                 best = (bucket, base)
         if best is None:
@@ -414,6 +436,7 @@ class Storage:
         under its key when no other object of landing, raw or error holds that key
         (an object of the target bucket with the same bytes may be replaced), else
         under a version key. Returns its new URL."""
+        url = self.current_url(url)  # a moved workspace's stored location, as it is now
         source_bucket, key = self.split(url)
         if not self.exists(url):
             raise StorageError(f"cannot move {url}: it does not exist")
