@@ -284,3 +284,34 @@ def test_a_moved_workspace_verifies_exports_and_runs(
         assert report.ok, report.problems
     finally:
         context.close()
+
+
+def test_a_result_replaced_by_another_file_is_reported_in_the_summary(
+    context: Context, make_csv: Callable[..., Path]
+) -> None:
+    """Issue 17, also: a record id that another file already had is not replaced silently."""
+    first = make_csv([activity_row(f"x{i}") for i in range(1, 4)], name="january.csv")
+    second = make_csv([activity_row(f"x{i}", raw_data="20") for i in range(2, 6)], name="feb.csv")
+    pipeline = Pipeline(context)
+    one = pipeline.run_file(first)
+    assert "replaced_results" not in one
+    two = pipeline.run_file(second)
+    assert two["replaced_results"] == {
+        "records": 2,
+        "from_roots": [{"root_id": one["root_id"], "records": 2}],
+    }
+    # The summary stays the same when read back later (executions show).
+    assert pipeline.summary(str(two["execution_id"]))["replaced_results"]["records"] == 2
+    done = subprocess.run(
+        [
+            *CARBONLAKE,
+            "run",
+            str(second),
+            "--force",
+            "--workspace",
+            str(context.settings.workspace),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "replaced      4 earlier result(s)" in done.stdout, done.stdout

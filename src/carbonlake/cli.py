@@ -175,6 +175,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
     totals = summary["co2e_tonnes"]
     line("  CO2e tonnes   " + "   ".join(f"{k.upper()} {v:.6f}" for k, v in totals.items()))
+    replaced = summary.get("replaced_results")
+    if replaced:
+        roots = ", ".join(f"{r['records']} of root {r['root_id']}" for r in replaced["from_roots"])
+        line(
+            f"  replaced      {replaced['records']} earlier result(s) with the same "
+            f"activity_event_id from another file ({roots}); the earlier ones are kept in "
+            "the history (`carbonlake emissions show ID`)"
+        )
     failed = summary.get("failed_records")
     if failed:
         for sample in failed["samples"][:5]:

@@ -205,6 +205,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE workspace_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
     """,
+    # reliability (issue 17): which root's results replaced a result of another root.
+    """
+    ALTER TABLE emissions_history ADD COLUMN superseded_by_root TEXT;
+    CREATE INDEX emissions_history_by_root ON emissions_history(superseded_by_root)
+    """,
 )
 
 EXECUTION_LIST_FIELDS = (
@@ -920,15 +925,15 @@ class Database:
         # same execution writes it again (a resumed or retried batch). Set-based, in
         # chunks: a fresh file costs one indexed lookup per chunk, not per record.
         now = utc_now()
-        execution_id = batch[0][2]
+        root_id, execution_id = batch[0][1], batch[0][2]
         for start in range(0, len(batch), _ID_CHUNK):
             ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
             marks = ", ".join("?" for _ in ids)
             conn.execute(
-                f"INSERT INTO emissions_history ({columns}, superseded_at) "
-                f"SELECT {columns}, ? FROM emissions WHERE activity_event_id IN ({marks}) "
+                f"INSERT INTO emissions_history ({columns}, superseded_at, superseded_by_root) "
+                f"SELECT {columns}, ?, ? FROM emissions WHERE activity_event_id IN ({marks}) "
                 "AND execution_id IS DISTINCT FROM ?",
-                (now, *ids, execution_id),
+                (now, root_id, *ids, execution_id),
             )
         conn.executemany(
             f"INSERT INTO emissions ({columns}) VALUES ({placeholders}) "
@@ -1013,6 +1018,17 @@ class Database:
                 "SELECT * FROM emissions WHERE root_id = ? ORDER BY activity_event_id", (root_id,)
             )
         return [dict(row) for row in rows]
+
+    def replaced_from_other_roots(self, root_id: str) -> list[dict[str, Any]]:
+        """Results of other roots that this root's records replaced (same
+        activity_event_id): ``[{"root_id", "records"}]``, most first."""
+        rows = self._query(
+            "SELECT root_id, count(DISTINCT activity_event_id) AS records FROM emissions_history "
+            "WHERE superseded_by_root = ? AND root_id IS DISTINCT FROM ? GROUP BY root_id "
+            "ORDER BY records DESC, root_id",
+            (root_id, root_id),
+        )
+        return [{"root_id": r[0], "records": int(r[1])} for r in rows]
 
     def first_storage_root(self, current: str) -> str:
         """The storage root URL the workspace's locations were first written under; records

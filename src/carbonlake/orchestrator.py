@@ -448,6 +448,14 @@ class Pipeline:
             self._summarize_map(summary, split, done, status)
         if summary["records_calculated"]:
             summary["by_activity"] = db.emission_totals(summary["root_id"], "activity")
+            replaced = db.replaced_from_other_roots(summary["root_id"])
+            if replaced:
+                # The same activity_event_id came in another file before: its result there
+                # was replaced (and kept in the history), never counted twice.
+                summary["replaced_results"] = {
+                    "records": sum(r["records"] for r in replaced),
+                    "from_roots": replaced,
+                }
         return summary
 
     def _summarize_map(
