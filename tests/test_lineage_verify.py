@@ -385,10 +385,15 @@ def test_a_replaced_database_is_not_accepted(
     assert code == 1
     kinds = {p["kind"] for p in document["problems"]}
     assert "object_unrecorded" in kinds
-    named = {p["storage_location"] for p in document["problems"]}
-    raw = {u for u in named if u and "/raw/" in u}
-    assert raw, named  # the raw files are named, each one
-    assert any("/enriched/" in (u or "") for u in named)
+    named = {p["storage_location"] for p in document["problems"] if p["storage_location"]}
+    # Each file of this workspace's runs is named (under its own root folder).
+    ours = {ledger.first["root_id"], ledger.second["root_id"]}
+    enriched = {u for u in named if "/enriched/" in u and any(r in u for r in ours)}
+    assert len(enriched) == len(list((ledger.workspace / "enriched").rglob("*.jsonl")))
+    if how != "another":  # another workspace's ledger may name raw files of the same name
+        assert {u for u in named if "/raw/" in u} == {
+            p.as_uri() for p in (ledger.workspace / "raw").rglob("*") if p.is_file()
+        }
 
 
 def test_a_changed_result_in_the_results_table_is_named(ledger: Ledger) -> None:
