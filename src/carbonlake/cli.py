@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import emissions as emissions_module
+from . import kickoff as kickoff_module
 from . import lineage as lineage_module
 from . import lineage_verify as lineage_verify_module
 from . import quality
@@ -795,7 +796,8 @@ def executions_redrive(
     "event_file",
     required=True,
     type=click.File("r"),
-    help="An S3 event notification document (JSON), or - for stdin.",
+    help="The event (JSON): an S3 event notification, an EventBridge 'Object Created' "
+    "event or an SQS message holding one; - for stdin.",
 )
 @click.option("--force", is_flag=True, help="Process objects that were processed before.")
 @_progress_flag
@@ -803,14 +805,22 @@ def executions_redrive(
 def kickoff(
     event_file: Any, force: bool, progress: bool | None, workspace: Path | None, as_json: bool
 ) -> None:
-    """Start executions from an S3 event notification, as S3 sends it (several records,
-    URL-encoded keys), for objects already in the landing bucket; then run them."""
+    """Start executions from an event about new objects in the landing bucket, then run
+    them: an S3 event notification as S3 sends it (several records, URL-encoded keys), an
+    EventBridge "Object Created" event, or an SQS message whose body is either (one
+    message, a ReceiveMessage answer or a Lambda SQS event). The event's bucket is the
+    landing bucket's name or [storage] landing_bucket_name. A malformed event exits 2."""
+    name = str(getattr(event_file, "name", "-")).replace("<stdin>", "-")
     try:
         event = json.load(event_file)
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"the event is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"--event {name}: the event is not valid JSON: {exc}") from exc
     context = _open(workspace)
     try:
+        try:
+            kickoff_module.parse_event(event, context.storage)
+        except InputDataError as exc:
+            raise ConfigurationError(f"--event {name}: {exc}") from exc
         pipeline = Pipeline(context)
         show = stderr.is_terminal if progress is None else progress
         with _Progress(show) as bar, _stop_on_signals(pipeline):
