@@ -123,9 +123,17 @@ def test_upload_follow_filter_and_trace_a_record(page: Page, server: str) -> Non
     )
     amounts = [
         float(t.split()[0].replace(",", ""))
-        for t in page.locator("#emissions-table tbody tr td:nth-child(7)").all_inner_texts()
+        for t in page.locator("#emissions-table tbody tr td:nth-child(9)").all_inner_texts()
     ]
     assert amounts == sorted(amounts, reverse=True)
+    # Every row shows the original's geo and source of its record, as in the input file.
+    by_id = {r["activity_event_id"]: r for r in rows}
+    for row_element in table_rows.all()[:5]:
+        source_row = by_id[str(row_element.get_attribute("data-id"))]
+        cells = row_element.locator("td").all_inner_texts()
+        lat, long = source_row["geo"].strip("[]").split(",")
+        assert cells[2] == f"{float(lat)}, {float(long)}"
+        assert cells[7] == source_row["source"]
 
     # A record: its result, the factor and its lineage trail, verified.
     first = table_rows.first
@@ -134,6 +142,7 @@ def test_upload_follow_filter_and_trace_a_record(page: Page, server: str) -> Non
     first.click()
     expect(page).to_have_url(re.compile(f"#/records/{re.escape(record_id)}$"))
     expect(page.locator("#record-facts")).to_contain_text("vehicle101")
+    expect(page.locator("#record-facts")).to_contain_text(by_id[record_id]["source"])
     expect(page.locator("#factor-facts")).to_contain_text("mobile-combustion/diesel-fuel")
     actions = page.locator("#trail li")
     expect(actions).to_have_count(5)

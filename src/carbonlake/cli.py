@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import getpass
 import json
 import logging
 import signal
@@ -561,17 +562,68 @@ def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool
         _emit_json(found)
         return
     rows = ([("current", found["current"])] if found["current"] else []) + [
-        ("replaced", row) for row in found["previous"]
+        ("deleted" if row.get("deletion_node_id") else "replaced", row) for row in found["previous"]
     ]
     for label, row in rows:
         stdout.print(
             f"{label:<9} CO2e AR4 {row['co2e_ar4_tonnes']} t  AR5 {row['co2e_ar5_tonnes']} t  "
             f"AR6 {row['co2e_ar6_tonnes']} t  factor {row['factor_id']} "
             f"({row['factor_set']}@{row['factor_version']})  calculated {row['calculated_at']}"
-            + (f"  replaced {row['superseded_at']}" if label == "replaced" else ""),
+            + (f"  {label} {row['superseded_at']}" if label != "current" else "")
+            + (f" by {row['deleted_by']}: {row['deletion_reason']}" if label == "deleted" else ""),
             markup=False,
             highlight=False,
         )
+
+
+@emissions.command("delete")
+@click.argument("activity_event_id")
+@click.option("--reason", required=True, help="Why the record is deleted (kept in the lineage).")
+@click.option(
+    "--by",
+    "deleted_by",
+    help="Who deletes it, as recorded (default: the operating-system user); recorded as cli:NAME.",
+)
+@common_options
+def emissions_delete(
+    activity_event_id: str,
+    reason: str,
+    deleted_by: str | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """Delete a record's current result as a tombstone (the original's admin delete).
+
+    The result leaves the current results, the totals and the exports; it stays in
+    `emissions show` as deleted, and a RECORD_DELETED lineage node records who, when
+    and why (`lineage verify` checks it). Nothing is erased. Whoever can run this on the
+    workspace can write its database anyway; the service allows it to admin keys only.
+    """
+    if not reason.strip():
+        raise ConfigurationError("--reason must say why the record is deleted; it is kept")
+    who = deleted_by or getpass.getuser()
+    context = _open(workspace)
+    try:
+        done = emissions_module.delete_record(
+            context.storage,
+            context.database,
+            activity_event_id,
+            reason=reason,
+            deleted_by=f"cli:{who}",
+        )
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(done)
+        return
+    removed = done["removed"]
+    stdout.print(
+        f"deleted {activity_event_id} (root {done['root_id']}): CO2e AR5 "
+        f"{removed['co2e_ar5_tonnes']} t left the results; lineage node "
+        f"{done['lineage']['node_id']} by {done['deleted_by']} at {done['deleted_at']}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @cli.command()

@@ -208,6 +208,13 @@ class ServerSettings:
     Bearer``. Every write needs one. Empty: `serve` makes a key for the run and prints it
     (prefer ``CARBONLAKE_SERVER__API_KEYS`` to writing keys in carbonlake.toml)."""
 
+    admin_keys: str = ""
+    """Comma-separated admin keys, each ``NAME:KEY`` (NAME is recorded as who deleted) or a
+    bare ``KEY`` (recorded as ``key-`` and the first 12 hex digits of its SHA-256). An admin
+    key may do everything an API key may, and also delete records (``DELETE
+    /emissions/records/{id}``). Empty: nobody may delete through the service (prefer
+    ``CARBONLAKE_SERVER__ADMIN_KEYS`` to writing keys in carbonlake.toml)."""
+
     require_key_for_reads: bool = False
     """Also require an API key for reading (the page itself and the OpenAPI document stay
     public)."""

@@ -451,17 +451,24 @@ function eventDetails(details) {
 
 // -- emissions -------------------------------------------------------------------------------------
 
+// [field, title, numeric, sortable]
 const COLUMNS = [
-  ["activity_event_id", "Record", false],
-  ["asset_id", "Asset", false],
-  ["scope", "Scope", true],
-  ["category", "Category", false],
-  ["activity", "Activity", false],
-  ["origin_measurement_timestamp", "Measured", false],
-  ["raw_data", "Amount", true],
-  ["co2e_ar5_tonnes", "CO2e AR5 t", true],
-  ["co2e_ar6_tonnes", "CO2e AR6 t", true],
+  ["activity_event_id", "Record", false, true],
+  ["asset_id", "Asset", false, true],
+  ["geo", "Geo", false, false],
+  ["scope", "Scope", true, true],
+  ["category", "Category", false, true],
+  ["activity", "Activity", false, true],
+  ["origin_measurement_timestamp", "Measured", false, true],
+  ["source", "Source", false, true],
+  ["raw_data", "Amount", true, true],
+  ["co2e_ar5_tonnes", "CO2e AR5 t", true, true],
+  ["co2e_ar6_tonnes", "CO2e AR6 t", true, true],
 ];
+function geoText(geo) {
+  if (!geo || (geo.lat === null && geo.long === null)) return "–";
+  return `${geo.lat ?? "–"}, ${geo.long ?? "–"}`;
+}
 const FILTERS = ["search", "scope", "category", "activity", "asset_id", "from", "to", "root_id", "execution_id"];
 
 views.emissions = async (arg, query) => {
@@ -513,7 +520,8 @@ views.emissions = async (arg, query) => {
   };
 
   const renderHead = () => {
-    thead.replaceChildren(h("tr", {}, COLUMNS.map(([column, title, numeric]) => {
+    thead.replaceChildren(h("tr", {}, COLUMNS.map(([column, title, numeric, sortable]) => {
+      if (!sortable) return h("th", { dataset: { column } }, title);
       const sorted = state.sort === column;
       const th = h("th", { class: `sortable${numeric ? " num" : ""}${sorted ? " sorted" : ""}`, dataset: { column },
         "aria-sort": sorted ? (state.order === "asc" ? "ascending" : "descending") : null },
@@ -550,8 +558,9 @@ views.emissions = async (arg, query) => {
     tbody.replaceChildren(...page.records.map((r) => {
       const row = h("tr", { class: "link", dataset: { id: r.activity_event_id } },
         h("td", { class: "mono small" }, r.activity_event_id), h("td", {}, r.asset_id || "–"),
+        h("td", { class: "nowrap small" }, geoText(r.geo)),
         h("td", { class: "num" }, r.scope ?? "–"), h("td", { class: "nowrap" }, r.category || "–"), h("td", {}, r.activity || "–"),
-        h("td", { class: "nowrap" }, r.origin_measurement_timestamp || "–"),
+        h("td", { class: "nowrap" }, r.origin_measurement_timestamp || "–"), h("td", {}, r.source || "–"),
         h("td", { class: "num nowrap" }, `${number(r.raw_data)} ${r.units || ""}`),
         h("td", { class: "num" }, tonnes(r.co2e_ar5_tonnes)), h("td", { class: "num" }, tonnes(r.co2e_ar6_tonnes)));
       row.addEventListener("click", () => { location.hash = `#/records/${encodeURIComponent(r.activity_event_id)}`; });
@@ -661,8 +670,9 @@ views.records = async (recordId) => {
         h("div", { class: "stats" }, stat("CO2e AR5", tonnes(current.co2e_ar5_tonnes), "t"),
           stat("CO2e AR6", tonnes(current.co2e_ar6_tonnes), "t"), stat("CO2e AR4", tonnes(current.co2e_ar4_tonnes), "t")),
         h("dl", { class: "kv", id: "record-facts" }, [
-          ["Asset", current.asset_id], ["Scope", current.scope], ["Category", current.category], ["Activity", current.activity],
-          ["Measured", current.origin_measurement_timestamp], ["Amount", `${number(current.raw_data)} ${current.units || ""}`],
+          ["Asset", current.asset_id], ["Geo", geoText(current.geo)], ["Scope", current.scope], ["Category", current.category],
+          ["Activity", current.activity], ["Measured", current.origin_measurement_timestamp], ["Source", current.source],
+          ["Amount", `${number(current.raw_data)} ${current.units || ""}`],
           ["Amount used", `${number(current.quantity_used)} ${current.quantity_unit || ""}`],
           ["CO2", `${tonnes(current.co2_tonnes)} t`], ["CH4", `${tonnes(current.ch4_tonnes)} t`], ["N2O", `${tonnes(current.n2o_tonnes)} t`],
           ["Calculated", when(current.calculated_at)],
