@@ -318,6 +318,14 @@ def test_the_command_line_deletes_and_verify_still_catches_tampering(tmp_path: P
     assert shown.exit_code == 0 and "deleted" in shown.stdout and "meter fault" in shown.stdout
     again = run_cli("emissions", "delete", "d-4", "--reason", "x", "--workspace", str(ws))
     assert again.exit_code == 1 and "already deleted" in again.stderr
+    tree = run_cli("lineage", "tree", deletion["root_id"], "--workspace", str(ws))
+    assert tree.exit_code == 0 and "1 RECORD_DELETED" in tree.stdout
+    assert "missing" not in tree.stdout
+    trace = run_cli("lineage", "trace", "d-4#deleted-1", "--workspace", str(ws), "--json")
+    assert [n["action_taken"] for n in json.loads(trace.stdout)][-2:] == [
+        "CALCULATION_COMPLETE",
+        "RECORD_DELETED",
+    ]
 
     settings = load_settings(ws, environ={})
     context = Context.open(settings)

@@ -294,7 +294,9 @@ class _Builder:
         stop_error: str | None,
         succeeded: bool,
     ) -> _Stage:
-        groups = self.database.lineage_record_groups(self.root_id, lineage.RECORD_ACTIONS)
+        # A deletion (RECORD_DELETED) is not output of the calculation.
+        actions = tuple(a for a in lineage.RECORD_ACTIONS if a != lineage.RECORD_DELETED)
+        groups = self.database.lineage_record_groups(self.root_id, actions)
         done = {g["parent_id"] for g in groups}
         failed_records = sum(
             g["nodes"] for g in groups if g["action_taken"] == lineage.CALCULATION_FAILED

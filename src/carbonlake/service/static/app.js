@@ -469,6 +469,12 @@ function geoText(geo) {
   if (!geo || (geo.lat === null && geo.long === null)) return "–";
   return `${geo.lat ?? "–"}, ${geo.long ?? "–"}`;
 }
+// In the table: four decimals (about 10 m), the full value on hover.
+function geoCell(geo) {
+  const short = (v) => (v === null || v === undefined ? "–" : Number(v.toFixed(4)));
+  const text = !geo || (geo.lat === null && geo.long === null) ? "–" : `${short(geo.lat)}, ${short(geo.long)}`;
+  return h("td", { class: "nowrap small", title: geoText(geo), dataset: { geo: geoText(geo) } }, text);
+}
 const FILTERS = ["search", "scope", "category", "activity", "asset_id", "from", "to", "root_id", "execution_id"];
 
 views.emissions = async (arg, query) => {
@@ -558,9 +564,9 @@ views.emissions = async (arg, query) => {
     tbody.replaceChildren(...page.records.map((r) => {
       const row = h("tr", { class: "link", dataset: { id: r.activity_event_id } },
         h("td", { class: "mono small" }, r.activity_event_id), h("td", {}, r.asset_id || "–"),
-        h("td", { class: "nowrap small" }, geoText(r.geo)),
+        geoCell(r.geo),
         h("td", { class: "num" }, r.scope ?? "–"), h("td", { class: "nowrap" }, r.category || "–"), h("td", {}, r.activity || "–"),
-        h("td", { class: "nowrap" }, r.origin_measurement_timestamp || "–"), h("td", {}, r.source || "–"),
+        h("td", { class: "nowrap" }, r.origin_measurement_timestamp || "–"), h("td", { class: "small break" }, r.source || "–"),
         h("td", { class: "num nowrap" }, `${number(r.raw_data)} ${r.units || ""}`),
         h("td", { class: "num" }, tonnes(r.co2e_ar5_tonnes)), h("td", { class: "num" }, tonnes(r.co2e_ar6_tonnes)));
       row.addEventListener("click", () => { location.hash = `#/records/${encodeURIComponent(r.activity_event_id)}`; });
@@ -649,6 +655,8 @@ const ACTIONS = {
   GLUE_BATCH_SPLIT: "typed and split into this batch",
   CALCULATION_COMPLETE: "emissions calculated",
   CALCULATION_FAILED: "could not be calculated",
+  RECALCULATION: "recalculated with another factor set",
+  RECORD_DELETED: "deleted by an admin (a tombstone)",
 };
 
 views.records = async (recordId) => {
@@ -664,7 +672,7 @@ views.records = async (recordId) => {
     api(`/lineage/trace/${encodeURIComponent(recordId)}`),
   ]);
   if (results.status === "fulfilled") {
-    const { current, previous, factor } = results.value;
+    const { current, previous, factor, deleted } = results.value;
     if (current) {
       resultCard.append(
         h("div", { class: "stats" }, stat("CO2e AR5", tonnes(current.co2e_ar5_tonnes), "t"),
@@ -678,13 +686,16 @@ views.records = async (recordId) => {
           ["Calculated", when(current.calculated_at)],
           ["Execution", h("a", { href: `#/executions/${encodeURIComponent(current.execution_id)}`, class: "mono" }, short(current.execution_id))],
         ].flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "–")])));
+    } else if (deleted) {
+      resultCard.append(h("p", { id: "record-deleted" }, `Deleted ${when(deleted.deleted_at)} by ${deleted.deleted_by}: ${deleted.reason}. `,
+        h("span", { class: "muted" }, "Its result is kept below and in the lineage (", h("code", {}, deleted.lineage_node_id), ").")));
     } else {
       resultCard.append(h("p", { class: "muted" }, "No current result."));
     }
     if (previous.length) {
       resultCard.append(h("h3", {}, "Earlier results (replaced)"), h("table", {},
         h("thead", {}, h("tr", {}, h("th", {}, "Replaced"), h("th", {}, "Factor set"), h("th", { class: "num" }, "CO2e AR5 t"))),
-        h("tbody", {}, previous.map((p) => h("tr", {}, h("td", {}, when(p.superseded_at)),
+        h("tbody", {}, previous.map((p) => h("tr", {}, h("td", {}, when(p.superseded_at), p.deletion_node_id ? " (deleted)" : ""),
           h("td", { class: "mono small" }, `${p.factor_set}@${p.factor_version}`), h("td", { class: "num" }, tonnes(p.co2e_ar5_tonnes)))))));
     }
     if (factor) {
