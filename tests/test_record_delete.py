@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from carbonlake import ConfigurationError, emissions
+from carbonlake import ConfigurationError, InputDataError, emissions
 from carbonlake.calculate.recalculate import recalculate
 from carbonlake.cli import cli
 from carbonlake.lineage_verify import checkpoint, verify
@@ -375,5 +375,39 @@ def test_the_command_line_deletes_and_verify_still_catches_tampering(tmp_path: P
         kinds = [p.kind for p in report.problems]
         assert "node_missing" in kinds and "ledger_shrank" in kinds
         assert any("d-4#deleted-1" in p.message for p in report.problems)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_deletion_on_both_back_ends(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    from carbonlake import Pipeline
+
+    url = (
+        f"sqlite:///{tmp_path / 'carbonlake.db'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    settings = load_settings(tmp_path / "ws", environ={}, overrides={"database": {"url": url}})
+    context = Context.open(settings)
+    try:
+        summary = Pipeline(context).run_file(write_input(tmp_path / "in" / "fleet.csv"))
+        assert summary["status"] == "SUCCEEDED", summary["error"]
+        database, storage = context.database, context.storage
+        assert database.emission("d-1")["geo_lat"] == pytest.approx(45.5152)
+        assert database.emission("d-1")["source"] == "company_fleet_management_database"
+        done = emissions.delete_record(
+            storage, database, "d-1", reason="wrong vehicle", deleted_by="cli:test"
+        )
+        assert database.emission("d-1") is None
+        assert database.emissions_count() == 3
+        assert database.deletions() == [("d-1", done["root_id"], "d-1#deleted-1")]
+        shown = emissions.record_results(database, "d-1")
+        assert shown["deleted"]["reason"] == "wrong vehicle"
+        assert verify(database, storage).ok
+        with pytest.raises(InputDataError, match="already deleted"):
+            emissions.delete_record(storage, database, "d-1", reason="x", deleted_by="cli:test")
     finally:
         context.close()
