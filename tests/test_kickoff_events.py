@@ -266,6 +266,20 @@ def test_every_aws_shape_names_the_same_objects(tmp_path: Path) -> None:
     ]
 
 
+def test_an_event_may_name_no_object(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "ws", environ={})
+    for event in (TEST_EVENT, sqs_message(TEST_EVENT), {"Messages": []}):
+        assert tasks.kickoff(event, settings=settings) == []
+    result = CliRunner().invoke(
+        cli,
+        ["kickoff", "--event", "-", "--workspace", str(tmp_path / "ws"), "--json"],
+        input=json.dumps({"Messages": [sqs_message(TEST_EVENT)]}),
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+    assert "names no object" in result.stderr
+
+
 def test_an_unencoded_key_is_taken_as_given_when_only_it_exists(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     land(ws, "c++ fleet.csv", "r1")
@@ -296,7 +310,6 @@ def test_an_unencoded_key_is_taken_as_given_when_only_it_exists(tmp_path: Path) 
             ),
             ["Records[0].body.Records[0].s3.bucket.name", "a number"],
         ),
-        (sqs_message(TEST_EVENT), ["names no object", "s3:TestEvent"]),
         ({"hello": "world"}, ["no 'Records'", "hello"]),
         ([1, 2], ["a list, not a JSON object"]),
     ],
@@ -402,6 +415,8 @@ def test_the_service_takes_eventbridge_and_sqs_events(tmp_path: Path) -> None:
         )
         assert bad.status_code == 400
         assert "Messages[0].Body.detail-type" in bad.json()["detail"]
+        nothing = client.post("/events/s3", json=sqs_message(TEST_EVENT), headers=headers)
+        assert nothing.status_code == 202 and nothing.json() == {"executions": []}
         missing = client.post(
             "/events/s3", json=eventbridge_event(AWS_BUCKET, "nope.csv"), headers=headers
         )

@@ -262,6 +262,10 @@ def test_an_admin_deletes_a_record_as_a_tombstone(tmp_path: Path) -> None:
             "d-1",
             "d-4",
         ]
+        recalculated = client.get("/emissions/records/d-1").json()["current"]
+        assert recalculated["execution_id"].startswith("recalculation:")
+        assert recalculated["geo"] == expected_geo(ROWS[0][1])
+        assert recalculated["source"] == ROWS[0][4]
         assert client.post("/lineage/verify").json()["ok"]
 
 

@@ -870,9 +870,16 @@ def kickoff(
     context = _open(workspace)
     try:
         try:
-            kickoff_module.parse_event(event, context.storage)
+            named = kickoff_module.parse_event(event, context.storage)
         except InputDataError as exc:
             raise ConfigurationError(f"--event {name}: {exc}") from exc
+        if not named:
+            stderr.print(
+                f"--event {name} names no object (an s3:TestEvent or no messages): nothing "
+                "to start",
+                markup=False,
+                highlight=False,
+            )
         pipeline = Pipeline(context)
         show = stderr.is_terminal if progress is None else progress
         with _Progress(show) as bar, _stop_on_signals(pipeline):
