@@ -440,7 +440,7 @@ def test_kickoff_runs_an_s3_event(tmp_path: Path) -> None:
     assert [s["status"] for s in summaries] == ["SUCCEEDED", "SUCCEEDED"]
     assert (ws / "raw" / "2026" / "march" / "my fleet.csv").is_file()
     bad = CliRunner().invoke(cli, ["kickoff", "--event", "-", "--workspace", str(ws)], input="{")
-    assert bad.exit_code == 1 and "not valid JSON" in bad.stderr
+    assert bad.exit_code == 2 and "not valid JSON" in bad.stderr
 
 
 def test_watch_once_takes_complete_files_and_leaves_temporary_ones(tmp_path: Path) -> None:

@@ -123,9 +123,19 @@ def test_upload_follow_filter_and_trace_a_record(page: Page, server: str) -> Non
     )
     amounts = [
         float(t.split()[0].replace(",", ""))
-        for t in page.locator("#emissions-table tbody tr td:nth-child(7)").all_inner_texts()
+        for t in page.locator("#emissions-table tbody tr td:nth-child(9)").all_inner_texts()
     ]
     assert amounts == sorted(amounts, reverse=True)
+    # Every row shows the original's geo and source of its record, as in the input file.
+    by_id = {r["activity_event_id"]: r for r in rows}
+    for row_element in table_rows.all()[:5]:
+        source_row = by_id[str(row_element.get_attribute("data-id"))]
+        cells = row_element.locator("td").all_inner_texts()
+        lat, long = source_row["geo"].strip("[]").split(",")
+        geo_cell = row_element.locator("td").nth(2)
+        assert geo_cell.get_attribute("data-geo") == f"{float(lat)}, {float(long)}"
+        assert cells[2] == f"{round(float(lat), 4)}, {round(float(long), 4)}"
+        assert cells[7] == source_row["source"]
 
     # A record: its result, the factor and its lineage trail, verified.
     first = table_rows.first
@@ -134,6 +144,7 @@ def test_upload_follow_filter_and_trace_a_record(page: Page, server: str) -> Non
     first.click()
     expect(page).to_have_url(re.compile(f"#/records/{re.escape(record_id)}$"))
     expect(page.locator("#record-facts")).to_contain_text("vehicle101")
+    expect(page.locator("#record-facts")).to_contain_text(by_id[record_id]["source"])
     expect(page.locator("#factor-facts")).to_contain_text("mobile-combustion/diesel-fuel")
     actions = page.locator("#trail li")
     expect(actions).to_have_count(5)
@@ -169,3 +180,45 @@ def test_a_wrong_key_is_asked_for_again(browser: Browser, server: str) -> None:
     page.press("#api-key", "Enter")
     expect(page.locator("#keybox")).to_contain_text("API key set")
     context.close()
+
+
+def test_a_deleted_record_says_who_deleted_it_and_why(browser: Browser, tmp_path: Path) -> None:
+    import time
+
+    import httpx
+
+    from .conftest import HEADER, activity_row
+
+    admin = "browser-admin"
+    environ = {"CARBONLAKE_SERVER__API_KEYS": KEY, "CARBONLAKE_SERVER__ADMIN_KEYS": f"dana:{admin}"}
+    app = create_app(load_settings(tmp_path / "ws", environ=environ))
+    body = "\n".join([HEADER, activity_row("gone-1"), activity_row("kept-1")]) + "\n"
+    with ServerThread(app) as url, httpx.Client(base_url=url) as http:
+        accepted = http.post(
+            "/uploads", files={"file": ("two.csv", body.encode())}, headers={"X-API-Key": KEY}
+        ).json()
+        deadline = time.monotonic() + 60
+        while http.get(f"/executions/{accepted['execution_id']}").json()["status"] != "SUCCEEDED":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        deleted = http.delete(
+            "/emissions/records/gone-1",
+            params={"reason": "entered twice"},
+            headers={"X-API-Key": admin},
+        )
+        assert deleted.status_code == 200, deleted.text
+
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{url}#/emissions")
+        expect(page.locator("#page-info")).to_have_text("1\u20131 of 1 records")
+        row = page.locator("#emissions-table tbody tr[data-id]")
+        expect(row).to_have_attribute("data-id", "kept-1")
+        expect(row).to_contain_text("1.5, 2.5")  # geo, from "[1.5,2.5]"
+        expect(row).to_contain_text("fleet")  # source
+        page.goto(f"{url}#/records/gone-1")
+        expect(page.locator("#record-deleted")).to_contain_text("by api:dana: entered twice")
+        expect(page.locator("#trail li").last).to_have_attribute(
+            "data-action", "CALCULATION_COMPLETE"
+        )
+        context.close()

@@ -84,6 +84,7 @@ def test_the_schema_covers_every_route() -> None:
         ("/emissions", "get"),
         ("/emissions/summary", "get"),
         ("/emissions/records/{activity_event_id}", "get"),
+        ("/emissions/records/{activity_event_id}", "delete"),
         ("/lineage/{root_id}", "get"),
         ("/lineage/trace/{node_id}", "get"),
         ("/lineage/verify", "post"),

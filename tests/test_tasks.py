@@ -49,8 +49,10 @@ def test_kickoff_decodes_keys_and_gives_unique_root_ids(settings: Settings) -> N
 
 
 def test_kickoff_refuses_events_it_cannot_use(settings: Settings) -> None:
-    with pytest.raises(InputDataError, match="Records"):
+    with pytest.raises(InputDataError, match="detail is text"):
         tasks.kickoff({"detail": "not s3"}, settings=settings)
+    with pytest.raises(InputDataError, match="no 'Records'"):
+        tasks.kickoff({"not": "an event"}, settings=settings)
     with pytest.raises(InputDataError, match="not in this workspace's storage"):
         tasks.kickoff(s3_event("a.csv", bucket="somewhere-else"), settings=settings)
     with pytest.raises(InputDataError, match="landing"):

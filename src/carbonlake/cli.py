@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import getpass
 import json
 import logging
 import signal
@@ -27,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import emissions as emissions_module
+from . import kickoff as kickoff_module
 from . import lineage as lineage_module
 from . import lineage_verify as lineage_verify_module
 from . import quality
@@ -576,17 +578,68 @@ def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool
         _emit_json(found)
         return
     rows = ([("current", found["current"])] if found["current"] else []) + [
-        ("replaced", row) for row in found["previous"]
+        ("deleted" if row.get("deletion_node_id") else "replaced", row) for row in found["previous"]
     ]
     for label, row in rows:
         stdout.print(
             f"{label:<9} CO2e AR4 {row['co2e_ar4_tonnes']} t  AR5 {row['co2e_ar5_tonnes']} t  "
             f"AR6 {row['co2e_ar6_tonnes']} t  factor {row['factor_id']} "
             f"({row['factor_set']}@{row['factor_version']})  calculated {row['calculated_at']}"
-            + (f"  replaced {row['superseded_at']}" if label == "replaced" else ""),
+            + (f"  {label} {row['superseded_at']}" if label != "current" else "")
+            + (f" by {row['deleted_by']}: {row['deletion_reason']}" if label == "deleted" else ""),
             markup=False,
             highlight=False,
         )
+
+
+@emissions.command("delete")
+@click.argument("activity_event_id")
+@click.option("--reason", required=True, help="Why the record is deleted (kept in the lineage).")
+@click.option(
+    "--by",
+    "deleted_by",
+    help="Who deletes it, as recorded (default: the operating-system user); recorded as cli:NAME.",
+)
+@common_options
+def emissions_delete(
+    activity_event_id: str,
+    reason: str,
+    deleted_by: str | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """Delete a record's current result as a tombstone (the original's admin delete).
+
+    The result leaves the current results, the totals and the exports; it stays in
+    `emissions show` as deleted, and a RECORD_DELETED lineage node records who, when
+    and why (`lineage verify` checks it). Nothing is erased. Whoever can run this on the
+    workspace can write its database anyway; the service allows it to admin keys only.
+    """
+    if not reason.strip():
+        raise ConfigurationError("--reason must say why the record is deleted; it is kept")
+    who = deleted_by or getpass.getuser()
+    context = _open(workspace)
+    try:
+        done = emissions_module.delete_record(
+            context.storage,
+            context.database,
+            activity_event_id,
+            reason=reason,
+            deleted_by=f"cli:{who}",
+        )
+    finally:
+        context.close()
+    if as_json:
+        _emit_json(done)
+        return
+    removed = done["removed"]
+    stdout.print(
+        f"deleted {activity_event_id} (root {done['root_id']}): CO2e AR5 "
+        f"{removed['co2e_ar5_tonnes']} t left the results; lineage node "
+        f"{done['lineage']['node_id']} by {done['deleted_by']} at {done['deleted_at']}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @cli.command()
@@ -811,7 +864,8 @@ def executions_redrive(
     "event_file",
     required=True,
     type=click.File("r"),
-    help="An S3 event notification document (JSON), or - for stdin.",
+    help="The event (JSON): an S3 event notification, an EventBridge 'Object Created' "
+    "event or an SQS message holding one; - for stdin.",
 )
 @click.option("--force", is_flag=True, help="Process objects that were processed before.")
 @_progress_flag
@@ -819,14 +873,29 @@ def executions_redrive(
 def kickoff(
     event_file: Any, force: bool, progress: bool | None, workspace: Path | None, as_json: bool
 ) -> None:
-    """Start executions from an S3 event notification, as S3 sends it (several records,
-    URL-encoded keys), for objects already in the landing bucket; then run them."""
+    """Start executions from an event about new objects in the landing bucket, then run
+    them: an S3 event notification as S3 sends it (several records, URL-encoded keys), an
+    EventBridge "Object Created" event, or an SQS message whose body is either (one
+    message, a ReceiveMessage answer or a Lambda SQS event). The event's bucket is the
+    landing bucket's name or [storage] landing_bucket_name. A malformed event exits 2."""
+    name = str(getattr(event_file, "name", "-")).replace("<stdin>", "-")
     try:
         event = json.load(event_file)
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"the event is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"--event {name}: the event is not valid JSON: {exc}") from exc
     context = _open(workspace)
     try:
+        try:
+            named = kickoff_module.parse_event(event, context.storage)
+        except InputDataError as exc:
+            raise ConfigurationError(f"--event {name}: {exc}") from exc
+        if not named:
+            stderr.print(
+                f"--event {name} names no object (an s3:TestEvent or no messages): nothing "
+                "to start",
+                markup=False,
+                highlight=False,
+            )
         pipeline = Pipeline(context)
         show = stderr.is_terminal if progress is None else progress
         with _Progress(show) as bar, _stop_on_signals(pipeline):

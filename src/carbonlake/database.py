@@ -200,6 +200,19 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX lineage_parent
     """,
+    # the original's record fields and admin deletes (issue 15): each record's geo and
+    # source; a result that an admin deleted moves to the history with who and why.
+    """
+    ALTER TABLE emissions ADD COLUMN geo_lat REAL;
+    ALTER TABLE emissions ADD COLUMN geo_long REAL;
+    ALTER TABLE emissions ADD COLUMN source TEXT;
+    ALTER TABLE emissions_history ADD COLUMN geo_lat REAL;
+    ALTER TABLE emissions_history ADD COLUMN geo_long REAL;
+    ALTER TABLE emissions_history ADD COLUMN source TEXT;
+    ALTER TABLE emissions_history ADD COLUMN deleted_by TEXT;
+    ALTER TABLE emissions_history ADD COLUMN deletion_reason TEXT;
+    ALTER TABLE emissions_history ADD COLUMN deletion_node_id TEXT
+    """,
     # reliability (issue 17): facts about the workspace itself, such as the storage root
     # its stored locations were written under (a moved workspace resolves them anew).
     """
@@ -272,6 +285,9 @@ EMISSION_COLUMNS = (
     "quantity_used",
     "quantity_unit",
     "lineage_node_id",
+    "geo_lat",
+    "geo_long",
+    "source",
 )
 
 EMISSION_SORT_COLUMNS = (
@@ -281,6 +297,7 @@ EMISSION_SORT_COLUMNS = (
     "category",
     "activity",
     "origin_measurement_timestamp",
+    "source",
     "raw_data",
     "co2_tonnes",
     "ch4_tonnes",
@@ -346,6 +363,10 @@ class EmissionFilter:
             clauses.append("substr(origin_measurement_timestamp, 1, length(?)) <= ?")
             params.extend([self.measured_to, self.measured_to])
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+class _Stale(Exception):
+    """A row changed between reading it and writing: roll the transaction back."""
 
 
 _ID_CHUNK = 500
@@ -1001,6 +1022,58 @@ class Database:
                 "(activity_event_id) must be unique within a file."
             ) from exc
 
+    def delete_emission(
+        self,
+        activity_event_id: str,
+        calculated_at: str,
+        *,
+        deleted_at: str,
+        deleted_by: str,
+        reason: str,
+        lineage_rows: Sequence[Sequence[Any]],
+    ) -> bool:
+        """Tombstone a record's current result: move it to the history with who deleted it,
+        when and why, and add its ``RECORD_DELETED`` node, in one transaction. Returns
+        False (changing nothing) when the current result is no longer the one calculated
+        at ``calculated_at`` (deleted or replaced meanwhile)."""
+        columns = ", ".join(EMISSION_COLUMNS)
+        node_id = lineage_rows[0][1] if lineage_rows else None
+        try:
+            with self.transaction() as conn:
+                moved = conn.execute(
+                    f"INSERT INTO emissions_history ({columns}, superseded_at, deleted_by, "
+                    f"deletion_reason, deletion_node_id) SELECT {columns}, ?, ?, ?, ? "
+                    "FROM emissions WHERE activity_event_id = ? AND calculated_at = ?",
+                    (deleted_at, deleted_by, reason, node_id, activity_event_id, calculated_at),
+                ).rowcount
+                if moved != 1:
+                    raise _Stale
+                conn.execute(
+                    "DELETE FROM emissions WHERE activity_event_id = ?", (activity_event_id,)
+                )
+                self._insert_lineage_rows(conn, lineage_rows)
+        except _Stale:
+            return False  # rolled back
+        except sqlite3.IntegrityError as exc:
+            raise LineageError(
+                f"cannot record the deletion of {activity_event_id!r}: {exc}"
+            ) from exc
+        return True
+
+    def deletions(self, root_id: str | None = None) -> list[tuple[str, str, str]]:
+        """``(activity_event_id, root_id, deletion_node_id)`` of every deleted result (of one
+        root, or of all), oldest first."""
+        sql = (
+            "SELECT activity_event_id, root_id, deletion_node_id FROM emissions_history "
+            "WHERE deletion_node_id IS NOT NULL"
+        )
+        params: tuple[Any, ...] = ()
+        if root_id is not None:
+            sql += " AND root_id = ?"
+            params = (root_id,)
+        rows = self._query(sql + " ORDER BY superseded_at", params)
+        return [(row[0], row[1], row[2]) for row in rows]
+
     def emission_history(self, activity_event_id: str) -> list[dict[str, Any]]:
         """Earlier results of one record, oldest first (the current one is in emissions)."""
         rows = self._query(
@@ -1057,8 +1130,8 @@ class Database:
             yield tuple(row)
 
     def deleted_record_ids(self) -> set[str]:
-        """Records whose results were deleted on purpose (none before record deletion)."""
-        return set()
+        """Records whose results an admin deleted (tombstones)."""
+        return {record_id for record_id, _root, _node in self.deletions()}
 
     def enriched_locations(self) -> list[tuple[str, int]]:
         """Each enriched file that holds current results, with its record count."""

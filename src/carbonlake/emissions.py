@@ -2,24 +2,34 @@
 
 A record calculated twice (a re-run of the same data) has one current result,
 the one the emissions table points at; export returns exactly those, once each.
+An admin may delete a record's result (:func:`delete_record`): a tombstone that
+takes it out of the current results, totals and exports, keeps it in the result
+history and records who, when and why in the lineage ledger; nothing is erased.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
 
-from ._exceptions import InputDataError
-from .database import Database
+from . import lineage
+from ._exceptions import InputDataError, LineageError
+from .database import Database, utc_now
 from .storage import Storage
 
 FORMATS = ("jsonl", "csv")
 RECORD_ID = "activity_event_id"
+DELETION = "#deleted-"
+"""A record's n-th deletion node is ``<activity_event_id>#deleted-<n>``."""
+MAX_REASON_CHARS = 2000
 
 
 def current_records(storage: Storage, database: Database) -> Iterator[pl.DataFrame]:
@@ -151,6 +161,15 @@ def _write_csv(frames: Iterable[pl.DataFrame], out: IO[bytes]) -> int:
         return written
 
 
+def api_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A results row as the API and ``--json`` show it: the record's ``geo`` as the
+    original's ``{"lat", "long"}`` (null when the input had none), its ``source`` as is."""
+    document = {k: v for k, v in row.items() if k not in ("geo_lat", "geo_long")}
+    lat, long = row.get("geo_lat"), row.get("geo_long")
+    document["geo"] = None if lat is None and long is None else {"lat": lat, "long": long}
+    return document
+
+
 def record_results(database: Database, activity_event_id: str) -> dict[str, Any]:
     """A record's current result and every earlier one it replaced (oldest first)."""
     current = database.emission(activity_event_id)
@@ -160,4 +179,135 @@ def record_results(database: Database, activity_event_id: str) -> dict[str, Any]
             f"no calculated result for activity_event_id {activity_event_id!r}; "
             "`carbonlake emissions export` lists what exists"
         )
-    return {"activity_event_id": activity_event_id, "current": current, "previous": history}
+    return {
+        "activity_event_id": activity_event_id,
+        "current": None if current is None else api_record(current),
+        "previous": [api_record(row) for row in history],
+        "deleted": deletion_of(history) if current is None else None,
+    }
+
+
+def deletion_of(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Who deleted a record's result, when and why, if its latest earlier result was
+    deleted (rather than replaced)."""
+    last = history[-1] if history else None
+    if not last or not last.get("deletion_node_id"):
+        return None
+    return {
+        "deleted_at": last["superseded_at"],
+        "deleted_by": last["deleted_by"],
+        "reason": last["deletion_reason"],
+        "root_id": last["root_id"],
+        "lineage_node_id": last["deletion_node_id"],
+    }
+
+
+def delete_record(
+    storage: Storage,
+    database: Database,
+    activity_event_id: str,
+    *,
+    reason: str,
+    deleted_by: str,
+) -> dict[str, Any]:
+    """Delete a record's current result as a tombstone; returns the deletion.
+
+    The result moves to the result history (``emissions show`` still lists it) and
+    leaves the current results, their totals and the exports. A deletion note, a JSON
+    object with who, when, why and the result, is written to
+    ``enriched/<root_id>/deleted/<id>.json``, and a ``RECORD_DELETED`` lineage node
+    under the result's node points at it with its SHA-256, so ``lineage verify``
+    checks the note like every other object. Nothing is erased.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise InputDataError(
+            f"give the reason for deleting record {activity_event_id!r}; it is kept in the "
+            "lineage ledger"
+        )
+    if len(reason) > MAX_REASON_CHARS:
+        raise InputDataError(f"the reason is longer than {MAX_REASON_CHARS} characters")
+    current = database.emission(activity_event_id)
+    if current is None:
+        deleted = deletion_of(database.emission_history(activity_event_id))
+        if deleted:
+            raise InputDataError(
+                f"record {activity_event_id!r} was already deleted at {deleted['deleted_at']} "
+                f"by {deleted['deleted_by']}; it has no current result"
+            )
+        raise InputDataError(
+            f"no calculated result for activity_event_id {activity_event_id!r}; "
+            "`carbonlake emissions export` lists what exists"
+        )
+    root_id = current["root_id"]
+    parent_id = current["lineage_node_id"] or activity_event_id
+    parent = database.lineage_node(root_id, parent_id)
+    if parent is None:
+        raise LineageError(
+            f"record {activity_event_id!r}: its result's lineage node {parent_id} of root "
+            f"{root_id} is not in the ledger, so a deletion cannot be chained to it; "
+            "`carbonlake lineage verify` names what is missing"
+        )
+    earlier = [
+        node
+        for root, node in database.lineage_nodes_with_prefix(activity_event_id + DELETION)
+        if root == root_id
+    ]
+    node_id = f"{activity_event_id}{DELETION}{len(earlier) + 1}"
+    deleted_at = utc_now()
+    note = {
+        "action_taken": lineage.RECORD_DELETED,
+        "activity_event_id": activity_event_id,
+        "root_id": root_id,
+        "lineage_node_id": node_id,
+        "parent_node_id": parent_id,
+        "deleted_at": deleted_at,
+        "deleted_by": deleted_by,
+        "reason": reason,
+        "result": api_record(current),
+    }
+    data = (json.dumps(note, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    location = storage.url("enriched", f"{root_id}/deleted/{uuid.uuid4().hex}.json")
+    storage.write_bytes(location, data)
+    sha = hashlib.sha256(data).hexdigest()
+    writer = lineage.LineageWriter(database, storage, batch_size=1 << 62)
+    node_hash = writer.add(
+        root_id,
+        node_id,
+        parent_id,
+        lineage.RECORD_DELETED,
+        location,
+        object_sha256=sha,
+        row_number=parent["row_number"],
+        recorded_at=deleted_at,
+    )
+    done = database.delete_emission(
+        activity_event_id,
+        current["calculated_at"],
+        deleted_at=deleted_at,
+        deleted_by=deleted_by,
+        reason=reason,
+        lineage_rows=writer.take(),
+    )
+    if not done:
+        storage.delete(location)
+        raise InputDataError(
+            f"record {activity_event_id!r} was recalculated or deleted while it was being "
+            "deleted; look at it again (`carbonlake emissions show`) and retry"
+        )
+    return {
+        "activity_event_id": activity_event_id,
+        "root_id": root_id,
+        "deleted_at": deleted_at,
+        "deleted_by": deleted_by,
+        "reason": reason,
+        "lineage": {
+            "node_id": node_id,
+            "parent_id": parent_id,
+            "action_taken": lineage.RECORD_DELETED,
+            "storage_location": location,
+            "object_sha256": sha,
+            "node_hash": node_hash,
+        },
+        "removed": api_record(current),
+    }

@@ -37,17 +37,24 @@ CALCULATION_COMPLETE = "CALCULATION_COMPLETE"
 CALCULATION_FAILED = "CALCULATION_FAILED"
 RECALCULATION = "RECALCULATION"
 """A record's result recomputed with another factor set, under the node it replaces."""
+RECORD_DELETED = "RECORD_DELETED"
+"""A record's result deleted by an admin (a tombstone), under the node of that result; its
+``storage_location`` is the deletion note (who, when, why), whose SHA-256 it keeps."""
 
 FILE_ACTIONS = (RAW_DATA_INPUT, PROFILE_COMPLETE, DQ_CHECK_PASS, DQ_CHECK_FAIL)
 """Actions of one node per request, for one object (``record.storage_location``)."""
-RECORD_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, RECALCULATION)
-"""Actions of one node per record; ``node_id`` is the record's ``activity_event_id``."""
+RECORD_FOLLOW_UPS = (RECALCULATION, RECORD_DELETED)
+"""Record actions that hang under a record's earlier node, not under a batch."""
+RECORD_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, *RECORD_FOLLOW_UPS)
+"""Actions of one node per record; ``node_id`` is the record's ``activity_event_id`` (with
+a ``#failed-<n>``, ``#recalc-<id>`` or ``#deleted-<n>`` suffix for the later ones)."""
 TERMINAL_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, DQ_CHECK_FAIL)
 """Where a trail ends: one line each in the trace archive."""
 ACTIONS = (*FILE_ACTIONS, GLUE_BATCH_SPLIT, *RECORD_ACTIONS)
 
 PARENT_ACTIONS: dict[str, tuple[str, ...]] = {
     RECALCULATION: (CALCULATION_COMPLETE, RECALCULATION),
+    RECORD_DELETED: (CALCULATION_COMPLETE, RECALCULATION),
     PROFILE_COMPLETE: (RAW_DATA_INPUT,),
     # The spec's own requests go straight from RAW_DATA_INPUT to the DQ verdict.
     DQ_CHECK_PASS: (PROFILE_COMPLETE, RAW_DATA_INPUT),
@@ -239,8 +246,9 @@ class LineageWriter:
         *,
         object_sha256: str | None = None,
         row_number: int | None = None,
+        recorded_at: str | None = None,
     ) -> str:
-        """Queue one node; returns its hash."""
+        """Queue one node; returns its hash. ``recorded_at`` defaults to now."""
         return self.add_many(
             root_id,
             [node_id],
@@ -249,6 +257,7 @@ class LineageWriter:
             storage_location,
             object_sha256=object_sha256,
             row_numbers=[row_number],
+            recorded_at=recorded_at,
         )[0]
 
     def add_many(
@@ -261,10 +270,11 @@ class LineageWriter:
         *,
         object_sha256: str | None = None,
         row_numbers: Sequence[int | None] | None = None,
+        recorded_at: str | None = None,
     ) -> list[str]:
         """Queue nodes sharing a parent, an action and a location (a batch's records).
 
-        Returns their hashes, in order.
+        Returns their hashes, in order. ``recorded_at`` defaults to now.
         """
         if row_numbers is None:
             row_numbers = [None] * len(node_ids)
@@ -273,7 +283,7 @@ class LineageWriter:
                 f"{len(node_ids)} {action_taken} nodes were given {len(row_numbers)} row numbers"
             )
         parent_hash = self._parent_hash(root_id, parent_id, action_taken)
-        now = utc_now()
+        now = recorded_at or utc_now()
         hashes = _sibling_hashes(
             root_id,
             node_ids,
@@ -590,12 +600,17 @@ class OutlineNode:
     """Record nodes under the folded children, by action."""
     missing: bool = False
     """A stand-in for a parent that is not in the ledger."""
+    later_counts: dict[str, int] = field(default_factory=dict)
+    """On a file's first node: record nodes that hang under records' results
+    (RECALCULATION, RECORD_DELETED), by action."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready nested document."""
         document: dict[str, Any] = dict(self.node)
         if self.missing:
             document["missing"] = True
+        if self.later_counts:
+            document["later_record_counts"] = dict(sorted(self.later_counts.items()))
         document["record_counts"] = dict(sorted(self.record_counts.items()))
         document["records"] = self.records
         document["children"] = [child.to_dict() for child in self.children]
@@ -625,7 +640,12 @@ def outline(
     counts = database.lineage_child_counts(root_id)
     if not file_nodes and not counts:
         raise LineageError(f"no lineage recorded for root_id {root_id}")
-    first_records = database.lineage_first_children(root_id, RECORD_ACTIONS, max_records)
+    # Nodes under records' results (RECALCULATION, RECORD_DELETED) are counted for the
+    # whole file: their parents are record nodes, one each, which the outline does not load.
+    first_records = database.lineage_first_children(
+        root_id, (CALCULATION_COMPLETE, CALCULATION_FAILED), max_records
+    )
+    later: dict[str, int] = {}
 
     entries = {n["node_id"]: OutlineNode(n) for n in file_nodes}
     tops: list[OutlineNode] = []
@@ -648,8 +668,15 @@ def outline(
         else:
             holder(n["parent_id"]).children.append(entries[n["node_id"]])
     for parent_id, action, count in counts:
-        if action in RECORD_ACTIONS:
+        if action in RECORD_FOLLOW_UPS and parent_id not in entries:
+            later[action] = later.get(action, 0) + count
+        elif action in RECORD_ACTIONS:
             holder(parent_id).record_counts[action] = count
+    if later:
+        first = next((t for t in tops if not t.missing), tops[0] if tops else None)
+        if first is None:
+            first = holder(root_id)
+        first.later_counts = later
     for record in first_records:
         holder(record["parent_id"]).records.append(record)
 
@@ -707,6 +734,11 @@ def render_outline(tops: list[OutlineNode]) -> list[str]:
             lines.append(
                 f"{inner}... {total - len(entry.records)} more record nodes "
                 f"({_counts_text(entry.record_counts)} in all)"
+            )
+        if entry.later_counts:
+            lines.append(
+                f"{inner}later, under records' results: {_counts_text(entry.later_counts)} "
+                "(`lineage trace RECORD_ID` shows a record's)"
             )
         if entry.folded_children:
             lines.append(

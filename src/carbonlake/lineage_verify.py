@@ -12,7 +12,8 @@ asked for all of them):
 3. every object a node points at against the SHA-256 recorded when the node was
    written (an object the pipeline moved on is checked where it went);
 4. every record of every batch file has exactly one terminal node, with the
-   record's row number (nothing silently dropped); every current result is the
+   record's row number (nothing silently dropped), and every result the database
+   says an admin deleted has its ``RECORD_DELETED`` node; every current result is the
    record of a verified enriched file with the same numbers, no calculated record
    lacks one, and every finished execution's stored output totals its files;
 5. the ledger's insertion order has no holes, and, given a checkpoint, that the
@@ -382,7 +383,7 @@ class _Verifier:
     def scan(self, root_id: str | None, merkle: MerkleAccumulator | None) -> None:
         expected_seq = 1
         for row in self.database.iter_lineage(root_id):
-            (seq, root, node, parent, action, location, _at, sha, row_number, stored, phash) = row
+            (seq, root, node, parent, action, location, at, sha, row_number, stored, phash) = row
             self.report.nodes += 1
             if merkle is not None:
                 if seq != expected_seq:
@@ -395,12 +396,12 @@ class _Verifier:
             if state is None:
                 state = self.roots[root] = _Root()
             self._check_hash(row)
-            if action == lineage.RECALCULATION:
+            if action in lineage.RECORD_FOLLOW_UPS:
                 # Hangs under a record node (which verify does not keep in memory).
                 key = (location, sha)
                 if key not in state.record_objects:
                     state.record_objects[key] = (node, action, seq)
-                self._check_recalculation(root, node, parent, phash)
+                self._check_follow_up(root, node, action, parent, phash, at)
                 continue
             if action in lineage.RECORD_ACTIONS:
                 key = (location, sha)
@@ -430,13 +431,16 @@ class _Verifier:
                     action == lineage.CALCULATION_COMPLETE,
                 )
 
-    def _check_recalculation(self, root: str, node: str, parent: str, phash: str | None) -> None:
+    def _check_follow_up(
+        self, root: str, node: str, action: str, parent: str, phash: str | None, at: str
+    ) -> None:
+        """A RECALCULATION or RECORD_DELETED node against the record node it hangs under."""
         found = self.database.lineage_node(root, parent)
-        allowed = lineage.PARENT_ACTIONS[lineage.RECALCULATION]
+        allowed = lineage.PARENT_ACTIONS[action]
         if found is None:
             self.problem(
                 "missing_parent",
-                f"RECALCULATION node {node} of root {root} hangs under {parent}, which is not "
+                f"{action} node {node} of root {root} hangs under {parent}, which is not "
                 "in the ledger",
                 root,
                 node,
@@ -444,7 +448,7 @@ class _Verifier:
         elif found["action_taken"] not in allowed:
             self.problem(
                 "tree",
-                f"RECALCULATION node {node} of root {root} hangs under {parent} "
+                f"{action} node {node} of root {root} hangs under {parent} "
                 f"({found['action_taken']}); its parent is {' or '.join(allowed)}",
                 root,
                 node,
@@ -453,10 +457,18 @@ class _Verifier:
             self.problem(
                 "parent_changed",
                 f"node {parent} ({found['action_taken']}) of root {root} no longer has the hash "
-                f"its child {node} (RECALCULATION) was chained to",
+                f"its child {node} ({action}) was chained to",
                 root,
                 parent,
                 found["storage_location"],
+            )
+        elif found["recorded_at"] > at:
+            self.problem(
+                "tree",
+                f"{action} node {node} of root {root} was recorded before its parent {parent}: "
+                "the ledger's order was changed",
+                root,
+                node,
             )
 
     def _check_hash(self, row: tuple[Any, ...]) -> None:
@@ -982,6 +994,20 @@ class _Verifier:
                     url,
                 )
 
+    def check_deletions(self, root_id: str | None) -> None:
+        """Every result the database says was deleted has its RECORD_DELETED node: a
+        deletion cannot be hidden by removing its node alone."""
+        for record_id, root, node_id in self.database.deletions(root_id):
+            found = self.database.lineage_node(root, node_id)
+            if found is None or found["action_taken"] != lineage.RECORD_DELETED:
+                self.problem(
+                    "node_missing",
+                    f"the result of record {record_id} (root {root}) was deleted, but its "
+                    f"RECORD_DELETED node {node_id} is not in the ledger",
+                    root,
+                    node_id,
+                )
+
     # -- 5. the ledger as a whole ------------------------------------------------------
 
     def check_gaps(self) -> None:
@@ -1056,6 +1082,7 @@ def verify(
         verifier.resolve_waiting()
         verifier.check_roots()
         verifier.check_objects()
+        verifier.check_deletions(root_id)
         verifier.check_gaps()
         if merkle is not None:
             report.ledger_size = merkle.size

@@ -96,6 +96,7 @@ class Context:
             options={
                 "endpoint_url": settings.storage.endpoint_url,
                 "region": settings.storage.region,
+                "landing_bucket_name": settings.storage.landing_bucket_name,
             },
         )
         storage.ensure_buckets()

@@ -1,8 +1,8 @@
 """Settings: defaults < ``carbonlake.toml`` in the workspace < environment < flags.
 
 Environment variables are ``CARBONLAKE_<SECTION>__<KEY>`` (for example
-``CARBONLAKE_NOTIFY__EMAIL_TO``); the workspace itself comes from
-``--workspace`` or ``CARBONLAKE_WORKSPACE`` and defaults to ``./carbonlake-data``.
+``CARBONLAKE_NOTIFY__EMAIL_TO``), case-insensitive after the prefix; the workspace itself
+comes from ``--workspace`` or ``CARBONLAKE_WORKSPACE`` and defaults to ``./carbonlake-data``.
 Settings are resolved when :func:`load_settings` is called, never at import time.
 """
 
@@ -54,6 +54,11 @@ class StorageSettings:
 
     lineage_archive: str = ""
     """URL of the lineage-archive bucket; empty means ``root``/lineage-archive."""
+
+    landing_bucket_name: str = ""
+    """The bucket name in S3 and EventBridge events that means this workspace's landing
+    bucket (``cdlpipelinestack-cdllandingbucket-1x2y3z``), besides the landing bucket's own
+    name; empty means the last segment of the landing URL."""
 
     endpoint_url: str = ""
     """Endpoint of an S3-compatible server (``http://127.0.0.1:8333``); empty means AWS.
@@ -210,6 +215,13 @@ class ServerSettings:
     Bearer``. Every write needs one. Empty: `serve` makes a key for the run and prints it
     (prefer ``CARBONLAKE_SERVER__API_KEYS`` to writing keys in carbonlake.toml)."""
 
+    admin_keys: str = ""
+    """Comma-separated admin keys, each ``NAME:KEY`` (NAME is recorded as who deleted) or a
+    bare ``KEY`` (recorded as ``key-`` and the first 12 hex digits of its SHA-256). An admin
+    key may do everything an API key may, and also delete records (``DELETE
+    /emissions/records/{id}``). Empty: nobody may delete through the service (prefer
+    ``CARBONLAKE_SERVER__ADMIN_KEYS`` to writing keys in carbonlake.toml)."""
+
     require_key_for_reads: bool = False
     """Also require an API key for reading (the page itself and the OpenAPI document stay
     public). Always on when ``host`` is not a loopback address."""
@@ -318,6 +330,25 @@ def _apply(settings: Settings, section: str, values: Mapping[str, Any], origin: 
         setattr(target, name, _coerce(section, name, value, field_type, origin))
 
 
+def _environment(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The ``CARBONLAKE_`` variables by their name in upper case after the prefix (names
+    are case-insensitive there: ``CARBONLAKE_storage__landing_bucket_name`` is
+    ``CARBONLAKE_STORAGE__LANDING_BUCKET_NAME``), each as ``(name as set, value)``; two
+    spellings of one name with different values are refused."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        canonical = ENV_PREFIX + name[len(ENV_PREFIX) :].upper()
+        if canonical in found and found[canonical][1] != value:
+            raise ConfigurationError(
+                f"environment variables {found[canonical][0]} and {name} name the same "
+                "setting with different values; unset one of them"
+            )
+        found[canonical] = (name, value)
+    return found
+
+
 def load_settings(
     workspace: str | Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
@@ -328,8 +359,8 @@ def load_settings(
     ``workspace`` (a ``--workspace`` flag) wins over ``CARBONLAKE_WORKSPACE``;
     ``overrides`` maps section to key to value, as command-line flags would.
     """
-    env = os.environ if environ is None else environ
-    ws = workspace or env.get(f"{ENV_PREFIX}WORKSPACE") or DEFAULT_WORKSPACE
+    env = _environment(os.environ if environ is None else environ)
+    ws = workspace or env.get(f"{ENV_PREFIX}WORKSPACE", ("", ""))[1] or DEFAULT_WORKSPACE
     settings = Settings(workspace=Path(ws).expanduser().resolve())
 
     config_path = settings.workspace / CONFIG_FILE_NAME
@@ -350,10 +381,10 @@ def load_settings(
         if ruleset and not Path(ruleset).expanduser().is_absolute():
             settings.quality.ruleset = str(settings.workspace / ruleset)
 
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+    for canonical, (name, value) in env.items():
+        if "__" not in canonical:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        section, _, key = canonical[len(ENV_PREFIX) :].partition("__")
         section = section.lower()
         if section not in _SECTIONS:
             raise ConfigurationError(
@@ -396,6 +427,11 @@ def load_settings(
         (settings.retry.backoff_rate >= 1, "[retry] backoff_rate must be at least 1"),
         (settings.retry.max_delay_s >= 0, "[retry] max_delay_s must not be negative"),
         (settings.server.max_upload_mb > 0, "[server] max_upload_mb must be positive"),
+        (
+            not any(c in settings.storage.landing_bucket_name for c in "/ \t\r\n"),
+            f"[storage] landing_bucket_name must be a bare bucket name (no '/' or spaces), "
+            f"got {settings.storage.landing_bucket_name!r}",
+        ),
         (0 <= settings.server.port <= 65535, "[server] port must be between 0 and 65535"),
     ]
     for ok, message in checks:

@@ -133,7 +133,12 @@ class Storage:
         return self.bucket_name(bucket), prefix + key
 
     def url_of(self, bucket_name: str, object_key: str) -> str:
-        """The URL of an object named as an event or DataBrew names it."""
+        """The URL of an object named as an event or DataBrew names it.
+
+        A bucket's own name comes first (on S3 the key then includes a bucket URL's
+        prefix, as S3 sends it); :attr:`landing_bucket_name` names the landing bucket
+        with keys relative to its URL.
+        """
         for bucket in BUCKETS:
             if self.bucket_name(bucket) != bucket_name:
                 continue
@@ -145,10 +150,14 @@ class Storage:
             except StorageError:
                 continue
             return candidate
-        names = sorted({self.bucket_name(b) for b in BUCKETS})
+        if bucket_name == self.landing_bucket_name:
+            return self.url("landing", object_key)
+        names = sorted({self.bucket_name(b) for b in BUCKETS} | {self.landing_bucket_name})
         raise InputDataError(
             f"bucket {bucket_name!r} with key {object_key!r} is not in this workspace's "
-            f"storage (buckets: {', '.join(names)})"
+            f"storage (buckets: {', '.join(names)}); if events call the landing bucket "
+            f"{bucket_name!r}, set [storage] landing_bucket_name = {bucket_name!r} "
+            "(CARBONLAKE_STORAGE__LANDING_BUCKET_NAME)"
         )
 
     def add_former_root(self, former_root: str) -> None:
@@ -169,6 +178,13 @@ class Storage:
         """A stored location as it is now (under this storage's root)."""
         bucket, key = self.split(url)
         return self.url(bucket, key)
+
+    @property
+    def landing_bucket_name(self) -> str:
+        """The bucket name by which events mean the landing bucket (besides its own name):
+        ``[storage] landing_bucket_name``, else the last segment of the landing URL."""
+        configured = str(self._options.get("landing_bucket_name") or "")
+        return configured or self._bases["landing"].rstrip("/").rsplit("/", 1)[-1]
 
     def split(self, url: str) -> tuple[str, str]:
         """Split a location into (bucket, key); the location must be in a bucket (or in

@@ -54,7 +54,9 @@ def kickoff(
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """S3 event in; ``{"input": {"root_id", "storage_location"}}`` out.
 
-    An event with several records gives a list with one such dict per object.
+    An event with several records gives a list with one such dict per object (an event
+    that names none, an ``s3:TestEvent``, an empty list). EventBridge "Object Created"
+    events and SQS messages holding either are taken too (:mod:`carbonlake.kickoff`).
     """
     outputs = _with_context(settings, lambda c: kick.parse_event(event, c.storage))
     return outputs[0] if len(outputs) == 1 else outputs

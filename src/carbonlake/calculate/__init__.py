@@ -239,6 +239,12 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
             return pl.col(column).cast(pl.String)
         return pl.lit(None, dtype=pl.String)
 
+    def geo(part: str) -> pl.Expr:
+        dtype = records.schema.get("geo")
+        if isinstance(dtype, pl.Struct) and part in {f.name for f in dtype.fields}:
+            return pl.col("geo").struct.field(part).cast(pl.Float64, strict=False)
+        return pl.lit(None, dtype=pl.Float64)
+
     database_rows = ok.select(
         pl.col(RECORD_ID).alias("activity_event_id"),
         text("asset_id").alias("asset_id"),
@@ -267,6 +273,9 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         pl.col("__quantity").alias("quantity_used"),
         pl.col("__f_unit").alias("quantity_unit"),
         pl.col(RECORD_ID).alias("lineage_node_id"),
+        geo("lat").alias("geo_lat"),
+        geo("long").alias("geo_long"),
+        text("source").alias("source"),
         *carried,
     )
     return BatchResult(enriched=enriched, failed=failed, database_rows=database_rows)

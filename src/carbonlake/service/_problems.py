@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from .._exceptions import (
     CarbonlakeError,
@@ -130,6 +131,17 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return found
 
 
+def _methods_on(request: Request) -> list[str]:
+    """The methods of the API route a path goes to (the first whose pattern matches, as
+    Starlette picks it) and of every other route with the same path template
+    (``app.state.api_routes``: the routes of the routers the app includes)."""
+    routes = [r for r in getattr(request.app.state, "api_routes", ()) if isinstance(r, Route)]
+    first = next((r for r in routes if r.path_regex.match(request.url.path)), None)
+    if first is None:
+        return []
+    return sorted({m for r in routes if r.path == first.path for m in r.methods or ()})
+
+
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` with a problem document."""
 
@@ -155,9 +167,14 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such path {request.url.path}; the API is described at /openapi.json"
+        headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        headers = dict(exc.headers) if exc.headers else None
+            # Starlette names the methods of the first route on the path only; a path with
+            # several routes (GET and DELETE of a record) allows all of theirs.
+            allowed = _methods_on(request)
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         return problem_response(request, exc.status_code, detail, headers)
 
     @app.exception_handler(Exception)

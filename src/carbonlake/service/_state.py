@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from ..orchestrator import Context, Pipeline
 from ..settings import Settings
 from ._runner import Runner
+
+if TYPE_CHECKING:
+    from ._security import AdminKey
 
 
 @dataclass
@@ -23,6 +26,8 @@ class Service:
     api_keys: list[str]
     generated_key: str | None
     """The key made for this run when ``[server] api_keys`` is empty (printed by `serve`)."""
+    admin_keys: list[AdminKey] = field(default_factory=list)
+    """``[server] admin_keys``: they may also delete records."""
 
     @property
     def max_upload_bytes(self) -> int:

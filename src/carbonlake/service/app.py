@@ -46,7 +46,8 @@ and walk the record-level lineage of a carbonlake workspace.
 
 Writes need an API key (`X-API-Key: KEY` or `Authorization: Bearer KEY`); reads need
 one when `[server] require_key_for_reads` is set or the service listens beyond
-loopback. Requests must name one of `[server] allowed_hosts` as their Host. Errors are
+loopback; deleting a record needs an admin key (`[server] admin_keys`). Requests
+must name one of `[server] allowed_hosts` as their Host. Errors are
 `application/problem+json` documents (RFC 9457).
 """
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service over the workspace of ``settings`` (default: the active settings)."""
     settings = settings or load_settings()
     keys = _security.parse_keys(settings.server.api_keys)
+    admins = _security.parse_admin_keys(settings.server.admin_keys)
     generated = None
     if not keys:
         generated = _security.new_key()
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     context = Context.open(settings)
     pipeline = Pipeline(context)
     runner = Runner(context.database, settings.pipeline.max_executions)
-    service = Service(settings, context, pipeline, runner, keys, generated)
+    service = Service(settings, context, pipeline, runner, keys, generated, admins)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,12 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     _problems.install(app)
     read, write = _security.dependencies(
-        keys,
+        [*keys, *(admin.key for admin in admins)],
         _security.reads_need_key(settings.server.require_key_for_reads, settings.server.host),
     )
     hosts = _security.allowed_hosts(settings.server.allowed_hosts, settings.server.host)
+    app.state.api_routes = []
     for module in (uploads, executions, emissions, lineage, quality, factors):
-        app.include_router(module.build(read, write))
+        router = module.build(read, write)
+        app.include_router(router)
+        app.state.api_routes += router.routes
 
     @app.get("/health", tags=["executions"], summary="The service answers")
     def health() -> dict[str, Any]:

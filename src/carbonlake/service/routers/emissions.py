@@ -15,8 +15,15 @@ from fastapi.responses import StreamingResponse
 from ..._exceptions import ConfigurationError, InputDataError
 from ...calculate import factors as factors_module
 from ...database import EMISSION_COLUMNS, EmissionFilter
-from ...emissions import csv_safe_text, record_results
+from ...emissions import (
+    MAX_REASON_CHARS,
+    api_record,
+    csv_safe_text,
+    delete_record,
+    record_results,
+)
 from .._problems import ProblemError, responses
+from .._security import admin_name
 from .._state import Service, ServiceDep
 
 SortColumn = Literal[
@@ -26,6 +33,7 @@ SortColumn = Literal[
     "category",
     "activity",
     "origin_measurement_timestamp",
+    "source",
     "raw_data",
     "co2_tonnes",
     "ch4_tonnes",
@@ -146,7 +154,7 @@ def _provenance(service: Service, current: dict[str, Any] | None) -> dict[str, A
 
 
 def build(read: Any, write: Any) -> APIRouter:
-    """The emissions routes (reads)."""
+    """The emissions routes (reads, and an admin's delete)."""
     router = APIRouter(prefix="/emissions", tags=["emissions"], dependencies=[read])
 
     @router.get(
@@ -179,8 +187,10 @@ def build(read: Any, write: Any) -> APIRouter:
         """Current results (each record once, its latest result) matching the filters.
 
         JSON: `{"total", "offset", "limit", "totals", "records": [...]}` where `totals`
-        covers every matching record, not only the page. CSV: every matching record,
-        flat columns, `activity_event_id` first."""
+        covers every matching record, not only the page; each record has the original's
+        `geo` (`{"lat", "long"}`, null when the input had none) and `source`. CSV: every
+        matching record, flat columns (`geo_lat`, `geo_long`), `activity_event_id` first.
+        Deleted records (`DELETE /emissions/records/{id}`) are in neither."""
         descending = order == "desc"
         if format == "csv":
             # Written whole in one worker thread (the database connection is per thread),
@@ -202,9 +212,12 @@ def build(read: Any, write: Any) -> APIRouter:
         def page() -> dict[str, Any]:
             database = service.context.database
             totals = database.emission_stats(where)
-            records = database.find_emissions(
-                where, sort=sort, descending=descending, limit=limit, offset=offset
-            )
+            records = [
+                api_record(row)
+                for row in database.find_emissions(
+                    where, sort=sort, descending=descending, limit=limit, offset=offset
+                )
+            ]
             return {
                 "total": totals["records"],
                 "offset": offset,
@@ -257,12 +270,60 @@ def build(read: Any, write: Any) -> APIRouter:
     def record(activity_event_id: str, service: ServiceDep) -> dict[str, Any]:
         """The record's current result, every earlier result it replaced (oldest first),
         and the factor that produced the current one, from the factor-set version that
-        produced it (gases per unit, CO2e per unit, source)."""
+        produced it (gases per unit, CO2e per unit, source). Results carry the record's
+        `geo` and `source`; for a deleted record `current` is null and `deleted` says
+        who deleted it, when and why."""
         try:
             found = record_results(service.context.database, activity_event_id)
         except InputDataError as exc:
             raise ProblemError(404, str(exc)) from exc
         found["factor"] = _provenance(service, found["current"])
         return found
+
+    @router.delete(
+        "/records/{activity_event_id:path}",
+        summary="Delete one record's result (admin key only): a tombstone, nothing erased",
+        responses=responses(401, 403, 409),
+    )
+    def delete(
+        activity_event_id: str,
+        reason: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=MAX_REASON_CHARS,
+                description="Why the record is deleted; kept in the lineage ledger.",
+            ),
+        ],
+        service: ServiceDep,
+        admin: Annotated[str, Depends(admin_name)],
+    ) -> dict[str, Any]:
+        """Needs an admin key (`[server] admin_keys`). The record's current result leaves
+        `GET /emissions`, the totals and the exports; it moves to the record's earlier
+        results (`GET /emissions/records/{id}` shows it, with `deleted`), and a
+        `RECORD_DELETED` lineage node records who (`api:` and the admin key's name), when
+        and why, pointing at a deletion note whose SHA-256 `lineage verify` checks.
+        `404` if the record has no result, `409` if it was already deleted."""
+        database = service.context.database
+        if database.emission(activity_event_id) is None:
+            try:
+                found = record_results(database, activity_event_id)
+            except InputDataError as exc:
+                raise ProblemError(404, str(exc)) from exc
+            if found["deleted"]:
+                deleted = found["deleted"]
+                raise ProblemError(
+                    409,
+                    f"record {activity_event_id!r} was already deleted at "
+                    f"{deleted['deleted_at']} by {deleted['deleted_by']}",
+                )
+            raise ProblemError(404, f"record {activity_event_id!r} has no current result")
+        return delete_record(
+            service.context.storage,
+            database,
+            activity_event_id,
+            reason=reason,
+            deleted_by=f"api:{admin}",
+        )
 
     return router

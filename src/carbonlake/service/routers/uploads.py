@@ -1,4 +1,4 @@
-"""Starting executions: a CSV upload, or an S3 event notification for objects in landing."""
+"""Starting executions: a CSV upload, or an S3/EventBridge/SQS event for objects in landing."""
 
 from __future__ import annotations
 
@@ -56,41 +56,95 @@ UPLOAD_BODY = {
     },
 }
 
+_NAMED = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}},
+}
+_KEYED = {
+    "type": "object",
+    "required": ["key"],
+    "properties": {"key": {"type": "string"}},
+}
+S3_NOTIFICATION = {
+    "title": "S3 event notification",
+    "type": "object",
+    "required": ["Records"],
+    "properties": {
+        "Records": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["s3"],
+                "properties": {
+                    "eventName": {"type": "string"},
+                    "s3": {
+                        "type": "object",
+                        "required": ["bucket", "object"],
+                        "properties": {"bucket": _NAMED, "object": _KEYED},
+                    },
+                },
+            },
+        }
+    },
+}
+EVENTBRIDGE_EVENT = {
+    "title": 'EventBridge "Object Created" event',
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail-type": {"type": "string", "enum": ["Object Created"]},
+        "source": {"type": "string", "enum": ["aws.s3"]},
+        "detail": {
+            "type": "object",
+            "required": ["bucket", "object"],
+            "properties": {"bucket": _NAMED, "object": _KEYED},
+        },
+    },
+}
+_BODY = {"type": "string", "description": "JSON text of one of the events above."}
+SQS_MESSAGES = {
+    "title": "SQS messages (ReceiveMessage answer)",
+    "type": "object",
+    "required": ["Messages"],
+    "properties": {
+        "Messages": {
+            "type": "array",
+            "items": {"type": "object", "required": ["Body"], "properties": {"Body": _BODY}},
+        }
+    },
+}
+SQS_LAMBDA_EVENT = {
+    "title": "Lambda SQS event",
+    "type": "object",
+    "required": ["Records"],
+    "properties": {
+        "Records": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "object", "required": ["body"], "properties": {"body": _BODY}},
+        }
+    },
+}
+SQS_MESSAGE = {
+    "title": "One SQS message",
+    "type": "object",
+    "required": ["Body"],
+    "properties": {"Body": _BODY},
+}
 EVENT_BODY = {
     "required": True,
     "content": {
         "application/json": {
             "schema": {
-                "type": "object",
-                "required": ["Records"],
-                "properties": {
-                    "Records": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "required": ["s3"],
-                            "properties": {
-                                "s3": {
-                                    "type": "object",
-                                    "required": ["bucket", "object"],
-                                    "properties": {
-                                        "bucket": {
-                                            "type": "object",
-                                            "required": ["name"],
-                                            "properties": {"name": {"type": "string"}},
-                                        },
-                                        "object": {
-                                            "type": "object",
-                                            "required": ["key"],
-                                            "properties": {"key": {"type": "string"}},
-                                        },
-                                    },
-                                }
-                            },
-                        },
-                    }
-                },
+                "anyOf": [
+                    S3_NOTIFICATION,
+                    EVENTBRIDGE_EVENT,
+                    SQS_MESSAGES,
+                    SQS_LAMBDA_EVENT,
+                    SQS_MESSAGE,
+                ]
             },
             "example": kickoff.s3_put_event("landing", "2026/march/fleet.csv"),
         }
@@ -153,19 +207,18 @@ def _save(upload_file: UploadFile, path: Path) -> None:
         shutil.copyfileobj(upload_file.file, target, 1 << 20)
 
 
-def _objects_of(event: Any, service: Service) -> list[dict[str, Any]]:
-    """The pipeline inputs of an event whose objects are all in landing."""
+def _objects_of(event: Any, service: Service) -> list[str]:
+    """The landing URLs of the objects of an event, all of which must be in landing."""
     storage = service.context.storage
-    items = kickoff.parse_event(event, storage)  # InputDataError: 400, naming the record
-    if len(items) > MAX_EVENT_RECORDS:
-        raise ProblemError(400, f"at most {MAX_EVENT_RECORDS} records per event")
-    for index, item in enumerate(items):
+    named = kickoff.event_objects(event)  # InputDataError: 400, naming the field
+    if len(named) > MAX_EVENT_RECORDS:
+        raise ProblemError(400, f"at most {MAX_EVENT_RECORDS} objects per event")
+    items = kickoff.parse_event(event, storage)
+    for item, found in zip(items, named, strict=True):
         location = item["input"]["storage_location"]
         if not storage.exists(location):
-            raise ProblemError(
-                404, f"event record {index} names {location}, which is not in landing"
-            )
-    return items
+            raise ProblemError(404, f"{found.field} names {location}, which is not in landing")
+    return [item["input"]["storage_location"] for item in items]
 
 
 def build(read: Any, write: Any) -> APIRouter:
@@ -228,16 +281,19 @@ def build(read: Any, write: Any) -> APIRouter:
     @router.post(
         "/events/s3",
         status_code=202,
-        summary="Start executions from an S3 event notification",
+        summary="Start executions from an S3, EventBridge or SQS event",
         openapi_extra={"requestBody": EVENT_BODY},
         responses=responses(401, 403, 413, 415),
     )
     async def s3_event(
         request: Request, service: ServiceDep, force: bool = False
     ) -> dict[str, Any]:
-        """An object store's webhook: one execution per object of the event, for objects
-        already in the landing bucket (keys URL-encoded as S3 sends them). Answers at
-        once with the executions' ids."""
+        """An object store's webhook or a queue consumer: one execution per object of the
+        event, for objects already in the landing bucket. The event is an S3 event
+        notification (keys URL-encoded as S3 sends them), an EventBridge "Object Created"
+        event, or an SQS message holding one (one message, a ReceiveMessage answer or a
+        Lambda SQS event); its bucket is the landing bucket's name or `[storage]
+        landing_bucket_name`. Answers at once with the executions' ids."""
         _check_length(request, MAX_EVENT_BYTES)
         body = b"".join([chunk async for chunk in _limited(request, MAX_EVENT_BYTES)])
         try:
@@ -245,13 +301,14 @@ def build(read: Any, write: Any) -> APIRouter:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ProblemError(400, f"the event is not valid JSON: {exc}") from exc
         storage = service.context.storage
-        items = await run_in_threadpool(_objects_of, event, service)
+        locations = await run_in_threadpool(_objects_of, event, service)
         pipeline = service.pipeline
         entries = []
-        for record, item in zip(event["Records"], items, strict=True):
+        for location in locations:
             execution_id = str(uuid.uuid4())
-            single = {"Records": [record]}
-            key = storage.split(item["input"]["storage_location"])[1]
+            # Each object runs as an S3 notification of its own, whatever the event's shape.
+            single = kickoff.s3_put_event(*storage.location(location))
+            key = storage.split(location)[1]
             job = functools.partial(
                 pipeline.run_event, single, force=force, execution_id=execution_id
             )

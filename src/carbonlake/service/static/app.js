@@ -451,17 +451,30 @@ function eventDetails(details) {
 
 // -- emissions -------------------------------------------------------------------------------------
 
+// [field, title, numeric, sortable]
 const COLUMNS = [
-  ["activity_event_id", "Record", false],
-  ["asset_id", "Asset", false],
-  ["scope", "Scope", true],
-  ["category", "Category", false],
-  ["activity", "Activity", false],
-  ["origin_measurement_timestamp", "Measured", false],
-  ["raw_data", "Amount", true],
-  ["co2e_ar5_tonnes", "CO2e AR5 t", true],
-  ["co2e_ar6_tonnes", "CO2e AR6 t", true],
+  ["activity_event_id", "Record", false, true],
+  ["asset_id", "Asset", false, true],
+  ["geo", "Geo", false, false],
+  ["scope", "Scope", true, true],
+  ["category", "Category", false, true],
+  ["activity", "Activity", false, true],
+  ["origin_measurement_timestamp", "Measured", false, true],
+  ["source", "Source", false, true],
+  ["raw_data", "Amount", true, true],
+  ["co2e_ar5_tonnes", "CO2e AR5 t", true, true],
+  ["co2e_ar6_tonnes", "CO2e AR6 t", true, true],
 ];
+function geoText(geo) {
+  if (!geo || (geo.lat === null && geo.long === null)) return "–";
+  return `${geo.lat ?? "–"}, ${geo.long ?? "–"}`;
+}
+// In the table: four decimals (about 10 m), the full value on hover.
+function geoCell(geo) {
+  const short = (v) => (v === null || v === undefined ? "–" : Number(v.toFixed(4)));
+  const text = !geo || (geo.lat === null && geo.long === null) ? "–" : `${short(geo.lat)}, ${short(geo.long)}`;
+  return h("td", { class: "nowrap small", title: geoText(geo), dataset: { geo: geoText(geo) } }, text);
+}
 const FILTERS = ["search", "scope", "category", "activity", "asset_id", "from", "to", "root_id", "execution_id"];
 
 views.emissions = async (arg, query) => {
@@ -513,7 +526,8 @@ views.emissions = async (arg, query) => {
   };
 
   const renderHead = () => {
-    thead.replaceChildren(h("tr", {}, COLUMNS.map(([column, title, numeric]) => {
+    thead.replaceChildren(h("tr", {}, COLUMNS.map(([column, title, numeric, sortable]) => {
+      if (!sortable) return h("th", { dataset: { column } }, title);
       const sorted = state.sort === column;
       const th = h("th", { class: `sortable${numeric ? " num" : ""}${sorted ? " sorted" : ""}`, dataset: { column },
         "aria-sort": sorted ? (state.order === "asc" ? "ascending" : "descending") : null },
@@ -550,8 +564,9 @@ views.emissions = async (arg, query) => {
     tbody.replaceChildren(...page.records.map((r) => {
       const row = h("tr", { class: "link", dataset: { id: r.activity_event_id } },
         h("td", { class: "mono small" }, r.activity_event_id), h("td", {}, r.asset_id || "–"),
+        geoCell(r.geo),
         h("td", { class: "num" }, r.scope ?? "–"), h("td", { class: "nowrap" }, r.category || "–"), h("td", {}, r.activity || "–"),
-        h("td", { class: "nowrap" }, r.origin_measurement_timestamp || "–"),
+        h("td", { class: "nowrap" }, r.origin_measurement_timestamp || "–"), h("td", { class: "small break" }, r.source || "–"),
         h("td", { class: "num nowrap" }, `${number(r.raw_data)} ${r.units || ""}`),
         h("td", { class: "num" }, tonnes(r.co2e_ar5_tonnes)), h("td", { class: "num" }, tonnes(r.co2e_ar6_tonnes)));
       row.addEventListener("click", () => { location.hash = `#/records/${encodeURIComponent(r.activity_event_id)}`; });
@@ -640,6 +655,8 @@ const ACTIONS = {
   GLUE_BATCH_SPLIT: "typed and split into this batch",
   CALCULATION_COMPLETE: "emissions calculated",
   CALCULATION_FAILED: "could not be calculated",
+  RECALCULATION: "recalculated with another factor set",
+  RECORD_DELETED: "deleted by an admin (a tombstone)",
 };
 
 views.records = async (recordId) => {
@@ -655,26 +672,30 @@ views.records = async (recordId) => {
     api(`/lineage/trace/${encodeURIComponent(recordId)}`),
   ]);
   if (results.status === "fulfilled") {
-    const { current, previous, factor } = results.value;
+    const { current, previous, factor, deleted } = results.value;
     if (current) {
       resultCard.append(
         h("div", { class: "stats" }, stat("CO2e AR5", tonnes(current.co2e_ar5_tonnes), "t"),
           stat("CO2e AR6", tonnes(current.co2e_ar6_tonnes), "t"), stat("CO2e AR4", tonnes(current.co2e_ar4_tonnes), "t")),
         h("dl", { class: "kv", id: "record-facts" }, [
-          ["Asset", current.asset_id], ["Scope", current.scope], ["Category", current.category], ["Activity", current.activity],
-          ["Measured", current.origin_measurement_timestamp], ["Amount", `${number(current.raw_data)} ${current.units || ""}`],
+          ["Asset", current.asset_id], ["Geo", geoText(current.geo)], ["Scope", current.scope], ["Category", current.category],
+          ["Activity", current.activity], ["Measured", current.origin_measurement_timestamp], ["Source", current.source],
+          ["Amount", `${number(current.raw_data)} ${current.units || ""}`],
           ["Amount used", `${number(current.quantity_used)} ${current.quantity_unit || ""}`],
           ["CO2", `${tonnes(current.co2_tonnes)} t`], ["CH4", `${tonnes(current.ch4_tonnes)} t`], ["N2O", `${tonnes(current.n2o_tonnes)} t`],
           ["Calculated", when(current.calculated_at)],
           ["Execution", h("a", { href: `#/executions/${encodeURIComponent(current.execution_id)}`, class: "mono" }, short(current.execution_id))],
         ].flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "–")])));
+    } else if (deleted) {
+      resultCard.append(h("p", { id: "record-deleted" }, `Deleted ${when(deleted.deleted_at)} by ${deleted.deleted_by}: ${deleted.reason}. `,
+        h("span", { class: "muted" }, "Its result is kept below and in the lineage (", h("code", {}, deleted.lineage_node_id), ").")));
     } else {
       resultCard.append(h("p", { class: "muted" }, "No current result."));
     }
     if (previous.length) {
       resultCard.append(h("h3", {}, "Earlier results (replaced)"), h("table", {},
         h("thead", {}, h("tr", {}, h("th", {}, "Replaced"), h("th", {}, "Factor set"), h("th", { class: "num" }, "CO2e AR5 t"))),
-        h("tbody", {}, previous.map((p) => h("tr", {}, h("td", {}, when(p.superseded_at)),
+        h("tbody", {}, previous.map((p) => h("tr", {}, h("td", {}, when(p.superseded_at), p.deletion_node_id ? " (deleted)" : ""),
           h("td", { class: "mono small" }, `${p.factor_set}@${p.factor_version}`), h("td", { class: "num" }, tonnes(p.co2e_ar5_tonnes)))))));
     }
     if (factor) {
