@@ -80,8 +80,9 @@ def test_enriched_record_has_the_original_shape(sample_run: tuple[Context, dict]
     assert set(record) == set(source) | {"emissions_output"}
     out = record["emissions_output"]
     calc = out["calculated_emissions"]
-    assert set(calc) == {"co2", "ch4", "n2o", "co2e"}
-    assert all(calc[g]["unit"] == "tonnes" for g in ("co2", "ch4", "n2o"))
+    assert set(calc) == {"co2", "ch4", "n2o", "biogenic_co2", "co2e"}
+    assert all(calc[g]["unit"] == "tonnes" for g in ("co2", "ch4", "n2o", "biogenic_co2"))
+    assert calc["biogenic_co2"]["amount"] is None  # gasoline: its factor gives none
     assert set(calc["co2e"]) == {"ar4", "ar5", "ar6"}
     assert all(calc["co2e"][g]["unit"] == "tonnes" for g in ("ar4", "ar5", "ar6"))
     factor = out["emissions_factor"]
@@ -92,6 +93,13 @@ def test_enriched_record_has_the_original_shape(sample_run: tuple[Context, dict]
     assert factor["activity_quantity"] == {"amount": float(source["raw_data"]), "unit": "gal (US)"}
     assert factor["gases_not_given"] == []
     assert factor["source"].startswith("EPA")
+    assert factor["scope"] == 1 and factor["scope2_method"] is None
+    assert factor["ch4_basis"] == "combustion"
+    assert factor["gwp"] == {
+        "ar4": {"ch4": 25.0, "n2o": 298.0},
+        "ar5": {"ch4": 28.0, "n2o": 265.0},
+        "ar6": {"ch4": 27.0, "n2o": 273.0},
+    }
 
 
 def test_file_moves_to_raw_and_batches_respect_batch_size(

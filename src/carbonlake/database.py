@@ -200,6 +200,47 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX lineage_parent
     """,
+    # a GHG Protocol inventory (issue 14): factor attributes (biogenic CO2, methane basis,
+    # scope 2 method, scope 3 category, the original's provenance fields), the same on each
+    # result, and the records that could not be calculated, so totals can say what they
+    # leave out.
+    """
+    ALTER TABLE factors ADD COLUMN biogenic_co2_kg_per_unit REAL;
+    ALTER TABLE factors ADD COLUMN ch4_basis TEXT;
+    ALTER TABLE factors ADD COLUMN scope2_method TEXT;
+    ALTER TABLE factors ADD COLUMN scope3_category INTEGER;
+    ALTER TABLE factors ADD COLUMN source_origin TEXT;
+    ALTER TABLE factors ADD COLUMN last_updated TEXT;
+    ALTER TABLE factors ADD COLUMN notes TEXT;
+    ALTER TABLE factors ADD COLUMN original_fields TEXT;
+    ALTER TABLE emissions ADD COLUMN scope2_method TEXT;
+    ALTER TABLE emissions ADD COLUMN scope3_category INTEGER;
+    ALTER TABLE emissions ADD COLUMN biogenic_co2_tonnes REAL;
+    ALTER TABLE emissions ADD COLUMN ch4_basis TEXT;
+    ALTER TABLE emissions ADD COLUMN ar6_ch4_gwp REAL;
+    ALTER TABLE emissions_history ADD COLUMN scope2_method TEXT;
+    ALTER TABLE emissions_history ADD COLUMN scope3_category INTEGER;
+    ALTER TABLE emissions_history ADD COLUMN biogenic_co2_tonnes REAL;
+    ALTER TABLE emissions_history ADD COLUMN ch4_basis TEXT;
+    ALTER TABLE emissions_history ADD COLUMN ar6_ch4_gwp REAL;
+    CREATE TABLE calculation_failures (
+        failure_key TEXT PRIMARY KEY,
+        root_id TEXT NOT NULL,
+        execution_id TEXT,
+        activity_event_id TEXT,
+        node_id TEXT NOT NULL,
+        scope INTEGER,
+        category TEXT,
+        activity TEXT,
+        origin_measurement_timestamp TEXT,
+        raw_data TEXT,
+        units TEXT,
+        reason_code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        failed_at TEXT NOT NULL
+    );
+    CREATE INDEX calculation_failures_root ON calculation_failures(root_id)
+    """,
 )
 
 EXECUTION_LIST_FIELDS = (
@@ -262,7 +303,34 @@ EMISSION_COLUMNS = (
     "quantity_used",
     "quantity_unit",
     "lineage_node_id",
+    "scope2_method",
+    "scope3_category",
+    "biogenic_co2_tonnes",
+    "ch4_basis",
+    "ar6_ch4_gwp",
 )
+
+FACTOR_ROW_COLUMNS = (
+    "scope",
+    "category",
+    "activity",
+    "unit",
+    "co2_kg_per_unit",
+    "ch4_kg_per_unit",
+    "n2o_kg_per_unit",
+    "stated_ar4_kgco2e_per_unit",
+    "stated_ar5_kgco2e_per_unit",
+    "source",
+    "biogenic_co2_kg_per_unit",
+    "ch4_basis",
+    "scope2_method",
+    "scope3_category",
+    "source_origin",
+    "last_updated",
+    "notes",
+    "original_fields",
+)
+"""The stored columns of a factor, in calculate.factors.FACTOR_COLUMNS order."""
 
 EMISSION_SORT_COLUMNS = (
     "activity_event_id",
@@ -1253,11 +1321,10 @@ class Database:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, version, fmt, origin, len(rows), utc_now()),
             )
+            marks = ", ".join("?" for _ in FACTOR_ROW_COLUMNS)
             conn.executemany(
-                "INSERT INTO factors (name, version, scope, category, activity, unit, "
-                "co2_kg_per_unit, ch4_kg_per_unit, n2o_kg_per_unit, "
-                "stated_ar4_kgco2e_per_unit, stated_ar5_kgco2e_per_unit, source) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO factors (name, version, {', '.join(FACTOR_ROW_COLUMNS)}) "
+                f"VALUES (?, ?, {marks})",
                 [(name, version, *row) for row in rows],
             )
         return True
@@ -1287,9 +1354,17 @@ class Database:
             return None
         found_name, found_version = sets[0]["name"], sets[0]["version"]
         rows = self._query(
-            "SELECT scope, category, activity, unit, co2_kg_per_unit, ch4_kg_per_unit, "
-            "n2o_kg_per_unit, stated_ar4_kgco2e_per_unit, stated_ar5_kgco2e_per_unit, source "
+            f"SELECT {', '.join(FACTOR_ROW_COLUMNS)} "
             "FROM factors WHERE name = ? AND version = ? ORDER BY category, activity",
             (found_name, found_version),
         )
         return found_name, found_version, [tuple(row) for row in rows]
+
+    def factor_set_scope2_methods(self, name: str, version: str) -> dict[str, str | None]:
+        """Each scope 2 category of a stored set and its method (None: not said)."""
+        rows = self._query(
+            "SELECT DISTINCT category, scope2_method FROM factors "
+            "WHERE name = ? AND version = ? AND scope = 2 ORDER BY category",
+            (name, version),
+        )
+        return {row[0]: row[1] for row in rows}
