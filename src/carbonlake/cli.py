@@ -172,8 +172,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"  records       {summary['records_in']} in, {summary['records_calculated']} calculated, "
         f"{summary['records_failed']} failed"
     )
-    totals = summary["co2e_tonnes"]
-    line("  CO2e tonnes   " + "   ".join(f"{k.upper()} {v:.6f}" for k, v in totals.items()))
+    for method, totals in summary["co2e_tonnes"].items():
+        label = method.replace("_", "-")
+        line(
+            f"  CO2e tonnes   {label:<15}"
+            + "   ".join(f"{k.upper()} {v:.6f}" for k, v in totals.items())
+        )
     failed = summary.get("failed_records")
     if failed:
         for sample in failed["samples"][:5]:
@@ -344,19 +348,18 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
     else:
         stdout.print(f"Demo workspace: [bold]{escape(str(target))}[/]", highlight=False)
         _print_summary(summary)
-        table = Table(title="CO2e by activity (tonnes)")
+        table = Table(title="CO2e by activity (tonnes; LB location-based, MB market-based)")
         table.add_column("activity")
         table.add_column("records", justify="right")
-        table.add_column("AR4", justify="right")
-        table.add_column("AR5", justify="right")
-        table.add_column("AR6", justify="right")
+        for header in ("AR4 LB", "AR5 LB", "AR6 LB", "AR5 MB"):
+            table.add_column(header, justify="right")
         for row in summary.get("by_activity", []):
+            co2e = row["co2e_tonnes"]
             table.add_row(
                 escape(row["activity"] or ""),
                 str(row["records"]),
-                f"{row['co2e_tonnes']['ar4']:.6f}",
-                f"{row['co2e_tonnes']['ar5']:.6f}",
-                f"{row['co2e_tonnes']['ar6']:.6f}",
+                *(f"{co2e['location_based'][g]:.6f}" for g in ("ar4", "ar5", "ar6")),
+                f"{co2e['market_based']['ar5']:.6f}",
             )
         stdout.print(table)
         stdout.print(
@@ -631,13 +634,15 @@ def recalculate(
             )
         stdout.print(table)
         totals = report["co2e_tonnes"]
-        for gwp in ("ar4", "ar5", "ar6"):
-            stdout.print(
-                f"total {gwp.upper()}: {totals['before'][gwp]:.6f} -> {totals['after'][gwp]:.6f} "
-                f"({totals['difference'][gwp]:+.6f}) t",
-                markup=False,
-                highlight=False,
-            )
+        for method in totals["before"]:
+            for gwp in ("ar4", "ar5", "ar6"):
+                stdout.print(
+                    f"total {method.replace('_', '-')} {gwp.upper()}: "
+                    f"{totals['before'][method][gwp]:.6f} -> {totals['after'][method][gwp]:.6f} "
+                    f"({totals['difference'][method][gwp]:+.6f}) t",
+                    markup=False,
+                    highlight=False,
+                )
         for item in report["failed"][:show]:
             stdout.print(
                 f"  not recalculated: {item['activity_event_id']}: {item['reason']}",

@@ -229,6 +229,7 @@ MIGRATIONS: tuple[str, ...] = (
         execution_id TEXT,
         activity_event_id TEXT,
         node_id TEXT NOT NULL,
+        asset_id TEXT,
         scope INTEGER,
         category TEXT,
         activity TEXT,
@@ -404,6 +405,64 @@ class EmissionFilter:
             clauses.append("substr(origin_measurement_timestamp, 1, length(?)) <= ?")
             params.extend([self.measured_to, self.measured_to])
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+FAILURE_COLUMNS = (
+    "failure_key",
+    "root_id",
+    "execution_id",
+    "activity_event_id",
+    "node_id",
+    "asset_id",
+    "scope",
+    "category",
+    "activity",
+    "origin_measurement_timestamp",
+    "raw_data",
+    "units",
+    "reason_code",
+    "reason",
+    "failed_at",
+)
+"""A record that could not be calculated, until a later calculation of it succeeds."""
+
+METHODS = {"location_based": "location-based", "market_based": "market-based"}
+"""The two scope 2 methods as totals name them, and the factor attribute each matches."""
+
+
+def _by_method(column: str, method: str) -> str:
+    """SQL: ``column`` for a total of one scope 2 method. Scope 2 results of the other
+    method (or of none: results calculated before factors said) count as 0, so the two
+    totals are side by side and never added."""
+    return (
+        f"coalesce(sum(CASE WHEN scope = 2 AND scope2_method IS DISTINCT FROM "
+        f"'{METHODS[method]}' THEN 0 ELSE {column} END), 0)"
+    )
+
+
+def _totals_sql() -> str:
+    """SELECT list of the totals every summary gives (see :func:`_totals_of`)."""
+    parts = ["count(*) AS records", "coalesce(sum(biogenic_co2_tonnes), 0) AS biogenic"]
+    for method in METHODS:
+        for gas in ("co2", "ch4", "n2o"):
+            parts.append(f"{_by_method(f'{gas}_tonnes', method)} AS {method}_{gas}")
+        for gwp in ("ar4", "ar5", "ar6"):
+            parts.append(f"{_by_method(f'co2e_{gwp}_tonnes', method)} AS {method}_{gwp}")
+    return ", ".join(parts)
+
+
+def _totals_of(row: Any) -> dict[str, Any]:
+    """Totals of a row selected with :func:`_totals_sql`: each quantity per scope 2
+    method, ``{"location_based": ..., "market_based": ...}``."""
+    return {
+        "records": row["records"],
+        **{
+            f"{gas}_tonnes": {m: row[f"{m}_{gas}"] for m in METHODS}
+            for gas in ("co2", "ch4", "n2o")
+        },
+        "co2e_tonnes": {m: {g: row[f"{m}_{g}"] for g in ("ar4", "ar5", "ar6")} for m in METHODS},
+        "biogenic_co2_tonnes": row["biogenic"],
+    }
 
 
 _ID_CHUNK = 500
@@ -998,6 +1057,41 @@ class Database:
             f"ON CONFLICT(activity_event_id) DO UPDATE SET {updates}",
             batch,
         )
+        # A record calculated now is no longer a failure (e.g. after a redrive).
+        for start in range(0, len(batch), _ID_CHUNK):
+            ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
+            marks = ", ".join("?" for _ in ids)
+            conn.execute(
+                f"DELETE FROM calculation_failures WHERE activity_event_id IN ({marks})", ids
+            )
+
+    @staticmethod
+    def _insert_failure_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        columns = ", ".join(FAILURE_COLUMNS)
+        marks = ", ".join("?" for _ in FAILURE_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in FAILURE_COLUMNS[1:])
+        conn.executemany(
+            f"INSERT INTO calculation_failures ({columns}) VALUES ({marks}) "
+            f"ON CONFLICT (failure_key) DO UPDATE SET {updates}",
+            rows,
+        )
+
+    def record_failures(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Store records that could not be calculated (FAILURE_COLUMNS order)."""
+        if rows:
+            with self.transaction() as conn:
+                self._insert_failure_rows(conn, rows)
+
+    def failure_stats(self, where: EmissionFilter) -> dict[str, Any]:
+        """How many records matching ``where`` could not be calculated, by reason code."""
+        condition, params = where.where()
+        rows = self._query(
+            "SELECT reason_code, count(*) AS records FROM calculation_failures"
+            f"{condition} GROUP BY reason_code ORDER BY count(*) DESC, reason_code",
+            params,
+        )
+        by_reason = {row["reason_code"]: row["records"] for row in rows}
+        return {"records_failed": sum(by_reason.values()), "failed_by_reason": by_reason}
 
     def commit_results(
         self, emission_rows: Sequence[Sequence[Any]], lineage_rows: Sequence[Sequence[Any]]
@@ -1028,13 +1122,17 @@ class Database:
         states: Sequence[tuple[str, dict[str, Any]]],
         lineage_rows: Sequence[Sequence[Any]],
         emission_rows: Sequence[Sequence[Any]],
+        failure_rows: Sequence[Sequence[Any]] = (),
     ) -> None:
-        """Checkpoint map iterations: their results, lineage and outputs in one transaction."""
+        """Checkpoint map iterations: their results, failures, lineage and outputs in one
+        transaction."""
         now = utc_now()
         try:
             with self.transaction() as conn:
                 if emission_rows:
                     self._upsert_emission_rows(conn, emission_rows)
+                if failure_rows:
+                    self._insert_failure_rows(conn, failure_rows)
                 if lineage_rows:
                     self._insert_lineage_rows(conn, lineage_rows)
                 conn.executemany(
@@ -1112,24 +1210,17 @@ class Database:
         return int(rows[0][0])
 
     def emission_totals(self, root_id: str, by: str) -> list[dict[str, Any]]:
-        """Record counts and CO2e tonnes of one root, grouped by a record column."""
+        """Record counts and tonnes of one root, grouped by a record column; every
+        quantity per scope 2 method (never the two added)."""
         if by not in ("activity", "category", "scope", "asset_id"):
             raise DatabaseError(f"cannot group emissions by {by!r}")
         rows = self._query(
-            f"SELECT {by} AS key, count(*) AS records, sum(co2e_ar4_tonnes) AS ar4, "
-            f"sum(co2e_ar5_tonnes) AS ar5, sum(co2e_ar6_tonnes) AS ar6 "
-            f"FROM emissions WHERE root_id = ? "
-            f"GROUP BY {by} ORDER BY sum(co2e_ar4_tonnes) DESC",
+            f"SELECT {by} AS key, {_totals_sql()} FROM emissions WHERE root_id = ? "
+            f"GROUP BY {by} ORDER BY {_by_method('co2e_ar4_tonnes', 'location_based')} DESC, "
+            f"{_by_method('co2e_ar4_tonnes', 'market_based')} DESC, key",
             (root_id,),
         )
-        return [
-            {
-                by: row["key"],
-                "records": row["records"],
-                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
-            }
-            for row in rows
-        ]
+        return [{by: row["key"], **_totals_of(row)} for row in rows]
 
     def find_emissions(
         self,
@@ -1181,48 +1272,34 @@ class Database:
             raise DatabaseError(f"reading emissions from {self.path} failed: {exc}") from exc
 
     def emission_stats(self, where: EmissionFilter) -> dict[str, Any]:
-        """Record count and tonnes (CO2, CH4, N2O, CO2e AR4/AR5/AR6) of the results matching
-        ``where``."""
+        """Record count and tonnes (CO2, CH4, N2O, CO2e AR4/AR5/AR6, each per scope 2
+        method; biogenic CO2) of the results matching ``where``, and how many matching
+        records could not be calculated."""
         condition, params = where.where()
-        row = self._query(
-            "SELECT count(*) AS records, total(co2_tonnes) AS co2, total(ch4_tonnes) AS ch4, "
-            "total(n2o_tonnes) AS n2o, total(co2e_ar4_tonnes) AS ar4, "
-            "total(co2e_ar5_tonnes) AS ar5, total(co2e_ar6_tonnes) AS ar6 "
-            f"FROM emissions{condition}",
-            params,
-        )[0]
-        return {
-            "records": row["records"],
-            "co2_tonnes": row["co2"],
-            "ch4_tonnes": row["ch4"],
-            "n2o_tonnes": row["n2o"],
-            "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
-        }
+        row = self._query(f"SELECT {_totals_sql()} FROM emissions{condition}", params)[0]
+        return {**_totals_of(row), **self.failure_stats(where)}
 
     def emissions_by(self, by: str, where: EmissionFilter) -> list[dict[str, Any]]:
-        """Record counts and CO2e tonnes of the results matching ``where``, grouped by one
-        of EMISSION_GROUPS, largest AR5 total first."""
+        """Record counts and tonnes of the results matching ``where``, grouped by one of
+        EMISSION_GROUPS (each quantity per scope 2 method), largest location-based AR5
+        total first."""
         if by not in EMISSION_GROUPS:
             raise DatabaseError(
                 f"cannot group emissions by {by!r}; choose one of {', '.join(EMISSION_GROUPS)}"
             )
         condition, params = where.where()
         expression = EMISSION_GROUPS[by]
-        order = "key" if by == "month" else "total(co2e_ar5_tonnes) DESC, key"
+        order = (
+            "key"
+            if by == "month"
+            else f"{_by_method('co2e_ar5_tonnes', 'location_based')} DESC, key"
+        )
         rows = self._query(
-            f"SELECT {expression} AS key, count(*) AS records, total(co2e_ar4_tonnes) AS ar4, "
-            "total(co2e_ar5_tonnes) AS ar5, total(co2e_ar6_tonnes) AS ar6 "
+            f"SELECT {expression} AS key, {_totals_sql()} "
             f"FROM emissions{condition} GROUP BY key ORDER BY {order}",
             params,
         )
-        return [
-            {
-                "key": row["key"],
-                "records": row["records"],
-                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
-            }
-            for row in rows
-        ]
+        return [{"key": row["key"], **_totals_of(row)} for row in rows]
 
     def emission_values(self, column: str, limit: int = 1000) -> list[Any]:
         """The distinct values of one filterable column (scope, category, activity,

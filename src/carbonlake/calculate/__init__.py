@@ -387,6 +387,84 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
     return BatchResult(enriched=enriched, failed=failed, database_rows=database_rows)
 
 
+SCOPE2_METHOD_OF = {"location_based": "location-based", "market_based": "market-based"}
+"""Totals per scope 2 method, by name, and the factor attribute each one keeps."""
+
+
+def co2e_by_method_exprs() -> list[pl.Expr]:
+    """Aggregations of database rows into CO2e tonnes per scope 2 method and GWP set,
+    named ``<method>_<gwp>``. Scope 2 results of the other method count as 0: the
+    location-based and market-based totals stand side by side and are never added."""
+    exprs = []
+    for method, attribute in SCOPE2_METHOD_OF.items():
+        other = (pl.col("scope") == 2) & (pl.col("scope2_method") != attribute).fill_null(True)
+        for gwp in ("ar4", "ar5", "ar6"):
+            column = pl.col(f"co2e_{gwp}_tonnes")
+            exprs.append(
+                pl.when(other.fill_null(False))
+                .then(0.0)
+                .otherwise(column)
+                .sum()
+                .alias(f"{method}_{gwp}")
+            )
+    return exprs
+
+
+def co2e_by_method(row: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{"location_based": {"ar4", "ar5", "ar6"}, "market_based": {...}}`` from a row
+    aggregated with :func:`co2e_by_method_exprs`."""
+    return {
+        method: {gwp: float(row.get(f"{method}_{gwp}") or 0.0) for gwp in ("ar4", "ar5", "ar6")}
+        for method in SCOPE2_METHOD_OF
+    }
+
+
+def failure_rows(
+    failed: pl.DataFrame, node_ids: list[str], root_id: str, execution_id: str | None
+) -> list[tuple[Any, ...]]:
+    """The failed records of a batch as rows of the database's calculation_failures
+    (FAILURE_COLUMNS order); ``node_ids`` are their lineage node ids."""
+    if not failed.height:
+        return []
+    height = failed.height
+
+    def column(name: str) -> list[Any]:
+        if name not in failed.columns:
+            return [None] * height
+        return failed[name].cast(pl.String).to_list()
+
+    scopes = (
+        failed["scope"].cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False).to_list()
+        if "scope" in failed.columns
+        else [None] * height
+    )
+    ids = column(RECORD_ID)
+    now = datetime.now(UTC).isoformat()
+    rows = []
+    for i, node_id in enumerate(node_ids):
+        record_id = ids[i] if ids[i] and ids[i] == node_id else None
+        rows.append(
+            (
+                record_id or f"{root_id}:{node_id}",
+                root_id,
+                execution_id,
+                record_id,
+                node_id,
+                column("asset_id")[i],
+                scopes[i],
+                column("category")[i],
+                column("activity")[i],
+                column("origin_measurement_timestamp")[i],
+                column("raw_data")[i],
+                column("units")[i],
+                column("error_code")[i],
+                column("error")[i],
+                now,
+            )
+        )
+    return rows
+
+
 def read_batch(
     storage: Storage, location: str, schema_of: Callable[[list[str]], pl.Schema] | None = None
 ) -> pl.DataFrame:
@@ -489,11 +567,7 @@ def calculate_records(
     ).select(EMISSION_COLUMNS)
     database.upsert_emissions(rows.iter_rows())
 
-    totals = result.database_rows.select(
-        pl.col("co2e_ar4_tonnes").sum(),
-        pl.col("co2e_ar5_tonnes").sum(),
-        pl.col("co2e_ar6_tonnes").sum(),
-    ).row(0)
+    totals = co2e_by_method(result.database_rows.select(co2e_by_method_exprs()).row(0, named=True))
     failed_ids = [
         record_id if record_id and not duplicated else fallback
         for record_id, duplicated, fallback in zip(
@@ -503,6 +577,7 @@ def calculate_records(
             strict=True,
         )
     ]
+    database.record_failures(failure_rows(result.failed, failed_ids, root_id, execution_id))
     return {
         "calculations": {
             "storage_location": enriched_location,
@@ -512,10 +587,6 @@ def calculate_records(
                 for n, reason in zip(failed_ids, result.failed["error"].to_list(), strict=True)
             ],
             "errors_storage_location": failed_location,
-            "co2e_tonnes": {
-                "ar4": totals[0] or 0.0,
-                "ar5": totals[1] or 0.0,
-                "ar6": totals[2] or 0.0,
-            },
+            "co2e_tonnes": totals,
         }
     }

@@ -221,14 +221,20 @@ function qualityBlock(quality) {
   return block;
 }
 
+// Totals come per scope 2 method (GHG Protocol: location-based and market-based side by
+// side, never added): {location_based: {ar4, ar5, ar6}, market_based: {...}}.
+function co2eOf(totals, method = "location_based", gwp = "ar5") {
+  return totals && totals[method] ? totals[method][gwp] : undefined;
+}
+
 function summaryStats(summary) {
   const co2e = summary.co2e_tonnes || {};
   return h("div", { class: "stats", id: "result-stats" },
     stat("Records in", count(summary.records_in)),
     stat("Calculated", count(summary.records_calculated)),
     stat("Failed", count(summary.records_failed)),
-    stat("CO2e (AR5)", tonnes(co2e.ar5), "t"),
-    stat("CO2e (AR6)", tonnes(co2e.ar6), "t"));
+    stat("CO2e AR5 location-based", tonnes(co2eOf(co2e, "location_based")), "t"),
+    stat("CO2e AR5 market-based", tonnes(co2eOf(co2e, "market_based")), "t"));
 }
 
 function failedRecords(summary) {
@@ -387,7 +393,7 @@ views.executions = async (arg) => {
         h("td", { class: "nowrap" }, duration(e.started_at, e.stopped_at)),
         h("td", { class: "num" }, count(s.records_calculated)),
         h("td", { class: "num" }, count(s.records_failed)),
-        h("td", { class: "num" }, s.co2e_tonnes ? tonnes(s.co2e_tonnes.ar5) : "–"),
+        h("td", { class: "num" }, s.co2e_tonnes ? tonnes(co2eOf(s.co2e_tonnes)) : "–"),
         h("td", { class: "mono" }, short(e.execution_id)));
       row.addEventListener("click", () => { location.hash = `#/executions/${encodeURIComponent(e.execution_id)}`; });
       return row;
@@ -538,13 +544,15 @@ views.emissions = async (arg, query) => {
     const [page, summaries] = await Promise.all([listing, groups]);
     if (mine !== loading) return;
     const totals = page.totals;
-    stats.replaceChildren(stat("Records", count(totals.records)), stat("CO2e (AR5)", tonnes(totals.co2e_tonnes.ar5), "t"),
-      stat("CO2e (AR6)", tonnes(totals.co2e_tonnes.ar6), "t"), stat("CO2", tonnes(totals.co2_tonnes), "t"),
-      stat("CH4", tonnes(totals.ch4_tonnes), "t"), stat("N2O", tonnes(totals.n2o_tonnes), "t"));
-    const labels = { scope: "By scope", category: "By category", month: "By month" };
+    stats.replaceChildren(stat("Records", count(totals.records)),
+      stat("CO2e AR5 location-based", tonnes(co2eOf(totals.co2e_tonnes, "location_based")), "t"),
+      stat("CO2e AR5 market-based", tonnes(co2eOf(totals.co2e_tonnes, "market_based")), "t"),
+      stat("Biogenic CO2 (outside scopes)", tonnes(totals.biogenic_co2_tonnes), "t"),
+      stat("Not calculated", count(totals.records_failed)));
+    const labels = { scope: "By scope", category: "By category (location-based)", month: "By month (location-based)" };
     charts.replaceChildren(...summaries.map((s) => card(h("div", { class: `chart by-${s.by}`, dataset: { by: s.by } },
       h("h3", {}, labels[s.by], h("span", { class: "muted small" }, " · CO2e AR5 t")),
-      s.by === "month" ? columnChart(s.groups) : barChart(s.groups, s.by === "scope" ? (k) => `Scope ${k}` : String)))));
+      s.by === "month" ? columnChart(bars(s.groups)) : barChart(s.by === "scope" ? scopeBars(s.groups) : bars(s.groups), s.by === "scope" ? (k) => `Scope ${k}` : String)))));
     scopeNote.textContent = filters.root_id ? `Showing one input file (root_id ${filters.root_id}).` :
       filters.execution_id ? `Showing one execution (${filters.execution_id}).` : "";
     tbody.replaceChildren(...page.records.map((r) => {
@@ -588,16 +596,25 @@ views.emissions = async (arg, query) => {
   await load();
 };
 
+// Chart bars {key, value}: location-based CO2e; scope 2 as two bars, one per method.
+function bars(groups) { return groups.map((g) => ({ key: g.key, value: co2eOf(g.co2e_tonnes) || 0 })); }
+function scopeBars(groups) {
+  return groups.flatMap((g) => String(g.key) === "2" ? [
+    { key: "2 location-based", value: co2eOf(g.co2e_tonnes, "location_based") || 0 },
+    { key: "2 market-based", value: co2eOf(g.co2e_tonnes, "market_based") || 0 }]
+    : [{ key: g.key, value: co2eOf(g.co2e_tonnes) || 0 }]);
+}
+
 function barChart(groups, label) {
   if (!groups.length) return h("div", { class: "empty" }, "No data");
   const shown = groups.slice(0, 8);
-  const max = Math.max(...shown.map((g) => g.co2e_tonnes.ar5 || 0), 1e-12);
+  const max = Math.max(...shown.map((g) => g.value || 0), 1e-12);
   const row = 34, labelWidth = 230, width = 600, barWidth = width - labelWidth - 90;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${shown.length * row + 4}`, role: "img",
-    "aria-label": shown.map((g) => `${label(g.key)}: ${tonnes(g.co2e_tonnes.ar5)} t`).join("; ") });
+    "aria-label": shown.map((g) => `${label(g.key)}: ${tonnes(g.value)} t`).join("; ") });
   shown.forEach((g, i) => {
     const y = i * row;
-    const value = g.co2e_tonnes.ar5 || 0;
+    const value = g.value || 0;
     const name = label(g.key ?? "none");
     const text = name.length > 30 ? `${name.slice(0, 29)}…` : name;
     chart.append(svg("text", { x: 0, y: y + 21 }, svg("title", {}, name), text),
@@ -612,14 +629,14 @@ function barChart(groups, label) {
 function columnChart(groups) {
   if (!groups.length) return h("div", { class: "empty" }, "No data");
   const width = 1180, height = 220, bottom = 26, left = 4;
-  const max = Math.max(...groups.map((g) => g.co2e_tonnes.ar5 || 0), 1e-12);
+  const max = Math.max(...groups.map((g) => g.value || 0), 1e-12);
   const step = (width - left) / groups.length;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `CO2e by month, ${groups[0].key} to ${groups[groups.length - 1].key}` });
   chart.append(svg("line", { class: "axis", x1: 0, x2: width, y1: height - bottom, y2: height - bottom }));
   const labelEvery = Math.ceil(groups.length / 14);
   groups.forEach((g, i) => {
-    const value = g.co2e_tonnes.ar5 || 0;
+    const value = g.value || 0;
     const barHeight = Math.max(1, ((height - bottom - 14) * value) / max);
     const x = left + i * step;
     chart.append(svg("rect", { class: i % 2 ? "bar-fill alt" : "bar-fill", x: x + step * 0.12, width: step * 0.76,
