@@ -30,6 +30,7 @@ from . import emissions as emissions_module
 from . import lineage as lineage_module
 from . import lineage_verify as lineage_verify_module
 from . import quality
+from . import report as report_module
 from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
 from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
@@ -651,6 +652,81 @@ def recalculate(
             )
     if report["records_failed"]:
         raise Failed()
+
+
+@cli.command()
+@click.option("--from", "period_from", metavar="YYYY-MM", help="First month (default: all).")
+@click.option("--to", "period_to", metavar="YYYY-MM", help="Last month, included (default: all).")
+@click.option(
+    "--gwp",
+    type=click.Choice(report_module.GWP_SETS),
+    default="ar5",
+    show_default=True,
+    help="GWP set of the CO2e totals.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(report_module.BREAKDOWNS),
+    help="Also break the totals down by period or dimension.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(report_module.FORMATS),
+    help="Output format (default: text; json with --json).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of stdout.",
+)
+@click.option(
+    "--compare-to",
+    "compare_to",
+    metavar="SNAPSHOT|FACTOR_SET",
+    help="Restatement: each total before (a report saved with --format json, or a factor "
+    "set whose results were replaced by `recalculate`), after, and the change.",
+)
+@common_options
+def report(
+    period_from: str | None,
+    period_to: str | None,
+    gwp: str,
+    by: str | None,
+    fmt: str | None,
+    output: Path | None,
+    compare_to: str | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """The GHG Protocol inventory of the current results: scope 1, scope 2
+    location-based and market-based (side by side, never added), scope 3 by category,
+    both grand totals, biogenic CO2 outside the scopes, what could not be calculated,
+    and the methodology (docs/report.md)."""
+    context = _open(workspace)
+    try:
+        document = report_module.inventory(
+            context.database, period_from=period_from, period_to=period_to, gwp=gwp, by=by
+        )
+        if compare_to:
+            document = report_module.compare(context.database, document, compare_to)
+    finally:
+        context.close()
+    text = report_module.render(document, fmt or ("json" if as_json else "text"))
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write the report to {output}: {exc}") from exc
+        if as_json:
+            _emit_json({"output": str(output), "format": fmt or "json"})
+        else:
+            stderr.print(f"report written to {output}", markup=False, highlight=False)
+        return
+    if as_json and fmt not in (None, "json"):
+        raise ConfigurationError("--json prints JSON; give -o FILE for another --format")
+    click.echo(text, nl=False)
 
 
 @cli.group()

@@ -465,6 +465,27 @@ def _totals_of(row: Any) -> dict[str, Any]:
     }
 
 
+INVENTORY_BUCKET = (
+    "CASE WHEN scope = 1 THEN 'scope_1' "
+    "WHEN scope = 2 AND scope2_method = 'location-based' THEN 'scope_2_location_based' "
+    "WHEN scope = 2 AND scope2_method = 'market-based' THEN 'scope_2_market_based' "
+    "WHEN scope = 3 THEN 'scope_3' ELSE 'unclassified' END"
+)
+"""SQL: the GHG Protocol total a result belongs to (``unclassified``: a scope 2 result
+whose factor named no method, or a result without a scope)."""
+
+INVENTORY_GROUPS = {
+    "month": "substr(origin_measurement_timestamp, 1, 7)",
+    "quarter": (
+        "substr(origin_measurement_timestamp, 1, 4) || '-Q' || "
+        "CAST((CAST(substr(origin_measurement_timestamp, 6, 2) AS INTEGER) + 2) / 3 AS TEXT)"
+    ),
+    "year": "substr(origin_measurement_timestamp, 1, 4)",
+    "asset": "asset_id",
+    "category": "category",
+}
+"""What an inventory can be broken down by, and the SQL expression of each."""
+
 _ID_CHUNK = 500
 """Record ids per ``IN (...)`` list (well under every database's parameter limit)."""
 
@@ -1300,6 +1321,74 @@ class Database:
             params,
         )
         return [{"key": row["key"], **_totals_of(row)} for row in rows]
+
+    def inventory_rows(
+        self,
+        where: EmissionFilter,
+        gwp: str,
+        by: str | None = None,
+        factor_set: tuple[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Tonnes of the results matching ``where`` per inventory bucket
+        (INVENTORY_BUCKET), scope 3 category and, with ``by``, INVENTORY_GROUPS key.
+
+        ``factor_set`` (name, version) reads, instead of the current results, each
+        current record's result with that factor set: the current one if it is, else
+        the latest it replaced (the result history): the inventory as it was.
+        """
+        if gwp not in ("ar4", "ar5", "ar6"):
+            raise DatabaseError(f"unknown GWP set {gwp!r}")
+        if by is not None and by not in INVENTORY_GROUPS:
+            raise DatabaseError(f"cannot break an inventory down by {by!r}")
+        condition, params = where.where()
+        source, source_params = "emissions", []
+        if factor_set is not None:
+            columns = ", ".join(EMISSION_COLUMNS)
+            name, version = factor_set
+            source = (
+                f"(SELECT {columns} FROM emissions WHERE factor_set = ? AND factor_version = ? "
+                f"UNION ALL SELECT {columns} FROM emissions_history h "
+                "WHERE h.factor_set = ? AND h.factor_version = ? "
+                "AND h.activity_event_id IN (SELECT activity_event_id FROM emissions) "
+                "AND h.activity_event_id NOT IN (SELECT activity_event_id FROM emissions "
+                "WHERE factor_set = ? AND factor_version = ?) "
+                "AND h.superseded_at = (SELECT max(h2.superseded_at) FROM emissions_history h2 "
+                "WHERE h2.activity_event_id = h.activity_event_id AND h2.factor_set = ? "
+                "AND h2.factor_version = ?)) AS chosen"
+            )
+            source_params = [name, version] * 4
+        key = INVENTORY_GROUPS[by] if by else "NULL"
+        rows = self._query(
+            f"SELECT {INVENTORY_BUCKET} AS bucket, scope3_category, {key} AS key, "
+            "count(*) AS records, coalesce(sum(co2_tonnes), 0) AS co2, "
+            "coalesce(sum(ch4_tonnes), 0) AS ch4, coalesce(sum(n2o_tonnes), 0) AS n2o, "
+            f"coalesce(sum(co2e_{gwp}_tonnes), 0) AS co2e, "
+            "coalesce(sum(biogenic_co2_tonnes), 0) AS biogenic "
+            f"FROM {source}{condition} GROUP BY bucket, scope3_category, key "
+            "ORDER BY key, bucket, scope3_category",
+            [*source_params, *params],
+        )
+        return [dict(row) for row in rows]
+
+    def inventory_methodology(self, where: EmissionFilter) -> dict[str, Any]:
+        """The factor sets, methane bases and AR6 methane GWPs of the results matching
+        ``where``, with record counts."""
+        condition, params = where.where()
+        sets = self._query(
+            f"SELECT factor_set, factor_version, count(*) AS records FROM emissions{condition} "
+            "GROUP BY factor_set, factor_version ORDER BY factor_set, factor_version",
+            params,
+        )
+        bases = self._query(
+            "SELECT coalesce(ch4_basis, 'not recorded') AS basis, ar6_ch4_gwp, "
+            f"count(*) AS records FROM emissions{condition} GROUP BY basis, ar6_ch4_gwp "
+            "ORDER BY basis",
+            params,
+        )
+        return {
+            "factor_sets": [dict(row) for row in sets],
+            "ch4_bases": [dict(row) for row in bases],
+        }
 
     def emission_values(self, column: str, limit: int = 1000) -> list[Any]:
         """The distinct values of one filterable column (scope, category, activity,
