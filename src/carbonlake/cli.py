@@ -1225,6 +1225,43 @@ def _grams_option(func: F) -> F:
     )(func)
 
 
+def _attributes_options(func: F) -> F:
+    func = click.option(
+        "--attributes",
+        "attributes_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="A carbonlake-factor-attributes/1 JSON file: scope 2 methods, biogenic CO2, "
+        "methane basis, scope 3 categories (docs/factors.md).",
+    )(func)
+    func = click.option(
+        "--market-based",
+        "market_based",
+        multiple=True,
+        metavar="CATEGORY",
+        help="This scope 2 category is market-based (repeatable).",
+    )(func)
+    return click.option(
+        "--location-based",
+        "location_based",
+        multiple=True,
+        metavar="CATEGORY",
+        help="This scope 2 category is location-based (repeatable).",
+    )(func)
+
+
+def _attributes(
+    attributes_file: Path | None, location_based: tuple[str, ...], market_based: tuple[str, ...]
+) -> factors_module.FactorAttributes:
+    found = (
+        factors_module.read_attributes_file(attributes_file)
+        if attributes_file
+        else factors_module.NO_ATTRIBUTES
+    )
+    methods = {c: "location-based" for c in location_based}
+    methods.update({c: "market-based" for c in market_based})
+    return found.merged(factors_module.FactorAttributes(methods))
+
+
 def _active_factor_set(context: Context, selector: str | None) -> factors_module.FactorSet:
     if selector is None:
         return context.factor_set
@@ -1325,16 +1362,25 @@ def _print_inconsistent(rows: list[dict[str, Any]]) -> None:
 @factors.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_grams_option
+@_attributes_options
 @common_options
 def factors_validate(
-    file: Path, grams_categories: tuple[str, ...], workspace: Path | None, as_json: bool
+    file: Path,
+    grams_categories: tuple[str, ...],
+    location_based: tuple[str, ...],
+    market_based: tuple[str, ...],
+    attributes_file: Path | None,
+    workspace: Path | None,
+    as_json: bool,
 ) -> None:
     """Check that every stated CO2e of FILE matches the CO2e recomputed from its gases.
 
     Exits 1 listing each inconsistent row (activity, stated and recomputed value).
     FILE may be in any format `factors import` takes.
     """
-    count, bad = factors_module.validate_factor_file(file, grams_categories)
+    count, bad = factors_module.validate_factor_file(
+        file, grams_categories, _attributes(attributes_file, location_based, market_based)
+    )
     rows = bad.to_dicts()
     if as_json:
         _emit_json(
@@ -1355,11 +1401,15 @@ def factors_validate(
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--name", help="Name of the factor set (default: the file's name).")
 @_grams_option
+@_attributes_options
 @common_options
 def factors_import(
     file: Path,
     name: str | None,
     grams_categories: tuple[str, ...],
+    location_based: tuple[str, ...],
+    market_based: tuple[str, ...],
+    attributes_file: Path | None,
     workspace: Path | None,
     as_json: bool,
 ) -> None:
@@ -1367,13 +1417,16 @@ def factors_import(
 
     Accepts the GHG Protocol CSV layout of the shipped table, the original system's
     JSON factor model and carbonlake's own JSON format (docs/factors.md). Select it
-    with `[calculate] factor_set = "NAME@VERSION"` or `--factor-set`.
+    with `[calculate] factor_set = "NAME@VERSION"` or `--factor-set`. Every scope 2
+    factor must say whether it is location- or market-based (--location-based,
+    --market-based, --attributes, or per factor in carbonlake's format).
     """
+    attributes = _attributes(attributes_file, location_based, market_based)
     context = _open(workspace)
     try:
         try:
             imported, created = factors_module.import_factor_file(
-                file, context.database, name, grams_categories
+                file, context.database, name, grams_categories, attributes
             )
         except factors_module.FactorTableError as exc:
             if as_json:
