@@ -427,3 +427,29 @@ def test_restatement_after_recalculate(tmp_path: Path) -> None:
         close(change["change"], after - before)
     text = invoke("report", "--compare-to", "ghgp-2022", "--workspace", ws).stdout
     assert "Restatement against factor_set ghgp-2022@" in text
+
+
+def test_api_report_is_the_cli_report(ran: tuple[str, dict[str, Any]]) -> None:
+    from fastapi.testclient import TestClient
+
+    from carbonlake.service import create_app
+    from carbonlake.settings import load_settings
+
+    ws, _ = ran
+    cli_report = json.loads(invoke("report", "--by", "month", "--workspace", ws, "--json").stdout)
+    with TestClient(create_app(load_settings(Path(ws), environ={}))) as client:
+        answer = client.get("/report", params={"by": "month"})
+        assert answer.status_code == 200
+        api_report = answer.json()
+        for name in ("total_location_based", "total_market_based", "scope_3", "coverage"):
+            assert api_report[name] == cli_report[name]
+        close(api_report["scope_2_market_based"]["co2e_tonnes"], MARKET["ar5"])
+        page = client.get("/report", params={"format": "html"})
+        assert page.headers["content-type"].startswith("text/html")
+        assert "market-based" in page.text
+        assert client.get("/report", params={"from": "2023-13"}).status_code == 422
+        assert client.get("/report", params={"from": "2023-06", "to": "2023-01"}).status_code == 400
+        missing = client.get("/report", params={"compare_to": "nope"})
+        assert missing.status_code == 404
+        # A file name is a factor set name here: the service reads no file a request names.
+        assert client.get("/report", params={"compare_to": "/etc/passwd.json"}).status_code == 404

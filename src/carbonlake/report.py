@@ -302,15 +302,14 @@ def read_snapshot(path: Path) -> dict[str, Any]:
 
 
 def compare(
-    database: Database,
-    current: dict[str, Any],
-    target: str,
+    database: Database, current: dict[str, Any], target: str, *, snapshots: bool = True
 ) -> dict[str, Any]:
     """``current`` with a ``restatement``: each total before (``target``: a report file
     written with ``--format json``, or a factor set NAME, NAME@VERSION or VERSION whose
-    results the result history keeps), after (``current``) and the change."""
+    results the result history keeps), after (``current``) and the change. With
+    ``snapshots=False`` (the HTTP API) ``target`` is always a factor set."""
     path = Path(target)
-    if path.suffix.lower() == ".json" or path.is_file():
+    if snapshots and (path.suffix.lower() == ".json" or path.is_file()):
         before = read_snapshot(path)
         kind, label = "snapshot", str(path)
         if before.get("gwp") != current["gwp"]:

@@ -24,7 +24,7 @@ from ..settings import Settings, load_settings
 from . import _problems, _security
 from ._runner import Runner
 from ._state import Service
-from .routers import emissions, executions, factors, lineage, quality, uploads
+from .routers import emissions, executions, factors, lineage, quality, report, uploads
 
 log = logging.getLogger("carbonlake.service")
 
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     _problems.install(app)
     read, write = _security.dependencies(keys, settings.server.require_key_for_reads)
-    for module in (uploads, executions, emissions, lineage, quality, factors):
+    for module in (uploads, executions, emissions, report, lineage, quality, factors):
         app.include_router(module.build(read, write))
 
     @app.get("/health", tags=["executions"], summary="The service answers")
