@@ -1083,7 +1083,9 @@ class Database:
             ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
             marks = ", ".join("?" for _ in ids)
             conn.execute(
-                f"DELETE FROM calculation_failures WHERE activity_event_id IN ({marks})", ids
+                # A failure of a record with an id is keyed by that id (its primary key).
+                f"DELETE FROM calculation_failures WHERE failure_key IN ({marks})",
+                ids,
             )
 
     @staticmethod
