@@ -79,6 +79,7 @@ def test_transport_gases_are_read_as_grams_per_unit() -> None:
     frame = records(
         {
             "activity_event_id": "t1",
+            "scope": 3,
             "category": "transport",
             "activity": "Passenger Car A",
             "raw_data": 1000.0,
@@ -133,6 +134,7 @@ def test_kwh_spelling_matches_the_tables_kwH() -> None:
     frame = records(
         {
             "activity_event_id": "e",
+            "scope": 2,
             "category": "grid-region-location-based",
             "activity": "AKGD",
             "raw_data": 100.0,

@@ -321,8 +321,13 @@ def test_run_json_is_one_document_with_the_summary_keys(tmp_path: Path) -> None:
     assert summary["records_in"] == 5
     assert summary["records_calculated"] == 5
     assert summary["records_failed"] == 0
-    assert set(summary["co2e_tonnes"]) >= {"ar4", "ar5"}
-    assert summary["co2e_tonnes"]["ar4"] > 0 and summary["co2e_tonnes"]["ar5"] > 0
+    # Scope 2 is reported per method, never added: both totals, each with every GWP set.
+    assert set(summary["co2e_tonnes"]) == {"location_based", "market_based"}
+    location = summary["co2e_tonnes"]["location_based"]
+    assert set(location) == {"ar4", "ar5", "ar6"}
+    assert location["ar4"] > 0 and location["ar5"] > 0
+    # Scope 1 only: the two methods give the same total.
+    assert summary["co2e_tonnes"]["market_based"] == location
     dq = summary["data_quality"]
     assert set(dq) >= {"status", "report_location", "failed_rules"}
     assert dq["status"] == "PASSED"

@@ -185,7 +185,9 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
     clean = run_cli("run", str(source), "--workspace", str(clean_ws), "--json", env=env)
     assert clean.returncode == 0, clean.stderr
     reference = json.loads(clean.stdout)[0]
-    assert summary["co2e_tonnes"]["ar4"] == pytest.approx(reference["co2e_tonnes"]["ar4"])
+    assert summary["co2e_tonnes"]["location_based"]["ar4"] == pytest.approx(
+        reference["co2e_tonnes"]["location_based"]["ar4"]
+    )
 
     assert emissions_table(killed_ws) == emissions_table(clean_ws)
     ids = enriched_ids(killed_ws)
@@ -282,8 +284,8 @@ def test_redrive_after_the_missing_factor_is_imported(tmp_path: Path) -> None:
         7,
         0,
     )
-    assert after["co2e_tonnes"]["ar4"] == pytest.approx(
-        summary["co2e_tonnes"]["ar4"] + 13 * 2 / 1000
+    assert after["co2e_tonnes"]["location_based"]["ar4"] == pytest.approx(
+        summary["co2e_tonnes"]["location_based"]["ar4"] + 13 * 2 / 1000
     )
 
     context = open_context(ws)

@@ -15,6 +15,7 @@ from carbonlake.calculate.factors import (
     AR6_GWP,
     import_factor_file,
     load_factor_set,
+    shipped_attributes,
     shipped_factor_set,
 )
 from carbonlake.cli import cli
@@ -77,13 +78,16 @@ def database(tmp_path: Path) -> Database:
 def test_shared_csv_imported_with_the_grams_correction_is_the_shipped_version(
     database: Database,
 ) -> None:
+    # The shipped set is the shared table read with the grams correction and the
+    # shipped attributes (scope 2 methods, biogenic CO2); imported so, it is the same.
+    attributes = shipped_attributes()
     imported, created = import_factor_file(
-        FACTORS_CSV, database, "ghgp-2022", grams_categories=("transport",)
+        FACTORS_CSV, database, "ghgp-2022", ("transport",), attributes
     )
     assert created
     assert imported.version == shipped_factor_set().version
     again, created_again = import_factor_file(
-        FACTORS_CSV, database, "ghgp-2022", grams_categories=("transport",)
+        FACTORS_CSV, database, "ghgp-2022", ("transport",), attributes
     )
     assert not created_again and again.version == imported.version
 
@@ -125,18 +129,24 @@ def test_unknown_factor_set_lists_what_exists(database: Database) -> None:
     assert "carbonlake factors import" in str(info.value)
 
 
-def test_ar6_uses_non_fossil_methane_for_biogenic_fuels() -> None:
+def test_ar6_methane_follows_each_factors_basis() -> None:
+    # GHG Protocol, Global Warming Potential Values (August 2024): 29.8 (fossil) only for
+    # fugitive fossil methane; combustion and non-fossil methane take 27.0.
     factors = shipped_factor_set().factors
     bio = factors.filter(pl.col("activity") == "Biodiesel (100%) - Biodiesel Passenger Cars")
     row = bio.row(0, named=True)
+    assert row["ch4_basis"] == "non-fossil" and row["ar6_ch4_gwp"] == 27.0
     assert row["ar6_kgco2e_per_unit"] == pytest.approx(
-        AR6_GWP["ch4_non_fossil"] * row["ch4_kg_per_unit"] + 273 * row["n2o_kg_per_unit"]
+        27.0 * row["ch4_kg_per_unit"] + 273 * row["n2o_kg_per_unit"]
     )
     gas = factors.filter(pl.col("activity") == "Motor Gasoline - Gasoline Passenger Cars")
     row = gas.row(0, named=True)
+    assert row["ch4_basis"] == "combustion" and row["ar6_ch4_gwp"] == 27.0
     assert row["ar6_kgco2e_per_unit"] == pytest.approx(
-        row["co2_kg_per_unit"] + 29.8 * row["ch4_kg_per_unit"] + 273 * row["n2o_kg_per_unit"]
+        row["co2_kg_per_unit"] + 27.0 * row["ch4_kg_per_unit"] + 273 * row["n2o_kg_per_unit"]
     )
+    assert AR6_GWP["ch4_fossil"] == 29.8
+    assert set(factors["ch4_basis"].to_list()) == {"combustion", "non-fossil"}
 
 
 def test_litres_against_a_gallon_factor_are_converted_and_recorded() -> None:

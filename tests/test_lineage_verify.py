@@ -437,7 +437,10 @@ def test_a_changed_execution_output_is_named(ledger: Ledger) -> None:
     execution = ledger.context.database.get_execution(ledger.second["execution_id"])
     assert execution is not None
     output = dict(execution["output"])
-    output["co2e_tonnes"] = {k: v * 2 for k, v in output["co2e_tonnes"].items()}
+    output["co2e_tonnes"] = {
+        method: {gwp: v * 2 for gwp, v in by_gwp.items()}
+        for method, by_gwp in output["co2e_tonnes"].items()
+    }
     ledger.sql(
         "UPDATE executions SET output_json = ? WHERE execution_id = ?",
         json.dumps(output),

@@ -50,8 +50,9 @@ def test_sample_totals_match_a_hand_calculation(sample_run: tuple[Context, dict]
     assert summary["records_calculated"] == 8000
     assert summary["records_failed"] == 0
     expected = hand_calculation(SAMPLE)
-    assert summary["co2e_tonnes"]["ar4"] == pytest.approx(expected["ar4"], rel=1e-10)
-    assert summary["co2e_tonnes"]["ar5"] == pytest.approx(expected["ar5"], rel=1e-10)
+    for method in ("location_based", "market_based"):  # scope 1 only: both the same
+        assert summary["co2e_tonnes"][method]["ar4"] == pytest.approx(expected["ar4"], rel=1e-10)
+        assert summary["co2e_tonnes"][method]["ar5"] == pytest.approx(expected["ar5"], rel=1e-10)
 
     enriched_files = sorted((context.settings.workspace / "enriched").rglob("part_*.jsonl"))
     assert len(enriched_files) == 8
@@ -80,8 +81,9 @@ def test_enriched_record_has_the_original_shape(sample_run: tuple[Context, dict]
     assert set(record) == set(source) | {"emissions_output"}
     out = record["emissions_output"]
     calc = out["calculated_emissions"]
-    assert set(calc) == {"co2", "ch4", "n2o", "co2e"}
-    assert all(calc[g]["unit"] == "tonnes" for g in ("co2", "ch4", "n2o"))
+    assert set(calc) == {"co2", "ch4", "n2o", "biogenic_co2", "co2e"}
+    assert all(calc[g]["unit"] == "tonnes" for g in ("co2", "ch4", "n2o", "biogenic_co2"))
+    assert calc["biogenic_co2"]["amount"] is None  # gasoline: its factor gives none
     assert set(calc["co2e"]) == {"ar4", "ar5", "ar6"}
     assert all(calc["co2e"][g]["unit"] == "tonnes" for g in ("ar4", "ar5", "ar6"))
     factor = out["emissions_factor"]
@@ -92,6 +94,13 @@ def test_enriched_record_has_the_original_shape(sample_run: tuple[Context, dict]
     assert factor["activity_quantity"] == {"amount": float(source["raw_data"]), "unit": "gal (US)"}
     assert factor["gases_not_given"] == []
     assert factor["source"].startswith("EPA")
+    assert factor["scope"] == 1 and factor["scope2_method"] is None
+    assert factor["ch4_basis"] == "combustion"
+    assert factor["gwp"] == {
+        "ar4": {"ch4": 25.0, "n2o": 298.0},
+        "ar5": {"ch4": 28.0, "n2o": 265.0},
+        "ar6": {"ch4": 27.0, "n2o": 273.0},
+    }
 
 
 def test_file_moves_to_raw_and_batches_respect_batch_size(
@@ -207,7 +216,9 @@ def test_concurrency_does_not_change_the_numbers(tmp_path: Path) -> None:
         )
         context = Context.open(settings)
         summary = Pipeline(context).run_file(SAMPLE)
-        totals.append((summary["records_calculated"], summary["co2e_tonnes"]["ar4"]))
+        totals.append(
+            (summary["records_calculated"], summary["co2e_tonnes"]["location_based"]["ar4"])
+        )
         assert len(list((settings.workspace / "enriched").rglob("part_*.jsonl"))) == 12
         context.close()
     assert totals[0][0] == totals[1][0] == 8000

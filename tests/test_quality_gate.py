@@ -101,8 +101,8 @@ def test_report_has_databrew_shape_plus_what_databrew_lacks(tmp_path: Path) -> N
     assert (warning["status"], warning["severity"]) == ("FAILED", "warn")
     assert warning["failingSamples"] == [{"row_number": 2, "activity_event_id": "b"}]
     assert report["summary"] == {
-        "rules": 10,
-        "succeeded": 7,
+        "rules": 11,
+        "succeeded": 8,
         "failed": 2,
         "warnings": 1,
         "failedRules": [

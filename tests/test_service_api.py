@@ -179,8 +179,8 @@ def test_emissions_filters_sort_and_pages(sample: tuple[TestClient, dict[str, An
         g["key"]: g
         for g in client.get("/emissions/summary", params={"by": "activity"}).json()["groups"]
     }
-    assert page["totals"]["co2e_tonnes"]["ar5"] == pytest.approx(
-        by_activity[diesel]["co2e_tonnes"]["ar5"]
+    assert page["totals"]["co2e_tonnes"]["location_based"]["ar5"] == pytest.approx(
+        by_activity[diesel]["co2e_tonnes"]["location_based"]["ar5"]
     )
     second = client.get(
         "/emissions",
@@ -243,11 +243,13 @@ def test_emissions_as_csv(sample: tuple[TestClient, dict[str, Any]]) -> None:
 
 def test_emission_summaries(sample: tuple[TestClient, dict[str, Any]]) -> None:
     client, _ = sample
-    total = client.get("/emissions").json()["totals"]["co2e_tonnes"]["ar5"]
+    total = client.get("/emissions").json()["totals"]["co2e_tonnes"]["location_based"]["ar5"]
     for by in get_args(GroupBy):
         found = client.get("/emissions/summary", params={"by": by}).json()
         assert sum(g["records"] for g in found["groups"]) == 8000
-        assert sum(g["co2e_tonnes"]["ar5"] for g in found["groups"]) == pytest.approx(total)
+        assert sum(
+            g["co2e_tonnes"]["location_based"]["ar5"] for g in found["groups"]
+        ) == pytest.approx(total)
     months = [g["key"] for g in client.get("/emissions/summary?by=month").json()["groups"]]
     assert months == sorted(months) and months[0] == "2019-01"
     scopes = client.get("/emissions/summary", params={"by": "scope", "asset_id": "vehicle100"})

@@ -34,7 +34,7 @@ FACTOR_UNITS = [
         ("kWh", "kwH", 1.0),
         ("MWh", "kwH", 1000.0),
         ("GJ", "kWh", 1e9 / 3.6e6),
-        ("therm", "kWh", 105.5056e6 / 3.6e6),
+        ("therm", "kWh", 105.4804e6 / 3.6e6),
         ("km", "mile", 1 / 1.609344),
         ("mi", "km", 1.609344),
         ("passenger-km", "passenger-mile", 1 / 1.609344),

@@ -32,6 +32,7 @@ from . import kickoff as kickoff_module
 from . import lineage as lineage_module
 from . import lineage_verify as lineage_verify_module
 from . import quality
+from . import report as report_module
 from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
 from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
@@ -175,8 +176,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"  records       {summary['records_in']} in, {summary['records_calculated']} calculated, "
         f"{summary['records_failed']} failed"
     )
-    totals = summary["co2e_tonnes"]
-    line("  CO2e tonnes   " + "   ".join(f"{k.upper()} {v:.6f}" for k, v in totals.items()))
+    for method, totals in summary["co2e_tonnes"].items():
+        label = method.replace("_", "-")
+        line(
+            f"  CO2e tonnes   {label:<15}"
+            + "   ".join(f"{k.upper()} {v:.6f}" for k, v in totals.items())
+        )
     replaced = summary.get("replaced_results")
     if replaced:
         roots = ", ".join(f"{r['records']} of root {r['root_id']}" for r in replaced["from_roots"])
@@ -361,19 +366,18 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
     else:
         stdout.print(f"Demo workspace: [bold]{escape(str(target))}[/]", highlight=False)
         _print_summary(summary)
-        table = Table(title="CO2e by activity (tonnes)")
+        table = Table(title="CO2e by activity (tonnes; LB location-based, MB market-based)")
         table.add_column("activity")
         table.add_column("records", justify="right")
-        table.add_column("AR4", justify="right")
-        table.add_column("AR5", justify="right")
-        table.add_column("AR6", justify="right")
+        for header in ("AR4 LB", "AR5 LB", "AR6 LB", "AR5 MB"):
+            table.add_column(header, justify="right")
         for row in summary.get("by_activity", []):
+            co2e = row["co2e_tonnes"]
             table.add_row(
                 escape(row["activity"] or ""),
                 str(row["records"]),
-                f"{row['co2e_tonnes']['ar4']:.6f}",
-                f"{row['co2e_tonnes']['ar5']:.6f}",
-                f"{row['co2e_tonnes']['ar6']:.6f}",
+                *(f"{co2e['location_based'][g]:.6f}" for g in ("ar4", "ar5", "ar6")),
+                f"{co2e['market_based']['ar5']:.6f}",
             )
         stdout.print(table)
         stdout.print(
@@ -700,13 +704,15 @@ def recalculate(
             )
         stdout.print(table)
         totals = report["co2e_tonnes"]
-        for gwp in ("ar4", "ar5", "ar6"):
-            stdout.print(
-                f"total {gwp.upper()}: {totals['before'][gwp]:.6f} -> {totals['after'][gwp]:.6f} "
-                f"({totals['difference'][gwp]:+.6f}) t",
-                markup=False,
-                highlight=False,
-            )
+        for method in totals["before"]:
+            for gwp in ("ar4", "ar5", "ar6"):
+                stdout.print(
+                    f"total {method.replace('_', '-')} {gwp.upper()}: "
+                    f"{totals['before'][method][gwp]:.6f} -> {totals['after'][method][gwp]:.6f} "
+                    f"({totals['difference'][method][gwp]:+.6f}) t",
+                    markup=False,
+                    highlight=False,
+                )
         for item in report["failed"][:show]:
             stdout.print(
                 f"  not recalculated: {item['activity_event_id']}: {item['reason']}",
@@ -715,6 +721,81 @@ def recalculate(
             )
     if report["records_failed"]:
         raise Failed()
+
+
+@cli.command()
+@click.option("--from", "period_from", metavar="YYYY-MM", help="First month (default: all).")
+@click.option("--to", "period_to", metavar="YYYY-MM", help="Last month, included (default: all).")
+@click.option(
+    "--gwp",
+    type=click.Choice(report_module.GWP_SETS),
+    default="ar5",
+    show_default=True,
+    help="GWP set of the CO2e totals.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(report_module.BREAKDOWNS),
+    help="Also break the totals down by period or dimension.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(report_module.FORMATS),
+    help="Output format (default: text; json with --json).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of stdout.",
+)
+@click.option(
+    "--compare-to",
+    "compare_to",
+    metavar="SNAPSHOT|FACTOR_SET",
+    help="Restatement: each total before (a report saved with --format json, or a factor "
+    "set whose results were replaced by `recalculate`), after, and the change.",
+)
+@common_options
+def report(
+    period_from: str | None,
+    period_to: str | None,
+    gwp: str,
+    by: str | None,
+    fmt: str | None,
+    output: Path | None,
+    compare_to: str | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """The GHG Protocol inventory of the current results: scope 1, scope 2
+    location-based and market-based (side by side, never added), scope 3 by category,
+    both grand totals, biogenic CO2 outside the scopes, what could not be calculated,
+    and the methodology (docs/report.md)."""
+    context = _open(workspace)
+    try:
+        document = report_module.inventory(
+            context.database, period_from=period_from, period_to=period_to, gwp=gwp, by=by
+        )
+        if compare_to:
+            document = report_module.compare(context.database, document, compare_to)
+    finally:
+        context.close()
+    text = report_module.render(document, fmt or ("json" if as_json else "text"))
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write the report to {output}: {exc}") from exc
+        if as_json:
+            _emit_json({"output": str(output), "format": fmt or "json"})
+        else:
+            stderr.print(f"report written to {output}", markup=False, highlight=False)
+        return
+    if as_json and fmt not in (None, "json"):
+        raise ConfigurationError("--json prints JSON; give -o FILE for another --format")
+    click.echo(text, nl=False)
 
 
 @cli.group()
@@ -1229,6 +1310,43 @@ def _grams_option(func: F) -> F:
     )(func)
 
 
+def _attributes_options(func: F) -> F:
+    func = click.option(
+        "--attributes",
+        "attributes_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="A carbonlake-factor-attributes/1 JSON file: scope 2 methods, biogenic CO2, "
+        "methane basis, scope 3 categories (docs/factors.md).",
+    )(func)
+    func = click.option(
+        "--market-based",
+        "market_based",
+        multiple=True,
+        metavar="CATEGORY",
+        help="This scope 2 category is market-based (repeatable).",
+    )(func)
+    return click.option(
+        "--location-based",
+        "location_based",
+        multiple=True,
+        metavar="CATEGORY",
+        help="This scope 2 category is location-based (repeatable).",
+    )(func)
+
+
+def _attributes(
+    attributes_file: Path | None, location_based: tuple[str, ...], market_based: tuple[str, ...]
+) -> factors_module.FactorAttributes:
+    found = (
+        factors_module.read_attributes_file(attributes_file)
+        if attributes_file
+        else factors_module.NO_ATTRIBUTES
+    )
+    methods = {c: "location-based" for c in location_based}
+    methods.update({c: "market-based" for c in market_based})
+    return found.merged(factors_module.FactorAttributes(methods))
+
+
 def _active_factor_set(context: Context, selector: str | None) -> factors_module.FactorSet:
     if selector is None:
         return context.factor_set
@@ -1329,16 +1447,25 @@ def _print_inconsistent(rows: list[dict[str, Any]]) -> None:
 @factors.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_grams_option
+@_attributes_options
 @common_options
 def factors_validate(
-    file: Path, grams_categories: tuple[str, ...], workspace: Path | None, as_json: bool
+    file: Path,
+    grams_categories: tuple[str, ...],
+    location_based: tuple[str, ...],
+    market_based: tuple[str, ...],
+    attributes_file: Path | None,
+    workspace: Path | None,
+    as_json: bool,
 ) -> None:
     """Check that every stated CO2e of FILE matches the CO2e recomputed from its gases.
 
     Exits 1 listing each inconsistent row (activity, stated and recomputed value).
     FILE may be in any format `factors import` takes.
     """
-    count, bad = factors_module.validate_factor_file(file, grams_categories)
+    count, bad = factors_module.validate_factor_file(
+        file, grams_categories, _attributes(attributes_file, location_based, market_based)
+    )
     rows = bad.to_dicts()
     if as_json:
         _emit_json(
@@ -1359,11 +1486,15 @@ def factors_validate(
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--name", help="Name of the factor set (default: the file's name).")
 @_grams_option
+@_attributes_options
 @common_options
 def factors_import(
     file: Path,
     name: str | None,
     grams_categories: tuple[str, ...],
+    location_based: tuple[str, ...],
+    market_based: tuple[str, ...],
+    attributes_file: Path | None,
     workspace: Path | None,
     as_json: bool,
 ) -> None:
@@ -1371,13 +1502,16 @@ def factors_import(
 
     Accepts the GHG Protocol CSV layout of the shipped table, the original system's
     JSON factor model and carbonlake's own JSON format (docs/factors.md). Select it
-    with `[calculate] factor_set = "NAME@VERSION"` or `--factor-set`.
+    with `[calculate] factor_set = "NAME@VERSION"` or `--factor-set`. Every scope 2
+    factor must say whether it is location- or market-based (--location-based,
+    --market-based, --attributes, or per factor in carbonlake's format).
     """
+    attributes = _attributes(attributes_file, location_based, market_based)
     context = _open(workspace)
     try:
         try:
             imported, created = factors_module.import_factor_file(
-                file, context.database, name, grams_categories
+                file, context.database, name, grams_categories, attributes
             )
         except factors_module.FactorTableError as exc:
             if as_json:

@@ -223,6 +223,48 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE emissions_history ADD COLUMN superseded_by_root TEXT;
     CREATE INDEX emissions_history_by_root ON emissions_history(superseded_by_root)
     """,
+    # a GHG Protocol inventory (issue 14): factor attributes (biogenic CO2, methane basis,
+    # scope 2 method, scope 3 category, the original's provenance fields), the same on each
+    # result, and the records that could not be calculated, so totals can say what they
+    # leave out.
+    """
+    ALTER TABLE factors ADD COLUMN biogenic_co2_kg_per_unit REAL;
+    ALTER TABLE factors ADD COLUMN ch4_basis TEXT;
+    ALTER TABLE factors ADD COLUMN scope2_method TEXT;
+    ALTER TABLE factors ADD COLUMN scope3_category INTEGER;
+    ALTER TABLE factors ADD COLUMN source_origin TEXT;
+    ALTER TABLE factors ADD COLUMN last_updated TEXT;
+    ALTER TABLE factors ADD COLUMN notes TEXT;
+    ALTER TABLE factors ADD COLUMN original_fields TEXT;
+    ALTER TABLE emissions ADD COLUMN scope2_method TEXT;
+    ALTER TABLE emissions ADD COLUMN scope3_category INTEGER;
+    ALTER TABLE emissions ADD COLUMN biogenic_co2_tonnes REAL;
+    ALTER TABLE emissions ADD COLUMN ch4_basis TEXT;
+    ALTER TABLE emissions ADD COLUMN ar6_ch4_gwp REAL;
+    ALTER TABLE emissions_history ADD COLUMN scope2_method TEXT;
+    ALTER TABLE emissions_history ADD COLUMN scope3_category INTEGER;
+    ALTER TABLE emissions_history ADD COLUMN biogenic_co2_tonnes REAL;
+    ALTER TABLE emissions_history ADD COLUMN ch4_basis TEXT;
+    ALTER TABLE emissions_history ADD COLUMN ar6_ch4_gwp REAL;
+    CREATE TABLE calculation_failures (
+        failure_key TEXT PRIMARY KEY,
+        root_id TEXT NOT NULL,
+        execution_id TEXT,
+        activity_event_id TEXT,
+        node_id TEXT NOT NULL,
+        asset_id TEXT,
+        scope INTEGER,
+        category TEXT,
+        activity TEXT,
+        origin_measurement_timestamp TEXT,
+        raw_data TEXT,
+        units TEXT,
+        reason_code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        failed_at TEXT NOT NULL
+    );
+    CREATE INDEX calculation_failures_root ON calculation_failures(root_id)
+    """,
 )
 
 EXECUTION_LIST_FIELDS = (
@@ -288,7 +330,34 @@ EMISSION_COLUMNS = (
     "geo_lat",
     "geo_long",
     "source",
+    "scope2_method",
+    "scope3_category",
+    "biogenic_co2_tonnes",
+    "ch4_basis",
+    "ar6_ch4_gwp",
 )
+
+FACTOR_ROW_COLUMNS = (
+    "scope",
+    "category",
+    "activity",
+    "unit",
+    "co2_kg_per_unit",
+    "ch4_kg_per_unit",
+    "n2o_kg_per_unit",
+    "stated_ar4_kgco2e_per_unit",
+    "stated_ar5_kgco2e_per_unit",
+    "source",
+    "biogenic_co2_kg_per_unit",
+    "ch4_basis",
+    "scope2_method",
+    "scope3_category",
+    "source_origin",
+    "last_updated",
+    "notes",
+    "original_fields",
+)
+"""The stored columns of a factor, in calculate.factors.FACTOR_COLUMNS order."""
 
 EMISSION_SORT_COLUMNS = (
     "activity_event_id",
@@ -368,6 +437,85 @@ class EmissionFilter:
 class _Stale(Exception):
     """A row changed between reading it and writing: roll the transaction back."""
 
+
+FAILURE_COLUMNS = (
+    "failure_key",
+    "root_id",
+    "execution_id",
+    "activity_event_id",
+    "node_id",
+    "asset_id",
+    "scope",
+    "category",
+    "activity",
+    "origin_measurement_timestamp",
+    "raw_data",
+    "units",
+    "reason_code",
+    "reason",
+    "failed_at",
+)
+"""A record that could not be calculated, until a later calculation of it succeeds."""
+
+METHODS = {"location_based": "location-based", "market_based": "market-based"}
+"""The two scope 2 methods as totals name them, and the factor attribute each matches."""
+
+
+def _by_method(column: str, method: str) -> str:
+    """SQL: ``column`` for a total of one scope 2 method. Scope 2 results of the other
+    method (or of none: results calculated before factors said) count as 0, so the two
+    totals are side by side and never added."""
+    return (
+        f"coalesce(sum(CASE WHEN scope = 2 AND scope2_method IS DISTINCT FROM "
+        f"'{METHODS[method]}' THEN 0 ELSE {column} END), 0)"
+    )
+
+
+def _totals_sql() -> str:
+    """SELECT list of the totals every summary gives (see :func:`_totals_of`)."""
+    parts = ["count(*) AS records", "coalesce(sum(biogenic_co2_tonnes), 0) AS biogenic"]
+    for method in METHODS:
+        for gas in ("co2", "ch4", "n2o"):
+            parts.append(f"{_by_method(f'{gas}_tonnes', method)} AS {method}_{gas}")
+        for gwp in ("ar4", "ar5", "ar6"):
+            parts.append(f"{_by_method(f'co2e_{gwp}_tonnes', method)} AS {method}_{gwp}")
+    return ", ".join(parts)
+
+
+def _totals_of(row: Any) -> dict[str, Any]:
+    """Totals of a row selected with :func:`_totals_sql`: each quantity per scope 2
+    method, ``{"location_based": ..., "market_based": ...}``."""
+    return {
+        "records": row["records"],
+        **{
+            f"{gas}_tonnes": {m: row[f"{m}_{gas}"] for m in METHODS}
+            for gas in ("co2", "ch4", "n2o")
+        },
+        "co2e_tonnes": {m: {g: row[f"{m}_{g}"] for g in ("ar4", "ar5", "ar6")} for m in METHODS},
+        "biogenic_co2_tonnes": row["biogenic"],
+    }
+
+
+INVENTORY_BUCKET = (
+    "CASE WHEN scope = 1 THEN 'scope_1' "
+    "WHEN scope = 2 AND scope2_method = 'location-based' THEN 'scope_2_location_based' "
+    "WHEN scope = 2 AND scope2_method = 'market-based' THEN 'scope_2_market_based' "
+    "WHEN scope = 3 THEN 'scope_3' ELSE 'unclassified' END"
+)
+"""SQL: the GHG Protocol total a result belongs to (``unclassified``: a scope 2 result
+whose factor named no method, or a result without a scope)."""
+
+INVENTORY_GROUPS = {
+    "month": "substr(origin_measurement_timestamp, 1, 7)",
+    "quarter": (
+        "substr(origin_measurement_timestamp, 1, 4) || '-Q' || "
+        "CAST((CAST(substr(origin_measurement_timestamp, 6, 2) AS INTEGER) + 2) / 3 AS TEXT)"
+    ),
+    "year": "substr(origin_measurement_timestamp, 1, 4)",
+    "asset": "asset_id",
+    "category": "category",
+}
+"""What an inventory can be broken down by, and the SQL expression of each."""
 
 _ID_CHUNK = 500
 """Record ids per ``IN (...)`` list (well under every database's parameter limit)."""
@@ -961,6 +1109,43 @@ class Database:
             f"ON CONFLICT(activity_event_id) DO UPDATE SET {updates}",
             batch,
         )
+        # A record calculated now is no longer a failure (e.g. after a redrive).
+        for start in range(0, len(batch), _ID_CHUNK):
+            ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
+            marks = ", ".join("?" for _ in ids)
+            conn.execute(
+                # A failure of a record with an id is keyed by that id (its primary key).
+                f"DELETE FROM calculation_failures WHERE failure_key IN ({marks})",
+                ids,
+            )
+
+    @staticmethod
+    def _insert_failure_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        columns = ", ".join(FAILURE_COLUMNS)
+        marks = ", ".join("?" for _ in FAILURE_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in FAILURE_COLUMNS[1:])
+        conn.executemany(
+            f"INSERT INTO calculation_failures ({columns}) VALUES ({marks}) "
+            f"ON CONFLICT (failure_key) DO UPDATE SET {updates}",
+            rows,
+        )
+
+    def record_failures(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Store records that could not be calculated (FAILURE_COLUMNS order)."""
+        if rows:
+            with self.transaction() as conn:
+                self._insert_failure_rows(conn, rows)
+
+    def failure_stats(self, where: EmissionFilter) -> dict[str, Any]:
+        """How many records matching ``where`` could not be calculated, by reason code."""
+        condition, params = where.where()
+        rows = self._query(
+            "SELECT reason_code, count(*) AS records FROM calculation_failures"
+            f"{condition} GROUP BY reason_code ORDER BY count(*) DESC, reason_code",
+            params,
+        )
+        by_reason = {row["reason_code"]: row["records"] for row in rows}
+        return {"records_failed": sum(by_reason.values()), "failed_by_reason": by_reason}
 
     def commit_results(
         self, emission_rows: Sequence[Sequence[Any]], lineage_rows: Sequence[Sequence[Any]]
@@ -991,13 +1176,17 @@ class Database:
         states: Sequence[tuple[str, dict[str, Any]]],
         lineage_rows: Sequence[Sequence[Any]],
         emission_rows: Sequence[Sequence[Any]],
+        failure_rows: Sequence[Sequence[Any]] = (),
     ) -> None:
-        """Checkpoint map iterations: their results, lineage and outputs in one transaction."""
+        """Checkpoint map iterations: their results, failures, lineage and outputs in one
+        transaction."""
         now = utc_now()
         try:
             with self.transaction() as conn:
                 if emission_rows:
                     self._upsert_emission_rows(conn, emission_rows)
+                if failure_rows:
+                    self._insert_failure_rows(conn, failure_rows)
                 if lineage_rows:
                     self._insert_lineage_rows(conn, lineage_rows)
                 conn.executemany(
@@ -1168,24 +1357,17 @@ class Database:
         return int(rows[0][0])
 
     def emission_totals(self, root_id: str, by: str) -> list[dict[str, Any]]:
-        """Record counts and CO2e tonnes of one root, grouped by a record column."""
+        """Record counts and tonnes of one root, grouped by a record column; every
+        quantity per scope 2 method (never the two added)."""
         if by not in ("activity", "category", "scope", "asset_id"):
             raise DatabaseError(f"cannot group emissions by {by!r}")
         rows = self._query(
-            f"SELECT {by} AS key, count(*) AS records, sum(co2e_ar4_tonnes) AS ar4, "
-            f"sum(co2e_ar5_tonnes) AS ar5, sum(co2e_ar6_tonnes) AS ar6 "
-            f"FROM emissions WHERE root_id = ? "
-            f"GROUP BY {by} ORDER BY sum(co2e_ar4_tonnes) DESC",
+            f"SELECT {by} AS key, {_totals_sql()} FROM emissions WHERE root_id = ? "
+            f"GROUP BY {by} ORDER BY {_by_method('co2e_ar4_tonnes', 'location_based')} DESC, "
+            f"{_by_method('co2e_ar4_tonnes', 'market_based')} DESC, key",
             (root_id,),
         )
-        return [
-            {
-                by: row["key"],
-                "records": row["records"],
-                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
-            }
-            for row in rows
-        ]
+        return [{by: row["key"], **_totals_of(row)} for row in rows]
 
     def find_emissions(
         self,
@@ -1237,48 +1419,102 @@ class Database:
             raise DatabaseError(f"reading emissions from {self.path} failed: {exc}") from exc
 
     def emission_stats(self, where: EmissionFilter) -> dict[str, Any]:
-        """Record count and tonnes (CO2, CH4, N2O, CO2e AR4/AR5/AR6) of the results matching
-        ``where``."""
+        """Record count and tonnes (CO2, CH4, N2O, CO2e AR4/AR5/AR6, each per scope 2
+        method; biogenic CO2) of the results matching ``where``, and how many matching
+        records could not be calculated."""
         condition, params = where.where()
-        row = self._query(
-            "SELECT count(*) AS records, total(co2_tonnes) AS co2, total(ch4_tonnes) AS ch4, "
-            "total(n2o_tonnes) AS n2o, total(co2e_ar4_tonnes) AS ar4, "
-            "total(co2e_ar5_tonnes) AS ar5, total(co2e_ar6_tonnes) AS ar6 "
-            f"FROM emissions{condition}",
-            params,
-        )[0]
-        return {
-            "records": row["records"],
-            "co2_tonnes": row["co2"],
-            "ch4_tonnes": row["ch4"],
-            "n2o_tonnes": row["n2o"],
-            "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
-        }
+        row = self._query(f"SELECT {_totals_sql()} FROM emissions{condition}", params)[0]
+        return {**_totals_of(row), **self.failure_stats(where)}
 
     def emissions_by(self, by: str, where: EmissionFilter) -> list[dict[str, Any]]:
-        """Record counts and CO2e tonnes of the results matching ``where``, grouped by one
-        of EMISSION_GROUPS, largest AR5 total first."""
+        """Record counts and tonnes of the results matching ``where``, grouped by one of
+        EMISSION_GROUPS (each quantity per scope 2 method), largest location-based AR5
+        total first."""
         if by not in EMISSION_GROUPS:
             raise DatabaseError(
                 f"cannot group emissions by {by!r}; choose one of {', '.join(EMISSION_GROUPS)}"
             )
         condition, params = where.where()
         expression = EMISSION_GROUPS[by]
-        order = "key" if by == "month" else "total(co2e_ar5_tonnes) DESC, key"
+        order = (
+            "key"
+            if by == "month"
+            else f"{_by_method('co2e_ar5_tonnes', 'location_based')} DESC, key"
+        )
         rows = self._query(
-            f"SELECT {expression} AS key, count(*) AS records, total(co2e_ar4_tonnes) AS ar4, "
-            "total(co2e_ar5_tonnes) AS ar5, total(co2e_ar6_tonnes) AS ar6 "
+            f"SELECT {expression} AS key, {_totals_sql()} "
             f"FROM emissions{condition} GROUP BY key ORDER BY {order}",
             params,
         )
-        return [
-            {
-                "key": row["key"],
-                "records": row["records"],
-                "co2e_tonnes": {"ar4": row["ar4"], "ar5": row["ar5"], "ar6": row["ar6"]},
-            }
-            for row in rows
-        ]
+        return [{"key": row["key"], **_totals_of(row)} for row in rows]
+
+    def inventory_rows(
+        self,
+        where: EmissionFilter,
+        gwp: str,
+        by: str | None = None,
+        factor_set: tuple[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Tonnes of the results matching ``where`` per inventory bucket
+        (INVENTORY_BUCKET), scope 3 category and, with ``by``, INVENTORY_GROUPS key.
+
+        ``factor_set`` (name, version) reads, instead of the current results, each
+        current record's result with that factor set: the current one if it is, else
+        the latest it replaced (the result history): the inventory as it was.
+        """
+        if gwp not in ("ar4", "ar5", "ar6"):
+            raise DatabaseError(f"unknown GWP set {gwp!r}")
+        if by is not None and by not in INVENTORY_GROUPS:
+            raise DatabaseError(f"cannot break an inventory down by {by!r}")
+        condition, params = where.where()
+        source, source_params = "emissions", []
+        if factor_set is not None:
+            columns = ", ".join(EMISSION_COLUMNS)
+            name, version = factor_set
+            source = (
+                f"(SELECT {columns} FROM emissions WHERE factor_set = ? AND factor_version = ? "
+                f"UNION ALL SELECT {columns} FROM emissions_history h "
+                "WHERE h.factor_set = ? AND h.factor_version = ? "
+                "AND h.activity_event_id IN (SELECT activity_event_id FROM emissions) "
+                "AND h.activity_event_id NOT IN (SELECT activity_event_id FROM emissions "
+                "WHERE factor_set = ? AND factor_version = ?) "
+                "AND h.superseded_at = (SELECT max(h2.superseded_at) FROM emissions_history h2 "
+                "WHERE h2.activity_event_id = h.activity_event_id AND h2.factor_set = ? "
+                "AND h2.factor_version = ?)) AS chosen"
+            )
+            source_params = [name, version] * 4
+        key = INVENTORY_GROUPS[by] if by else "NULL"
+        rows = self._query(
+            f"SELECT {INVENTORY_BUCKET} AS bucket, scope3_category, {key} AS key, "
+            "count(*) AS records, coalesce(sum(co2_tonnes), 0) AS co2, "
+            "coalesce(sum(ch4_tonnes), 0) AS ch4, coalesce(sum(n2o_tonnes), 0) AS n2o, "
+            f"coalesce(sum(co2e_{gwp}_tonnes), 0) AS co2e, "
+            "coalesce(sum(biogenic_co2_tonnes), 0) AS biogenic "
+            f"FROM {source}{condition} GROUP BY bucket, scope3_category, key "
+            "ORDER BY key, bucket, scope3_category",
+            [*source_params, *params],
+        )
+        return [dict(row) for row in rows]
+
+    def inventory_methodology(self, where: EmissionFilter) -> dict[str, Any]:
+        """The factor sets, methane bases and AR6 methane GWPs of the results matching
+        ``where``, with record counts."""
+        condition, params = where.where()
+        sets = self._query(
+            f"SELECT factor_set, factor_version, count(*) AS records FROM emissions{condition} "
+            "GROUP BY factor_set, factor_version ORDER BY factor_set, factor_version",
+            params,
+        )
+        bases = self._query(
+            "SELECT coalesce(ch4_basis, 'not recorded') AS basis, ar6_ch4_gwp, "
+            f"count(*) AS records FROM emissions{condition} GROUP BY basis, ar6_ch4_gwp "
+            "ORDER BY basis",
+            params,
+        )
+        return {
+            "factor_sets": [dict(row) for row in sets],
+            "ch4_bases": [dict(row) for row in bases],
+        }
 
     def emission_values(self, column: str, limit: int = 1000) -> list[Any]:
         """The distinct values of one filterable column (scope, category, activity,
@@ -1377,11 +1613,10 @@ class Database:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, version, fmt, origin, len(rows), utc_now()),
             )
+            marks = ", ".join("?" for _ in FACTOR_ROW_COLUMNS)
             conn.executemany(
-                "INSERT INTO factors (name, version, scope, category, activity, unit, "
-                "co2_kg_per_unit, ch4_kg_per_unit, n2o_kg_per_unit, "
-                "stated_ar4_kgco2e_per_unit, stated_ar5_kgco2e_per_unit, source) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO factors (name, version, {', '.join(FACTOR_ROW_COLUMNS)}) "
+                f"VALUES (?, ?, {marks})",
                 [(name, version, *row) for row in rows],
             )
         return True
@@ -1411,9 +1646,17 @@ class Database:
             return None
         found_name, found_version = sets[0]["name"], sets[0]["version"]
         rows = self._query(
-            "SELECT scope, category, activity, unit, co2_kg_per_unit, ch4_kg_per_unit, "
-            "n2o_kg_per_unit, stated_ar4_kgco2e_per_unit, stated_ar5_kgco2e_per_unit, source "
+            f"SELECT {', '.join(FACTOR_ROW_COLUMNS)} "
             "FROM factors WHERE name = ? AND version = ? ORDER BY category, activity",
             (found_name, found_version),
         )
         return found_name, found_version, [tuple(row) for row in rows]
+
+    def factor_set_scope2_methods(self, name: str, version: str) -> dict[str, str | None]:
+        """Each scope 2 category of a stored set and its method (None: not said)."""
+        rows = self._query(
+            "SELECT DISTINCT category, scope2_method FROM factors "
+            "WHERE name = ? AND version = ? AND scope = 2 ORDER BY category",
+            (name, version),
+        )
+        return {row[0]: row[1] for row in rows}

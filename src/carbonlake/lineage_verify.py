@@ -42,6 +42,7 @@ from typing import Any
 
 import polars as pl
 
+from . import calculate as calc
 from . import lineage, transform
 from ._exceptions import ConfigurationError, LineageError, StorageError
 from .database import Database, utc_now
@@ -826,7 +827,7 @@ class _Verifier:
         expected: dict[tuple[str, str], tuple[float | None, ...]] = {}
         calculated: dict[str, str] = {}
         for location, frame in files.items():
-            for record_id, *values in frame.iter_rows():
+            for record_id, *values in frame.select("id", *RESULT_COLUMNS).iter_rows():
                 expected[(location, str(record_id))] = tuple(values)
                 calculated.setdefault(str(record_id), location)
         current: set[str] = set()
@@ -887,15 +888,40 @@ class _Verifier:
         self._check_execution_outputs(files)
 
     def _result_values(self, location: str) -> pl.DataFrame:
-        """(record id, co2, ch4, n2o, co2e ar4, ar5, ar6) of an enriched file's records."""
+        """(record id, co2, ch4, n2o, co2e ar4, ar5, ar6, scope, scope 2 method) of an
+        enriched file's records."""
         data = self.storage.read_bytes(location)
         if not data.strip():
-            return pl.DataFrame(schema={"id": pl.String, **{c: pl.Float64 for c in RESULT_COLUMNS}})
+            return self._empty_values()
+        return self._values_of(data)
+
+    @staticmethod
+    def _empty_values() -> pl.DataFrame:
+        return pl.DataFrame(
+            schema={
+                "id": pl.String,
+                **{c: pl.Float64 for c in RESULT_COLUMNS},
+                "scope": pl.Int64,
+                "scope2_method": pl.String,
+            }
+        )
+
+    @staticmethod
+    def _values_of(data: bytes) -> pl.DataFrame:
         frame = pl.read_ndjson(data, infer_schema_length=None)
         emissions = pl.col("emissions_output").struct.field("calculated_emissions")
 
         def amount(gas: pl.Expr) -> pl.Expr:
             return gas.struct.field("amount").cast(pl.Float64)
+
+        factor_fields = _struct_fields(frame.schema["emissions_output"], "emissions_factor")
+        factor = pl.col("emissions_output").struct.field("emissions_factor")
+
+        def attribute(name: str, dtype: Any) -> pl.Expr:
+            # Results written before factors carried their scope have none.
+            if name not in factor_fields:
+                return pl.lit(None, dtype=dtype).alias(name)
+            return factor.struct.field(name).cast(dtype).alias(name)
 
         co2e = emissions.struct.field("co2e")
         return frame.select(
@@ -906,6 +932,8 @@ class _Verifier:
             amount(co2e.struct.field("ar4")).alias("co2e_ar4_tonnes"),
             amount(co2e.struct.field("ar5")).alias("co2e_ar5_tonnes"),
             amount(co2e.struct.field("ar6")).alias("co2e_ar6_tonnes"),
+            attribute("scope", pl.Int64),
+            attribute("scope2_method", pl.String),
         )
 
     def _check_execution_outputs(self, files: dict[str, pl.DataFrame]) -> None:
@@ -928,17 +956,20 @@ class _Verifier:
             ):
                 continue  # a file is already reported; its totals cannot be recomputed
             records = sum(f.height for f in own)
-            totals = {
-                gwp: sum(float(f[f"co2e_{gwp}_tonnes"].fill_null(0).sum()) for f in own)
-                for gwp in ("ar4", "ar5", "ar6")
-            }
+            every = pl.concat(own) if own else self._empty_values()
+            totals = calc.co2e_by_method(
+                every.select(calc.co2e_by_method_exprs()).row(0, named=True)
+            )
             for execution in outputs:
                 output = execution["output"]
                 stored = output.get("records_calculated")
                 stored_totals = output.get("co2e_tonnes") or {}
                 wrong = stored != records or any(
-                    not _same_number(stored_totals.get(gwp), value, absolute=1e-9)
-                    for gwp, value in totals.items()
+                    not _same_number(
+                        (stored_totals.get(method) or {}).get(gwp), value, absolute=1e-9
+                    )
+                    for method, by_gwp in totals.items()
+                    for gwp, value in by_gwp.items()
                 )
                 if wrong:
                     self.problem(
@@ -1040,6 +1071,14 @@ class _Verifier:
                 f"checkpoint of {point.created_at or 'an earlier time'} were changed, removed "
                 "or reordered",
             )
+
+
+def _struct_fields(dtype: Any, name: str) -> set[str]:
+    """Names of the fields of struct ``name`` inside struct type ``dtype`` (empty if none)."""
+    for outer in getattr(dtype, "fields", []):
+        if outer.name == name:
+            return {inner.name for inner in getattr(outer.dtype, "fields", [])}
+    return set()
 
 
 def _same_number(a: Any, b: Any, absolute: float = 0.0) -> bool:

@@ -429,7 +429,7 @@ class Pipeline:
             "records_in": 0,
             "records_calculated": 0,
             "records_failed": 0,
-            "co2e_tonnes": {"ar4": 0.0, "ar5": 0.0, "ar6": 0.0},
+            "co2e_tonnes": calc.co2e_by_method({}),
             "data_quality": done.get("DQ_CHECK_RESULTS", {}).get("data_quality"),
             "error": error,
         }
@@ -484,8 +484,11 @@ class Pipeline:
             latest = outputs[-1]
             summary["records_calculated"] += sum(o["records_calculated"] for o in outputs)
             summary["records_failed"] += latest["records_failed"]
-            for gwp_set in summary["co2e_tonnes"]:
-                summary["co2e_tonnes"][gwp_set] += sum(o["co2e_tonnes"][gwp_set] for o in outputs)
+            for method, totals in summary["co2e_tonnes"].items():
+                for gwp_set in totals:
+                    totals[gwp_set] += sum(
+                        _by_method(o["co2e_tonnes"])[method][gwp_set] for o in outputs
+                    )
             if latest["errors_storage_location"]:
                 errors_files.append(latest["errors_storage_location"])
             samples.extend(latest["failed_records"][: MAX_FAILED_SAMPLES - len(samples)])
@@ -1078,14 +1081,10 @@ class _ExecutionRun:
         failed = _by_batch(result.failed)
         good_ids = _lists_by_batch(result.enriched, calc.RECORD_ID, calc.POSITION_COLUMN)
         totals = {
-            int(row[0]): row[1:]
+            int(row[calc.BATCH_COLUMN]): calc.co2e_by_method(row)
             for row in result.database_rows.group_by(calc.BATCH_COLUMN)
-            .agg(
-                pl.col("co2e_ar4_tonnes").sum(),
-                pl.col("co2e_ar5_tonnes").sum(),
-                pl.col("co2e_ar6_tonnes").sum(),
-            )
-            .iter_rows()
+            .agg(calc.co2e_by_method_exprs())
+            .iter_rows(named=True)
         }
         enriched_prefix = ctx.storage.url("enriched", f"{self.root_id}/x")[:-1]
         emission_rows = (
@@ -1102,6 +1101,7 @@ class _ExecutionRun:
         )
         writer = lineage.LineageWriter(self.db, ctx.storage, batch_size=_UNBUFFERED)
         states: list[tuple[str, dict[str, Any]]] = []
+        failures: list[tuple[Any, ...]] = []
         empty = result.enriched.select(keep).clear()
         for index, batch in group:
             key = ctx.storage.split(batch["storage_location"])[1]
@@ -1150,7 +1150,12 @@ class _ExecutionRun:
                     },
                     writer,
                 )
-            ar4, ar5, ar6 = totals.get(index, (0.0, 0.0, 0.0))
+            failures += calc.failure_rows(
+                bad,
+                [r["node_id"] for r in failed_records],
+                self.root_id,
+                self.execution_id,
+            )
             states.append(
                 (
                     f"MAP:{batch['node_id']}",
@@ -1163,11 +1168,11 @@ class _ExecutionRun:
                             {"node_id": r["node_id"], "reason": r["reason"]}
                             for r in failed_records[:MAX_FAILED_SAMPLES]
                         ],
-                        "co2e_tonnes": {"ar4": ar4 or 0.0, "ar5": ar5 or 0.0, "ar6": ar6 or 0.0},
+                        "co2e_tonnes": totals.get(index, calc.co2e_by_method({})),
                     },
                 )
             )
-        self.db.commit_batches(self.execution_id, states, writer.take(), emission_rows)
+        self.db.commit_batches(self.execution_id, states, writer.take(), emission_rows, failures)
         for state, output in states:
             self.done[state] = output
 
@@ -1286,7 +1291,7 @@ class _ExecutionRun:
         rows = {str(i): first_row + p for p, i in enumerate(ids.to_list()) if i is not None}
         stem = errors_location.removesuffix(".errors.jsonl")
         calculations = calc.calculate_records(
-            frame.drop("error"),
+            frame.drop("error", "error_code", strict=False),
             f"{stem}.redrive-{self.redrive_number}.jsonl",
             storage=ctx.storage,
             database=ctx.database,
@@ -1308,6 +1313,14 @@ def _redrives_by_state(done: dict[str, Any]) -> dict[str, list[tuple[int, str]]]
         if marker and state.startswith("MAP:") and number.isdigit():
             found.setdefault(state, []).append((int(number), key))
     return found
+
+
+def _by_method(co2e_tonnes: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """A batch's CO2e per scope 2 method; a checkpoint written before totals were kept
+    per method (``{"ar4", "ar5", "ar6"}``) counts in both, as it was reported then."""
+    if "location_based" in co2e_tonnes:
+        return co2e_tonnes
+    return {method: dict(co2e_tonnes) for method in calc.SCOPE2_METHOD_OF}
 
 
 def _iteration_output(calculations: dict[str, Any]) -> dict[str, Any]:

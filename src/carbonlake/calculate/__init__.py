@@ -24,7 +24,8 @@ from .._exceptions import CalculationError, InputDataError
 from ..database import EMISSION_COLUMNS, Database
 from ..storage import Storage
 from . import units
-from .factors import FactorSet, load_factor_set
+from .factors import AR6_GWP, GWP, FactorSet, load_factor_set
+from .names import name_key_expr
 
 __all__ = [
     "BatchResult",
@@ -37,8 +38,29 @@ __all__ = [
 
 RECORD_ID = "activity_event_id"
 _NEEDED = ("activity_event_id", "category", "activity", "raw_data", "units")
+_OPTIONAL = ("scope", "scope3_category")
+"""Columns a record may leave out: its scope (the factor's decides; a record's that
+disagrees fails) and its GHG Protocol scope 3 category (1-15)."""
 _I = "__carbonlake_index"
 _REASON = "__carbonlake_reason"
+_CODE = "__carbonlake_reason_code"
+
+REASON_CODES = (
+    "missing_activity_event_id",
+    "duplicate_activity_event_id",
+    "raw_data_missing",
+    "raw_data_negative",
+    "raw_data_not_finite",
+    "no_factor",
+    "scope_mismatch",
+    "scope3_category_invalid",
+    "units_missing",
+    "units_invalid",
+    "factor_scope2_method_missing",
+    "emissions_overflow",
+)
+"""Why a record could not be calculated, one code per kind of reason (the reason text
+names the record's values); reports count failed records by these codes."""
 
 
 @dataclass
@@ -106,7 +128,11 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
     internal = [c for c in INTERNAL_COLUMNS if c in records.columns]
     input_columns = [c for c in records.columns if c not in internal]
     frame = records.with_columns(
-        [pl.lit(None, dtype=pl.String).alias(c) for c in _NEEDED if c not in input_columns]
+        [
+            pl.lit(None, dtype=pl.String).alias(c)
+            for c in (*_NEEDED, *_OPTIONAL)
+            if c not in input_columns
+        ]
     )
     frame = frame.with_columns(
         pl.col("raw_data").cast(pl.Float64, strict=False),
@@ -114,18 +140,33 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         pl.col("activity").cast(pl.String),
         pl.col("units").cast(pl.String),
         pl.col(RECORD_ID).cast(pl.String),
+        pl.col("scope").cast(pl.String).str.strip_chars().alias("__scope_text"),
+        pl.col("scope3_category").cast(pl.String).str.strip_chars().alias("__s3_text"),
+        # One matching rule for names, the data-quality gate's too (names.py).
+        name_key_expr(pl.col("category").cast(pl.String)).alias("__k_cat"),
+        name_key_expr(pl.col("activity").cast(pl.String)).alias("__k_act"),
     ).with_row_index(_I)
+    frame = frame.with_columns(
+        pl.col("__scope_text").cast(pl.Float64, strict=False).alias("__scope_number"),
+        pl.col("__s3_text").cast(pl.Float64, strict=False).alias("__s3_number"),
+    )
     factors = factor_set.factors.select(
-        "category",
-        "activity",
+        pl.col("category_key").alias("__k_cat"),
+        pl.col("activity_key").alias("__k_act"),
         pl.col("factor_id").alias("__f_id"),
+        pl.col("scope").alias("__f_scope"),
         pl.col("unit").alias("__f_unit"),
         pl.col("co2_kg_per_unit").alias("__f_co2"),
         pl.col("ch4_kg_per_unit").alias("__f_ch4"),
         pl.col("n2o_kg_per_unit").alias("__f_n2o"),
+        pl.col("biogenic_co2_kg_per_unit").alias("__f_bio"),
         pl.col("ar4_kgco2e_per_unit").alias("__f_ar4"),
         pl.col("ar5_kgco2e_per_unit").alias("__f_ar5"),
         pl.col("ar6_kgco2e_per_unit").alias("__f_ar6"),
+        pl.col("ar6_ch4_gwp").alias("__f_ar6_ch4"),
+        pl.col("ch4_basis").alias("__f_ch4_basis"),
+        pl.col("scope2_method").alias("__f_scope2"),
+        pl.col("scope3_category").alias("__f_scope3"),
         pl.col("source").alias("__f_source"),
         # Which gases the factor does not give: a property of the factor, so worked out
         # on the factor table (a few hundred rows), not per record (list building per
@@ -139,37 +180,115 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         .list.drop_nulls()
         .alias("__not_given"),
     )
-    joined = frame.join(factors, on=["category", "activity"], how="left").sort(_I)
+    joined = frame.join(factors, on=["__k_cat", "__k_act"], how="left").sort(_I)
     joined = _with_conversions(joined)
     record_id = pl.col(RECORD_ID)
-    reason = (
-        pl.when(record_id.is_null() | (record_id.str.strip_chars() == ""))
-        .then(pl.lit("the record has no activity_event_id"))
-        .when(record_id.is_duplicated())
-        .then(pl.format("activity_event_id {} appears more than once in the batch", record_id))
-        .when(pl.col("raw_data").is_null())
-        .then(pl.lit("raw_data is missing or not a number"))
-        .when(pl.col("raw_data") < 0)
-        .then(pl.format("raw_data {} is negative", pl.col("raw_data")))
-        .when(~pl.col("raw_data").is_finite())
-        .then(pl.format("raw_data {} is not a finite number", pl.col("raw_data")))
-        .when(pl.col("__f_id").is_null())
-        .then(
+    scope_text = pl.col("__scope_text")
+    s3_text = pl.col("__s3_text")
+    s3 = pl.col("__s3_number")
+    has_scope = scope_text.is_not_null() & (scope_text != "")
+    has_s3 = s3_text.is_not_null() & (s3_text != "")
+    rules: list[tuple[pl.Expr, str, pl.Expr]] = [
+        (
+            record_id.is_null() | (record_id.str.strip_chars() == ""),
+            "missing_activity_event_id",
+            pl.lit("the record has no activity_event_id"),
+        ),
+        (
+            record_id.is_duplicated(),
+            "duplicate_activity_event_id",
+            pl.format("activity_event_id {} appears more than once in the batch", record_id),
+        ),
+        (
+            pl.col("raw_data").is_null(),
+            "raw_data_missing",
+            pl.lit("raw_data is missing or not a number"),
+        ),
+        (
+            pl.col("raw_data") < 0,
+            "raw_data_negative",
+            pl.format("raw_data {} is negative", pl.col("raw_data")),
+        ),
+        (
+            ~pl.col("raw_data").is_finite(),
+            "raw_data_not_finite",
+            pl.format("raw_data {} is not a finite number", pl.col("raw_data")),
+        ),
+        (
+            pl.col("__f_id").is_null(),
+            "no_factor",
             pl.format(
                 "no emission factor for category '{}', activity '{}' in factor set {}",
                 pl.col("category").fill_null("<missing>"),
                 pl.col("activity").fill_null("<missing>"),
                 pl.lit(factor_set.label),
-            )
-        )
-        .when(pl.col("units").is_null() | (pl.col("units").str.strip_chars() == ""))
-        .then(pl.format("units are missing; the factor is per '{}'", pl.col("__f_unit")))
-        .when(pl.col("__multiplier").is_null())
-        .then(pl.col("__unit_reason"))
-        .otherwise(pl.lit(None, dtype=pl.String))
-        .alias(_REASON)
-    )
-    joined = joined.with_columns(reason)
+            ),
+        ),
+        (
+            has_scope
+            & (
+                pl.col("__scope_number").is_null()
+                | (pl.col("__scope_number") != pl.col("__f_scope").cast(pl.Float64)).fill_null(
+                    False
+                )
+            ),
+            "scope_mismatch",
+            pl.format(
+                "the record says scope {} but its factor {} is scope {}; a record is "
+                "reported in its factor's scope: correct the record's scope (or leave it "
+                "empty) or its category and activity",
+                scope_text,
+                pl.col("__f_id"),
+                pl.col("__f_scope").cast(pl.String).fill_null("<not given>"),
+            ),
+        ),
+        (
+            has_s3
+            & (
+                s3.is_null()
+                | (s3 != s3.round(0))
+                | ~s3.is_between(1, 15)
+                | (pl.col("__f_scope") != 3).fill_null(True)
+            ),
+            "scope3_category_invalid",
+            pl.format(
+                "scope3_category '{}' is not valid here: it must be a GHG Protocol scope 3 "
+                "category, a whole number 1 to 15, on a scope 3 record (its factor {} is "
+                "scope {})",
+                s3_text,
+                pl.col("__f_id"),
+                pl.col("__f_scope").cast(pl.String).fill_null("<not given>"),
+            ),
+        ),
+        (
+            pl.col("units").is_null() | (pl.col("units").str.strip_chars() == ""),
+            "units_missing",
+            pl.format("units are missing; the factor is per '{}'", pl.col("__f_unit")),
+        ),
+        (pl.col("__multiplier").is_null(), "units_invalid", pl.col("__unit_reason")),
+        (
+            (pl.col("__f_scope") == 2) & pl.col("__f_scope2").is_null(),
+            "factor_scope2_method_missing",
+            pl.format(
+                "factor {} is scope 2 but factor set {} does not say whether it is "
+                "location-based or market-based; import the set again with "
+                "--location-based or --market-based for its category",
+                pl.col("__f_id"),
+                pl.lit(factor_set.label),
+            ),
+        ),
+    ]
+
+    def first_of(values: list[pl.Expr], name: str) -> pl.Expr:
+        chain: Any = pl
+        for (condition, _, _), value in zip(rules, values, strict=True):
+            chain = chain.when(condition.fill_null(False)).then(value)
+        result: pl.Expr = chain.otherwise(pl.lit(None, dtype=pl.String)).alias(name)
+        return result
+
+    reason = first_of([text for _, _, text in rules], _REASON)
+    code = first_of([pl.lit(c) for _, c, _ in rules], _CODE)
+    joined = joined.with_columns(reason, code)
     ok = joined.filter(pl.col(_REASON).is_null())
     bad = joined.filter(pl.col(_REASON).is_not_null())
 
@@ -181,10 +300,24 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         (pl.col("__quantity") * pl.col("__f_ar4") / 1000.0).alias("__ar4_t"),
         (pl.col("__quantity") * pl.col("__f_ar5") / 1000.0).alias("__ar5_t"),
         (pl.col("__quantity") * pl.col("__f_ar6") / 1000.0).alias("__ar6_t"),
+        # Biogenic CO2: reported outside the scopes, never in co2 or co2e (null when the
+        # factor gives none).
+        (pl.col("__quantity") * pl.col("__f_bio") / 1000.0).alias("__bio_t"),
+        pl.coalesce(pl.col("__f_scope"), pl.col("__scope_number").cast(pl.Int64)).alias("__scope"),
+        pl.coalesce(pl.col("__s3_number").cast(pl.Int64), pl.col("__f_scope3")).alias("__scope3"),
     )
     # An amount near the largest float overflows to infinity on conversion or
     # multiplication: such a record fails with its reason, never a total of Infinity.
-    results = ["__quantity", "__co2_t", "__ch4_t", "__n2o_t", "__ar4_t", "__ar5_t", "__ar6_t"]
+    results = [
+        "__quantity",
+        "__co2_t",
+        "__ch4_t",
+        "__n2o_t",
+        "__ar4_t",
+        "__ar5_t",
+        "__ar6_t",
+        "__bio_t",
+    ]
     overflow = ~pl.all_horizontal([pl.col(c).is_finite().fill_null(True) for c in results])
     if ok.select(overflow.any()).item():
         overflowed = ok.filter(overflow).with_columns(
@@ -193,7 +326,8 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
                 "(about 1.8e308); check the amount and its units",
                 pl.col("raw_data"),
                 pl.col("units"),
-            ).alias(_REASON)
+            ).alias(_REASON),
+            pl.lit("emissions_overflow").alias(_CODE),
         )
         bad = pl.concat([bad, overflowed.select(bad.columns)]).sort(_I)
         ok = ok.filter(~overflow)
@@ -202,6 +336,7 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
             co2=_amount(pl.col("__co2_t"), "tonnes"),
             ch4=_amount(pl.col("__ch4_t"), "tonnes"),
             n2o=_amount(pl.col("__n2o_t"), "tonnes"),
+            biogenic_co2=_amount(pl.col("__bio_t"), "tonnes"),
             co2e=pl.struct(
                 ar4=_amount(pl.col("__ar4_t"), "tonnes"),
                 ar5=_amount(pl.col("__ar5_t"), "tonnes"),
@@ -219,6 +354,16 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
             factor_unit=pl.col("__f_unit"),
             activity_quantity=pl.struct(amount=pl.col("__quantity"), unit=pl.col("__f_unit")),
             gases_not_given=pl.col("__not_given"),
+            biogenic_co2=_amount(pl.col("__f_bio"), "kg/unit"),
+            scope=pl.col("__scope"),
+            scope2_method=pl.col("__f_scope2"),
+            scope3_category=pl.col("__scope3"),
+            ch4_basis=pl.col("__f_ch4_basis"),
+            gwp=pl.struct(
+                ar4=pl.struct(ch4=pl.lit(GWP["ar4"]["ch4"]), n2o=pl.lit(GWP["ar4"]["n2o"])),
+                ar5=pl.struct(ch4=pl.lit(GWP["ar5"]["ch4"]), n2o=pl.lit(GWP["ar5"]["n2o"])),
+                ar6=pl.struct(ch4=pl.col("__f_ar6_ch4"), n2o=pl.lit(AR6_GWP["n2o"])),
+            ),
         ),
     ).alias("emissions_output")
     carried = [pl.col(c) for c in internal]
@@ -229,6 +374,7 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         [pl.col(c) for c in input_columns]
         + [
             pl.col(_REASON).alias("error"),
+            pl.col(_CODE).alias("error_code"),
             pl.concat_str(name, pl.lit("#"), (position + 1).cast(pl.String)).alias("__node_id"),
         ]
         + carried
@@ -248,11 +394,7 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
     database_rows = ok.select(
         pl.col(RECORD_ID).alias("activity_event_id"),
         text("asset_id").alias("asset_id"),
-        (
-            pl.col("scope").cast(pl.Int64, strict=False)
-            if "scope" in input_columns
-            else pl.lit(None)
-        ).alias("scope"),
+        pl.col("__scope").alias("scope"),
         pl.col("category"),
         pl.col("activity"),
         text("origin_measurement_timestamp").alias("origin_measurement_timestamp"),
@@ -276,9 +418,92 @@ def calculate_frame(records: pl.DataFrame, factor_set: FactorSet, batch_name: st
         geo("lat").alias("geo_lat"),
         geo("long").alias("geo_long"),
         text("source").alias("source"),
+        pl.col("__f_scope2").alias("scope2_method"),
+        pl.col("__scope3").alias("scope3_category"),
+        pl.col("__bio_t").alias("biogenic_co2_tonnes"),
+        pl.col("__f_ch4_basis").alias("ch4_basis"),
+        pl.col("__f_ar6_ch4").alias("ar6_ch4_gwp"),
         *carried,
     )
     return BatchResult(enriched=enriched, failed=failed, database_rows=database_rows)
+
+
+SCOPE2_METHOD_OF = {"location_based": "location-based", "market_based": "market-based"}
+"""Totals per scope 2 method, by name, and the factor attribute each one keeps."""
+
+
+def co2e_by_method_exprs() -> list[pl.Expr]:
+    """Aggregations of database rows into CO2e tonnes per scope 2 method and GWP set,
+    named ``<method>_<gwp>``. Scope 2 results of the other method count as 0: the
+    location-based and market-based totals stand side by side and are never added."""
+    exprs = []
+    for method, attribute in SCOPE2_METHOD_OF.items():
+        other = (pl.col("scope") == 2) & (pl.col("scope2_method") != attribute).fill_null(True)
+        for gwp in ("ar4", "ar5", "ar6"):
+            column = pl.col(f"co2e_{gwp}_tonnes")
+            exprs.append(
+                pl.when(other.fill_null(False))
+                .then(0.0)
+                .otherwise(column)
+                .sum()
+                .alias(f"{method}_{gwp}")
+            )
+    return exprs
+
+
+def co2e_by_method(row: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{"location_based": {"ar4", "ar5", "ar6"}, "market_based": {...}}`` from a row
+    aggregated with :func:`co2e_by_method_exprs`."""
+    return {
+        method: {gwp: float(row.get(f"{method}_{gwp}") or 0.0) for gwp in ("ar4", "ar5", "ar6")}
+        for method in SCOPE2_METHOD_OF
+    }
+
+
+def failure_rows(
+    failed: pl.DataFrame, node_ids: list[str], root_id: str, execution_id: str | None
+) -> list[tuple[Any, ...]]:
+    """The failed records of a batch as rows of the database's calculation_failures
+    (FAILURE_COLUMNS order); ``node_ids`` are their lineage node ids."""
+    if not failed.height:
+        return []
+    height = failed.height
+
+    def column(name: str) -> list[Any]:
+        if name not in failed.columns:
+            return [None] * height
+        return failed[name].cast(pl.String).to_list()
+
+    scopes = (
+        failed["scope"].cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False).to_list()
+        if "scope" in failed.columns
+        else [None] * height
+    )
+    ids = column(RECORD_ID)
+    now = datetime.now(UTC).isoformat()
+    rows = []
+    for i, node_id in enumerate(node_ids):
+        record_id = ids[i] if ids[i] and ids[i] == node_id else None
+        rows.append(
+            (
+                record_id or f"{root_id}:{node_id}",
+                root_id,
+                execution_id,
+                record_id,
+                node_id,
+                column("asset_id")[i],
+                scopes[i],
+                column("category")[i],
+                column("activity")[i],
+                column("origin_measurement_timestamp")[i],
+                column("raw_data")[i],
+                column("units")[i],
+                column("error_code")[i],
+                column("error")[i],
+                now,
+            )
+        )
+    return rows
 
 
 def read_batch(
@@ -383,11 +608,7 @@ def calculate_records(
     ).select(EMISSION_COLUMNS)
     database.upsert_emissions(rows.iter_rows())
 
-    totals = result.database_rows.select(
-        pl.col("co2e_ar4_tonnes").sum(),
-        pl.col("co2e_ar5_tonnes").sum(),
-        pl.col("co2e_ar6_tonnes").sum(),
-    ).row(0)
+    totals = co2e_by_method(result.database_rows.select(co2e_by_method_exprs()).row(0, named=True))
     failed_ids = [
         record_id if record_id and not duplicated else fallback
         for record_id, duplicated, fallback in zip(
@@ -397,6 +618,7 @@ def calculate_records(
             strict=True,
         )
     ]
+    database.record_failures(failure_rows(result.failed, failed_ids, root_id, execution_id))
     return {
         "calculations": {
             "storage_location": enriched_location,
@@ -406,10 +628,6 @@ def calculate_records(
                 for n, reason in zip(failed_ids, result.failed["error"].to_list(), strict=True)
             ],
             "errors_storage_location": failed_location,
-            "co2e_tonnes": {
-                "ar4": totals[0] or 0.0,
-                "ar5": totals[1] or 0.0,
-                "ar6": totals[2] or 0.0,
-            },
+            "co2e_tonnes": totals,
         }
     }

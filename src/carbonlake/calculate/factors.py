@@ -43,6 +43,7 @@ import polars as pl
 
 from .._exceptions import ConfigurationError
 from . import units
+from .names import name_key, name_key_expr
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -58,9 +59,26 @@ GWP: dict[str, dict[str, float]] = {
 """100-year GWPs (IPCC AR4 and AR5, as in the GHG Protocol tables)."""
 
 AR6_GWP = {"ch4_fossil": 29.8, "ch4_non_fossil": 27.0, "n2o": 273.0}
-"""AR6 GWP-100. CH4 from biogenic fuels (factors whose CO2 is not given because it
-is biogenic, e.g. biodiesel, ethanol) uses the non-fossil value, all others the
-fossil value: the GHG Protocol's guidance for combustion sources."""
+"""AR6 GWP-100 (GHG Protocol, Global Warming Potential Values, August 2024)."""
+
+CH4_BASES: dict[str, float] = {
+    "fugitive-fossil": AR6_GWP["ch4_fossil"],
+    "combustion": AR6_GWP["ch4_non_fossil"],
+    "non-fossil": AR6_GWP["ch4_non_fossil"],
+}
+"""A factor's methane basis and the AR6 GWP it takes. The fossil value (29.8)
+includes the CO2 the methane becomes when it oxidises in the air, so it is only for
+methane whose carbon no CO2 factor counts: fugitive fossil methane (leaks, vents).
+Combustion methane (its carbon is already in the fuel's CO2 factor) and non-fossil
+methane take 27.0. Set per factor on import; the default is ``combustion``, or
+``non-fossil`` for a factor whose only CO2 is biogenic."""
+
+SCOPE2_METHODS = ("location-based", "market-based")
+"""The two scope 2 methods of the GHG Protocol Scope 2 Guidance: reported side by
+side, never added."""
+
+SHIPPED_ATTRIBUTES = "data/ghgp-2022-attributes.json"
+"""The shipped table's attributes (scope 2 methods, biogenic CO2, methane basis)."""
 
 RELATIVE_TOLERANCE = 1e-4
 """Stated and recomputed CO2e may differ by this much (the source rounds its gases)."""
@@ -77,8 +95,18 @@ FACTOR_COLUMNS: dict[str, pl.DataType] = {
     "stated_ar4_kgco2e_per_unit": pl.Float64(),
     "stated_ar5_kgco2e_per_unit": pl.Float64(),
     "source": pl.String(),
+    "biogenic_co2_kg_per_unit": pl.Float64(),
+    "ch4_basis": pl.String(),
+    "scope2_method": pl.String(),
+    "scope3_category": pl.Int64(),
+    "source_origin": pl.String(),
+    "last_updated": pl.String(),
+    "notes": pl.String(),
+    "original_fields": pl.String(),
 }
-"""The normalised columns every format is read into."""
+"""The normalised columns every format is read into. ``biogenic_co2_kg_per_unit`` is
+CO2 from biomass, reported outside the scopes; ``original_fields`` keeps, as JSON,
+every field of an imported entry that has no column of its own."""
 
 _GHGP_CSV_COLUMNS = {
     "scope": "scope",
@@ -101,7 +129,8 @@ class FactorSet:
     name: str
     version: str
     factors: pl.DataFrame
-    """One row per factor: FACTOR_COLUMNS plus factor_id and ar4/ar5/ar6_kgco2e_per_unit."""
+    """One row per factor: FACTOR_COLUMNS plus factor_id, ar4/ar5/ar6_kgco2e_per_unit,
+    ar6_ch4_gwp and the matching keys category_key and activity_key (names.name_key)."""
 
     @property
     def label(self) -> str:
@@ -135,15 +164,34 @@ class FactorTableError(ConfigurationError):
 
 
 def _numbers(frame: pl.DataFrame) -> pl.DataFrame:
+    frame = frame.with_columns(
+        pl.lit(None, dtype=pl.String).alias(c) for c in FACTOR_COLUMNS if c not in frame.columns
+    )
     numeric = [c for c, t in FACTOR_COLUMNS.items() if t == pl.Float64()]
+    texts = ("category", "activity", "unit", "ch4_basis", "scope2_method")
     return frame.with_columns(
-        pl.col("scope").cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False),
+        *[
+            pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False)
+            for c in ("scope", "scope3_category")
+        ],
         *[
             pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
             for c in numeric
         ],
-        *[pl.col(c).cast(pl.String).str.strip_chars() for c in ("category", "activity", "unit")],
-    )
+        *[
+            pl.when(pl.col(c).cast(pl.String).str.strip_chars() != "")
+            .then(pl.col(c).cast(pl.String).str.strip_chars())
+            .alias(c)
+            for c in texts
+        ],
+        # An empty text cell is "not given", as an empty number cell is.
+        *[
+            pl.when(pl.col(c).cast(pl.String).str.strip_chars() != "")
+            .then(pl.col(c).cast(pl.String))
+            .alias(c)
+            for c in ("source", "source_origin", "last_updated", "notes", "original_fields")
+        ],
+    ).select(list(FACTOR_COLUMNS))
 
 
 def _grams_to_kg(frame: pl.DataFrame, grams_categories: tuple[str, ...]) -> pl.DataFrame:
@@ -173,40 +221,74 @@ def read_ghgp_csv(data: bytes, origin: str, grams_categories: tuple[str, ...] = 
     return _grams_to_kg(_numbers(frame), grams_categories)
 
 
+_ORIGINAL_COEFFICIENTS = {
+    "co2_factor": "co2_kg_per_unit",
+    "ch4_factor": "ch4_kg_per_unit",
+    "n2o_factor": "n2o_kg_per_unit",
+    "biofuel_co2": "biogenic_co2_kg_per_unit",
+    "AR4-kgco2e": "stated_ar4_kgco2e_per_unit",
+    "AR4_kgco2e": "stated_ar4_kgco2e_per_unit",
+    "AR5-kgco2e": "stated_ar5_kgco2e_per_unit",
+    "AR5_kgco2e": "stated_ar5_kgco2e_per_unit",
+    "units": "unit",
+}
+"""The original factor model's coefficients and the columns they fill."""
+_ORIGINAL_GHG_FIELDS = ("source", "source_origin", "last_updated", "notes")
+"""Fields of the original's ``emissions_factor_standards.ghg`` kept in a column each."""
+
+
+def _original_row(item: Any) -> dict[str, Any]:
+    """One entry of the original factor model as a row; every field without a column
+    of its own goes, as JSON, to ``original_fields``."""
+    standards = item["emissions_factor_standards"]
+    ghg = standards["ghg"]
+    coefficients = ghg["coefficients"]
+    row: dict[str, Any] = {
+        "scope": item.get("scope"),
+        "category": item["category"],
+        "activity": item["activity"],
+        "unit": coefficients["units"],
+    }
+    for key, column in _ORIGINAL_COEFFICIENTS.items():
+        if key in coefficients and row.get(column) is None:
+            row[column] = coefficients[key]
+    for field in _ORIGINAL_GHG_FIELDS:
+        row[field] = ghg.get(field)
+    rest: dict[str, Any] = {
+        k: v
+        for k, v in item.items()
+        if k not in ("scope", "category", "activity", "emissions_factor_standards")
+    }
+    rest_coefficients = {k: v for k, v in coefficients.items() if k not in _ORIGINAL_COEFFICIENTS}
+    rest_ghg = {k: v for k, v in ghg.items() if k not in ("coefficients", *_ORIGINAL_GHG_FIELDS)}
+    if rest_coefficients:
+        rest_ghg["coefficients"] = rest_coefficients
+    other_standards = {k: v for k, v in standards.items() if k != "ghg"}
+    if rest_ghg:
+        rest["ghg"] = rest_ghg
+    if other_standards:
+        rest["emissions_factor_standards"] = other_standards
+    row["original_fields"] = json.dumps(rest, sort_keys=True) if rest else None
+    return row
+
+
 def read_original_json(
     document: Any, origin: str, grams_categories: tuple[str, ...] = ()
 ) -> pl.DataFrame:
-    """Factors from the original system's JSON factor model."""
+    """Factors from the original system's JSON factor model, every field kept:
+    ``source``, ``source_origin``, ``last_updated`` and ``notes`` in columns of their
+    own, ``biofuel_co2`` as biogenic CO2, anything else in ``original_fields``."""
     rows = []
     for index, item in enumerate(document):
         try:
-            ghg = item["emissions_factor_standards"]["ghg"]
-            coefficients = ghg["coefficients"]
-            rows.append(
-                {
-                    "scope": item.get("scope"),
-                    "category": item["category"],
-                    "activity": item["activity"],
-                    "unit": coefficients["units"],
-                    "co2_kg_per_unit": coefficients.get("co2_factor"),
-                    "ch4_kg_per_unit": coefficients.get("ch4_factor"),
-                    "n2o_kg_per_unit": coefficients.get("n2o_factor"),
-                    "stated_ar4_kgco2e_per_unit": coefficients.get(
-                        "AR4-kgco2e", coefficients.get("AR4_kgco2e")
-                    ),
-                    "stated_ar5_kgco2e_per_unit": coefficients.get(
-                        "AR5-kgco2e", coefficients.get("AR5_kgco2e")
-                    ),
-                    "source": ghg.get("source"),
-                }
-            )
-        except (KeyError, TypeError) as exc:
+            rows.append(_original_row(item))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(
                 f"factor file {origin}: entry {index} lacks {exc} of the original factor model "
                 "(category, activity, emissions_factor_standards.ghg.coefficients.units)"
             ) from exc
     frame = pl.DataFrame(
-        [{k: None if v is None else str(v) for k, v in row.items()} for row in rows],
+        [{k: None if row.get(k) is None else str(row[k]) for k in FACTOR_COLUMNS} for row in rows],
         schema=dict.fromkeys(FACTOR_COLUMNS, pl.String),
     )
     return _grams_to_kg(_numbers(frame), grams_categories)
@@ -235,8 +317,19 @@ def read_carbonlake_json(document: dict[str, Any], origin: str) -> pl.DataFrame:
                 "source": item.get("source"),
                 "stated_ar4_kgco2e_per_unit": item.get("ar4_kgco2e_per_unit"),
                 "stated_ar5_kgco2e_per_unit": item.get("ar5_kgco2e_per_unit"),
+                **{
+                    key: item.get(key)
+                    for key in (
+                        "ch4_basis",
+                        "scope2_method",
+                        "scope3_category",
+                        "source_origin",
+                        "last_updated",
+                        "notes",
+                    )
+                },
             }
-            for gas in ("co2", "ch4", "n2o"):
+            for gas in ("co2", "ch4", "n2o", "biogenic_co2"):
                 value = item.get(gas)
                 if value is None:
                     row[f"{gas}_kg_per_unit"] = None
@@ -253,7 +346,7 @@ def read_carbonlake_json(document: dict[str, Any], origin: str) -> pl.DataFrame:
     if not rows:
         raise ConfigurationError(f"factor file {origin} has no 'factors'")
     frame = pl.DataFrame(
-        [{k: None if v is None else str(v) for k, v in row.items()} for row in rows],
+        [{k: None if row.get(k) is None else str(row[k]) for k in FACTOR_COLUMNS} for row in rows],
         schema=dict.fromkeys(FACTOR_COLUMNS, pl.String),
     )
     return _numbers(frame)
@@ -350,15 +443,77 @@ def _check(frame: pl.DataFrame, origin: str) -> None:
             f"factor table {origin}: unit(s) {', '.join(map(repr, bad_units))} are not units "
             "carbonlake knows"
         )
-    duplicated = frame.filter(pl.struct("category", "activity").is_duplicated())
+    _check_attributes(frame, origin)
+    keys = frame.with_columns(
+        name_key_expr(pl.col("category")).alias("__category_key"),
+        name_key_expr(pl.col("activity")).alias("__activity_key"),
+    )
+    duplicated = keys.filter(pl.struct("__category_key", "__activity_key").is_duplicated())
     if duplicated.height:
+        first = duplicated.filter(
+            (pl.col("__category_key") == duplicated["__category_key"][0])
+            & (pl.col("__activity_key") == duplicated["__activity_key"][0])
+        )
+        spellings = "; ".join(
+            f"{c!r} / {a!r}" for c, a in zip(first["category"], first["activity"], strict=True)
+        )
         raise ConfigurationError(
-            f"factor table {origin} has more than one factor for "
-            f"{duplicated['category'][0]!r} / {duplicated['activity'][0]!r}"
+            f"factor table {origin} has more than one factor for the same category and "
+            f"activity once spaces and case are ignored ({spellings}); records could not tell "
+            "them apart. Keep one, or rename the other."
         )
     bad = inconsistent_rows(frame)
     if bad.height:
         raise FactorTableError(origin, bad)
+
+
+def _check_attributes(frame: pl.DataFrame, origin: str) -> None:
+    """The attribute columns hold only the values docs/factors.md lists."""
+    problems = [
+        (
+            ~pl.col("ch4_basis").is_in(list(CH4_BASES)),
+            f"ch4_basis must be one of {', '.join(CH4_BASES)}",
+        ),
+        (
+            ~pl.col("scope2_method").is_in(list(SCOPE2_METHODS)),
+            f"scope2_method must be one of {', '.join(SCOPE2_METHODS)}",
+        ),
+        (
+            pl.col("scope2_method").is_not_null() & (pl.col("scope") != 2),
+            "scope2_method is given for a factor that is not scope 2",
+        ),
+        (
+            ~pl.col("scope3_category").is_between(1, 15),
+            "scope3_category must be a GHG Protocol scope 3 category, 1 to 15",
+        ),
+        (
+            pl.col("scope3_category").is_not_null() & (pl.col("scope") != 3),
+            "scope3_category is given for a factor that is not scope 3",
+        ),
+    ]
+    for condition, message in problems:
+        bad = frame.filter(condition.fill_null(False))
+        if bad.height:
+            row = bad.row(0, named=True)
+            raise ConfigurationError(
+                f"factor table {origin}: {row['category']!r} / {row['activity']!r}: {message} "
+                f"({bad.height} factor(s))"
+            )
+
+
+def require_scope2_methods(frame: pl.DataFrame, origin: str) -> None:
+    """Refuse a table with a scope 2 factor that is neither location- nor market-based:
+    the two are reported apart, so every scope 2 factor must say which it is."""
+    unknown = frame.filter((pl.col("scope") == 2) & pl.col("scope2_method").is_null())
+    if unknown.height:
+        categories = ", ".join(sorted(set(unknown["category"].to_list())))
+        raise ConfigurationError(
+            f"factor table {origin}: {unknown.height} scope 2 factor(s) do not say whether they "
+            f"are location-based or market-based (categories: {categories}). Say which with "
+            "--location-based CATEGORY / --market-based CATEGORY (or an --attributes file, "
+            "or scope2_method per factor in carbonlake's format); the GHG Protocol reports "
+            "the two side by side, never added."
+        )
 
 
 def _known_unit(spelling: str) -> bool:
@@ -369,6 +524,139 @@ def _known_unit(spelling: str) -> bool:
     return True
 
 
+# -- attributes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FactorAttributes:
+    """What a factor table may leave unsaid, given on import: which scope 2 categories
+    are location- or market-based, and per factor its biogenic CO2, methane basis and
+    scope 3 category (``factors`` entries name ``category`` and ``activity``)."""
+
+    scope2_methods: dict[str, str]
+    factors: tuple[dict[str, Any], ...] = ()
+
+    def merged(self, other: FactorAttributes) -> FactorAttributes:
+        """These attributes with ``other``'s added (``other`` wins on a clash)."""
+        return FactorAttributes(
+            {**self.scope2_methods, **other.scope2_methods}, self.factors + other.factors
+        )
+
+
+NO_ATTRIBUTES = FactorAttributes({})
+
+
+def read_attributes(data: bytes, origin: str) -> FactorAttributes:
+    """Attributes from a ``carbonlake-factor-attributes/1`` JSON document."""
+    try:
+        document = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"attributes file {origin} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != (
+        "carbonlake-factor-attributes/1"
+    ):
+        raise ConfigurationError(
+            f"attributes file {origin}: expected "
+            '{"format": "carbonlake-factor-attributes/1", ...} (docs/factors.md)'
+        )
+    methods = document.get("scope2_methods") or {}
+    entries = document.get("factors") or []
+    if not isinstance(methods, dict) or not isinstance(entries, list):
+        raise ConfigurationError(
+            f"attributes file {origin}: scope2_methods must be an object and factors a list"
+        )
+    for category, method in methods.items():
+        if method not in SCOPE2_METHODS:
+            raise ConfigurationError(
+                f"attributes file {origin}: scope 2 method {method!r} of {category!r} is not "
+                f"one of {', '.join(SCOPE2_METHODS)}"
+            )
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "category" not in entry or "activity" not in entry:
+            raise ConfigurationError(
+                f"attributes file {origin}: factors[{index}] must name category and activity"
+            )
+        unknown = set(entry) - {
+            "category",
+            "activity",
+            "biogenic_co2",
+            "ch4_basis",
+            "scope3_category",
+            "notes",
+        }
+        if unknown:
+            raise ConfigurationError(
+                f"attributes file {origin}: factors[{index}] has unknown field(s) "
+                f"{', '.join(sorted(unknown))}"
+            )
+    return FactorAttributes(
+        {str(k): str(v) for k, v in methods.items()}, tuple(dict(e) for e in entries)
+    )
+
+
+def read_attributes_file(path: Path) -> FactorAttributes:
+    """Attributes from a file (see :func:`read_attributes`)."""
+    try:
+        return read_attributes(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise ConfigurationError(f"attributes file {path} cannot be read: {exc}") from exc
+
+
+def apply_attributes(
+    frame: pl.DataFrame, attributes: FactorAttributes, origin: str
+) -> pl.DataFrame:
+    """Factor rows with the attributes set; a category or factor the attributes name
+    that the table lacks is an error (a typo would otherwise change nothing)."""
+    frame = frame.with_columns(name_key_expr(pl.col("category")).alias("__category_key"))
+    scope2 = frame.filter(pl.col("scope") == 2)
+    for category, method in attributes.scope2_methods.items():
+        key = name_key(category)
+        if not scope2.filter(pl.col("__category_key") == key).height:
+            raise ConfigurationError(
+                f"factor table {origin}: no scope 2 factor has category {category!r}, which "
+                f"is declared {method}"
+            )
+        frame = frame.with_columns(
+            pl.when((pl.col("scope") == 2) & (pl.col("__category_key") == key))
+            .then(pl.lit(method))
+            .otherwise(pl.col("scope2_method"))
+            .alias("scope2_method")
+        )
+    frame = frame.with_columns(name_key_expr(pl.col("activity")).alias("__activity_key"))
+    for index, entry in enumerate(attributes.factors):
+        where = (pl.col("__category_key") == name_key(str(entry["category"]))) & (
+            pl.col("__activity_key") == name_key(str(entry["activity"]))
+        )
+        if not frame.filter(where).height:
+            raise ConfigurationError(
+                f"factor table {origin}: the attributes name {entry['category']!r} / "
+                f"{entry['activity']!r} (factors[{index}]), which the table does not have"
+            )
+        values: dict[str, Any] = {}
+        if "biogenic_co2" in entry:
+            amount = entry["biogenic_co2"]
+            try:
+                values["biogenic_co2_kg_per_unit"] = _kilograms(
+                    float(amount["value"]), str(amount["unit"]), origin, index, "biogenic_co2"
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"factor table {origin}: biogenic_co2 of factors[{index}] must be "
+                    '{"value": NUMBER, "unit": "kg"}'
+                ) from exc
+        for key in ("ch4_basis", "scope3_category", "notes"):
+            if key in entry:
+                values[key] = entry[key]
+        frame = frame.with_columns(
+            pl.when(where)
+            .then(pl.lit(value, dtype=FACTOR_COLUMNS[key]))
+            .otherwise(pl.col(key))
+            .alias(key)
+            for key, value in values.items()
+        )
+    return frame.drop("__category_key", "__activity_key")
+
+
 def content_version(frame: pl.DataFrame) -> str:
     """The version of a factor table: a hash of its normalised, sorted content."""
     canonical = frame.select(list(FACTOR_COLUMNS)).sort("category", "activity")
@@ -376,11 +664,34 @@ def content_version(frame: pl.DataFrame) -> str:
     return digest.hexdigest()[:12]
 
 
-def build_factor_set(frame: pl.DataFrame, name: str, origin: str) -> FactorSet:
-    """Check normalised factor rows and derive ids and CO2e per unit."""
-    frame = frame.select([pl.col(c).cast(t) for c, t in FACTOR_COLUMNS.items()])
+def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
+    """The methane basis where the table leaves it out: ``non-fossil`` for a factor
+    whose only CO2 is biogenic, ``combustion`` for every other."""
+    biogenic_only = (
+        pl.col("co2_kg_per_unit").is_null() & pl.col("biogenic_co2_kg_per_unit").is_not_null()
+    )
+    return frame.with_columns(
+        pl.coalesce(
+            pl.col("ch4_basis"),
+            pl.when(biogenic_only).then(pl.lit("non-fossil")).otherwise(pl.lit("combustion")),
+        ).alias("ch4_basis")
+    )
+
+
+def build_factor_set(
+    frame: pl.DataFrame, name: str, origin: str, version: str | None = None
+) -> FactorSet:
+    """Check normalised factor rows and derive ids, keys and CO2e per unit.
+
+    ``version`` is a stored set's own version (its content hash when it was stored);
+    a new table gets the hash of its content.
+    """
+    frame = frame.with_columns(
+        pl.lit(None, dtype=t).alias(c) for c, t in FACTOR_COLUMNS.items() if c not in frame.columns
+    )
+    frame = _with_defaults(frame.select([pl.col(c).cast(t) for c, t in FACTOR_COLUMNS.items()]))
     _check(frame, origin)
-    biogenic = pl.col("co2_kg_per_unit").is_null() & pl.col("ch4_kg_per_unit").is_not_null()
+    ch4_gwp = pl.col("ch4_basis").replace_strict(CH4_BASES, return_dtype=pl.Float64)
     derived = frame.with_columns(
         pl.concat_str(
             pl.col("category"),
@@ -398,29 +709,41 @@ def build_factor_set(frame: pl.DataFrame, name: str, origin: str) -> FactorSet:
         pl.coalesce(pl.col("stated_ar5_kgco2e_per_unit"), recomputed_co2e(GWP["ar5"])).alias(
             "ar5_kgco2e_per_unit"
         ),
+        ch4_gwp.alias("ar6_ch4_gwp"),
         (
             pl.col("co2_kg_per_unit").fill_null(0.0)
-            + pl.when(biogenic).then(AR6_GWP["ch4_non_fossil"]).otherwise(AR6_GWP["ch4_fossil"])
-            * pl.col("ch4_kg_per_unit").fill_null(0.0)
+            + ch4_gwp * pl.col("ch4_kg_per_unit").fill_null(0.0)
             + AR6_GWP["n2o"] * pl.col("n2o_kg_per_unit").fill_null(0.0)
         ).alias("ar6_kgco2e_per_unit"),
+        name_key_expr(pl.col("category")).alias("category_key"),
+        name_key_expr(pl.col("activity")).alias("activity_key"),
     )
     if derived["factor_id"].is_duplicated().any():
         clash = derived.filter(pl.col("factor_id").is_duplicated())["activity"].to_list()
         raise ConfigurationError(
             f"factor table {origin}: activities {clash[:4]} give the same factor id"
         )
-    return FactorSet(name=name, version=content_version(frame), factors=derived)
+    return FactorSet(name=name, version=version or content_version(frame), factors=derived)
+
+
+@functools.cache
+def shipped_attributes() -> FactorAttributes:
+    """The attributes of the shipped table (``data/ghgp-2022-attributes.json``)."""
+    data = resources.files("carbonlake").joinpath(SHIPPED_ATTRIBUTES).read_bytes()
+    return read_attributes(data, "the shipped ghgp-2022-attributes.json")
 
 
 @functools.cache
 def shipped_factor_set() -> FactorSet:
-    """The factor set shipped with the package (transport gases corrected to kg)."""
+    """The factor set shipped with the package (transport gases corrected to kg, its
+    attributes applied)."""
     data = (
         resources.files("carbonlake").joinpath("data/emission-factors-ghgp-2022.csv").read_bytes()
     )
     origin = "the shipped emission-factors-ghgp-2022.csv"
     frame = read_ghgp_csv(data, origin, SHIPPED_GRAMS_CATEGORIES)
+    frame = apply_attributes(frame, shipped_attributes(), origin)
+    require_scope2_methods(frame, origin)
     return build_factor_set(frame, DEFAULT_FACTOR_SET, origin)
 
 
@@ -441,7 +764,9 @@ def load_factor_set(selector: str = "", database: Database | None = None) -> Fac
         if found is not None:
             stored_name, stored_version, rows = found
             frame = pl.DataFrame(rows, schema=FACTOR_COLUMNS, orient="row")
-            return build_factor_set(frame, stored_name, f"{stored_name}@{stored_version}")
+            return build_factor_set(
+                frame, stored_name, f"{stored_name}@{stored_version}", stored_version
+            )
     known = ["ghgp-2022 (shipped)"]
     if database is not None:
         known += [f"{s['name']}@{s['version']}" for s in database.factor_sets()]
@@ -456,10 +781,17 @@ def import_factor_file(
     database: Database,
     name: str | None = None,
     grams_categories: tuple[str, ...] = (),
+    attributes: FactorAttributes = NO_ATTRIBUTES,
 ) -> tuple[FactorSet, bool]:
-    """Check and store a factor file as a new version; returns (set, newly created)."""
+    """Check and store a factor file as a new version; returns (set, newly created).
+
+    ``attributes`` say what the file leaves out (scope 2 methods, biogenic CO2,
+    methane basis, scope 3 categories); a scope 2 factor must end up with a method.
+    """
     frame, fmt = read_factor_file(path, grams_categories)
+    frame = apply_attributes(frame, attributes, str(path))
     factor_set = build_factor_set(frame, name or path.stem, str(path))
+    require_scope2_methods(factor_set.factors, str(path))
     created = database.insert_factor_set(
         factor_set.name,
         factor_set.version,
@@ -471,11 +803,14 @@ def import_factor_file(
 
 
 def validate_factor_file(
-    path: Path, grams_categories: tuple[str, ...] = ()
+    path: Path,
+    grams_categories: tuple[str, ...] = (),
+    attributes: FactorAttributes = NO_ATTRIBUTES,
 ) -> tuple[int, pl.DataFrame]:
     """(number of factors, inconsistent rows) of a factor file; the rows are empty when
     every stated CO2e matches the gases. Other problems raise ConfigurationError."""
     frame, _ = read_factor_file(path, grams_categories)
+    frame = apply_attributes(frame, attributes, str(path))
     try:
         build_factor_set(frame, path.stem, str(path))
     except FactorTableError as exc:
@@ -502,7 +837,27 @@ def describe_factor(factor: dict[str, Any], factor_set: FactorSet) -> dict[str, 
         "ar4_kgco2e_per_unit": factor["ar4_kgco2e_per_unit"],
         "ar5_kgco2e_per_unit": factor["ar5_kgco2e_per_unit"],
         "ar6_kgco2e_per_unit": factor["ar6_kgco2e_per_unit"],
+        "biogenic_co2_kg_per_unit": factor["biogenic_co2_kg_per_unit"],
+        "scope2_method": factor["scope2_method"],
+        "scope3_category": factor["scope3_category"],
+        "ch4_basis": factor["ch4_basis"],
+        "gwp": gwp_values(factor["ar6_ch4_gwp"]),
         "source": factor["source"],
+        "source_origin": factor["source_origin"],
+        "last_updated": factor["last_updated"],
+        "notes": factor["notes"],
+        "original_fields": (
+            json.loads(factor["original_fields"]) if factor["original_fields"] else None
+        ),
+    }
+
+
+def gwp_values(ar6_ch4_gwp: float) -> dict[str, dict[str, float]]:
+    """The GWP-100 values a result of a factor uses, per GWP set."""
+    return {
+        "ar4": dict(GWP["ar4"]),
+        "ar5": dict(GWP["ar5"]),
+        "ar6": {"ch4": ar6_ch4_gwp, "n2o": AR6_GWP["n2o"]},
     }
 
 
@@ -530,9 +885,23 @@ def factor_sets(database: Database, active: FactorSet) -> list[dict[str, Any]]:
             "origin": "shipped with carbonlake",
             "factor_count": shipped.factors.height,
             "created_at": None,
+            "scope2_methods": scope2_methods(shipped),
         }
     ]
-    found += database.factor_sets()
+    for item in database.factor_sets():
+        item["scope2_methods"] = database.factor_set_scope2_methods(item["name"], item["version"])
+        found.append(item)
     for item in found:
         item["active"] = f"{item['name']}@{item['version']}" == active.label
     return found
+
+
+def scope2_methods(factor_set: FactorSet) -> dict[str, str | None]:
+    """Each scope 2 category of a set and its method (None: not said)."""
+    rows = (
+        factor_set.factors.filter(pl.col("scope") == 2)
+        .select("category", "scope2_method")
+        .unique()
+        .sort("category")
+    )
+    return dict(rows.iter_rows())

@@ -27,7 +27,7 @@ from .. import lineage
 from .._exceptions import InputDataError
 from ..database import EMISSION_COLUMNS, Database
 from ..storage import Storage
-from . import RECORD_ID, calculate_frame, ndjson
+from . import RECORD_ID, SCOPE2_METHOD_OF, calculate_frame, ndjson
 from .factors import FactorSet
 
 GWP_SETS = ("ar4", "ar5", "ar6")
@@ -35,6 +35,24 @@ GWP_SETS = ("ar4", "ar5", "ar6")
 
 def _tonnes(row: dict[str, Any]) -> dict[str, float]:
     return {g: float(row[f"co2e_{g}_tonnes"] or 0.0) for g in GWP_SETS}
+
+
+def _methods(row: dict[str, Any]) -> list[str]:
+    """The scope 2 method totals a result counts in: both, unless it is scope 2 (then
+    the one of its factor, none if its factor said none)."""
+    if row.get("scope") != 2:
+        return list(SCOPE2_METHOD_OF)
+    return [m for m, attribute in SCOPE2_METHOD_OF.items() if row.get("scope2_method") == attribute]
+
+
+def _zero() -> dict[str, dict[str, float]]:
+    return {m: dict.fromkeys(GWP_SETS, 0.0) for m in SCOPE2_METHOD_OF}
+
+
+def _add(total: dict[str, dict[str, float]], row: dict[str, Any]) -> None:
+    for method in _methods(row):
+        for g, value in _tonnes(row).items():
+            total[method][g] += value
 
 
 def recalculate(
@@ -58,7 +76,8 @@ def recalculate(
 
     details: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
-    totals = {"before": dict.fromkeys(GWP_SETS, 0.0), "after": dict.fromkeys(GWP_SETS, 0.0)}
+    # Totals per scope 2 method (location-based and market-based, never added).
+    totals = {"before": _zero(), "after": _zero()}
     for (root, location), rows in sorted(groups.items()):
         before = {r["activity_event_id"]: r for r in rows}
         frame = pl.read_ndjson(io.BytesIO(storage.read_bytes(location)), infer_schema_length=None)
@@ -71,16 +90,14 @@ def recalculate(
             result.failed[RECORD_ID].to_list(), result.failed["error"].to_list(), strict=True
         ):
             failed.append({"activity_event_id": record_id, "root_id": root, "reason": reason})
-            for g in GWP_SETS:  # unchanged: counts the same before and after
-                value = _tonnes(before[record_id])[g]
-                totals["before"][g] += value
-                totals["after"][g] += value
+            # unchanged: counts the same before and after
+            _add(totals["before"], before[record_id])
+            _add(totals["after"], before[record_id])
         after_rows = result.database_rows.to_dicts()
         for row in after_rows:
             old, new = _tonnes(before[row["activity_event_id"]]), _tonnes(row)
-            for g in GWP_SETS:
-                totals["before"][g] += old[g]
-                totals["after"][g] += new[g]
+            _add(totals["before"], before[row["activity_event_id"]])
+            _add(totals["after"], row)
             details.append(
                 {
                     "activity_event_id": row["activity_event_id"],
@@ -106,7 +123,10 @@ def recalculate(
         "failed": failed,
         "co2e_tonnes": {
             **totals,
-            "difference": {g: totals["after"][g] - totals["before"][g] for g in GWP_SETS},
+            "difference": {
+                m: {g: totals["after"][m][g] - totals["before"][m][g] for g in GWP_SETS}
+                for m in SCOPE2_METHOD_OF
+            },
         },
         "records_detail": details,
     }

@@ -91,20 +91,28 @@ def invalid_rules(rules: list[Rule]) -> list[str]:
 def factor_set_lists(load: Callable[[], FactorSet]) -> ListResolver:
     """The run-time lists of the active factor set, loaded on first use only.
 
-    ``@factor_set.category_activity`` is every (category, activity) pair;
+    ``@factor_set.category_activity`` is every (category, activity) pair,
+    ``@factor_set.category_activity_scope`` every (category, activity, scope);
     ``@factor_set.category`` and ``@factor_set.activity`` the single columns.
     """
 
     @functools.cache
-    def pairs() -> list[tuple[str, str]]:
+    def triples() -> list[tuple[str, str, str]]:
         factors = load().factors
         categories = [str(v) for v in factors["category"].to_list()]
         activities = [str(v) for v in factors["activity"].to_list()]
-        return sorted(set(zip(categories, activities, strict=True)))
+        scopes = [str(v) for v in factors["scope"].to_list()]
+        return sorted(set(zip(categories, activities, scopes, strict=True)))
+
+    @functools.cache
+    def pairs() -> list[tuple[str, str]]:
+        return sorted({(category, activity) for category, activity, _ in triples()})
 
     def resolve(name: str) -> list[Any]:
         if name == "@factor_set.category_activity":
             return [list(pair) for pair in pairs()]
+        if name == "@factor_set.category_activity_scope":
+            return [list(triple) for triple in triples()]
         if name == "@factor_set.category":
             return sorted({category for category, _ in pairs()})
         if name == "@factor_set.activity":

@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from ..calculate.names import name_key, name_key_expr
 from .rules import (
     Agg,
     Between,
@@ -339,6 +340,13 @@ def _is_number(value: Any) -> bool:
 def _row_in(condition: InList, lists: Lists) -> pl.Expr:
     values = _list_values(condition.values, lists)
     subject = condition.subject
+    if (
+        isinstance(condition.values, Reference)
+        and condition.values.name.startswith("@factor_set.")
+        and isinstance(subject, Column | ColumnTuple)
+    ):
+        # Factor names match as the calculation matches them: one rule (names.py).
+        return _factor_names_in(subject, values)
     if isinstance(subject, ColumnTuple):
         joined = pl.concat_str([text(c) for c in subject.columns], separator=_TUPLE_SEPARATOR)
         keys = [_TUPLE_SEPARATOR.join(_as_text(part) for part in value) for value in values]
@@ -351,6 +359,24 @@ def _row_in(condition: InList, lists: Lists) -> pl.Expr:
         return number.is_in(floats.implode())
     texts = pl.Series([_as_text(v) for v in values], dtype=pl.String)
     return _text_of(subject).is_in(texts.implode())
+
+
+def _factor_names_in(subject: Column | ColumnTuple, values: list[Any]) -> pl.Expr:
+    """Membership in a factor-set list, names compared by their key (trimmed, spaces
+    folded, case ignored), other parts (a scope) as trimmed text."""
+    columns = subject.columns if isinstance(subject, ColumnTuple) else (subject.name,)
+    rows = [value if isinstance(value, list | tuple) else [value] for value in values]
+    # Names (category, activity) are keyed; a trailing scope stays text.
+    keyed = [
+        [name_key(str(part)) if i < 2 else _as_text(part) for i, part in enumerate(row)]
+        for row in rows
+    ]
+    parts = [
+        name_key_expr(text(column)) if i < 2 else text(column) for i, column in enumerate(columns)
+    ]
+    joined = pl.concat_str(parts, separator=_TUPLE_SEPARATOR)
+    keys = [_TUPLE_SEPARATOR.join(row) for row in keyed]
+    return joined.is_in(pl.Series(keys, dtype=pl.String).implode())
 
 
 def _row_string_test(condition: StringTest) -> pl.Expr:

@@ -109,11 +109,15 @@ RULE_KEYS = (
 
 REFERENCE_LISTS: dict[str, int] = {
     "@factor_set.category_activity": 2,
+    "@factor_set.category_activity_scope": 3,
     "@factor_set.category": 1,
     "@factor_set.activity": 1,
 }
 """Lists carbonlake supplies at run time, usable as the value of ``IN``; name -> arity.
-``@factor_set.category_activity`` is every (category, activity) pair of the active factor set."""
+``@factor_set.category_activity`` is every (category, activity) pair of the active factor
+set, ``@factor_set.category_activity_scope`` every (category, activity, scope). Names are
+compared as the calculation compares them (calculate/names.py: spaces trimmed and
+folded, case ignored)."""
 
 IMPLICIT = "\x00selected column"
 """Column placeholder in checks of rules with ColumnSelectors; bound per selected column."""

@@ -24,7 +24,7 @@ from ..settings import Settings, load_settings
 from . import _problems, _security
 from ._runner import Runner
 from ._state import Service
-from .routers import emissions, executions, factors, lineage, quality, uploads
+from .routers import emissions, executions, factors, lineage, quality, report, uploads
 
 log = logging.getLogger("carbonlake.service")
 
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     hosts = _security.allowed_hosts(settings.server.allowed_hosts, settings.server.host)
     app.state.api_routes = []
-    for module in (uploads, executions, emissions, lineage, quality, factors):
+    for module in (uploads, executions, emissions, report, lineage, quality, factors):
         router = module.build(read, write)
         app.include_router(router)
         app.state.api_routes += router.routes

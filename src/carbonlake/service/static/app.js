@@ -221,14 +221,20 @@ function qualityBlock(quality) {
   return block;
 }
 
+// Totals come per scope 2 method (GHG Protocol: location-based and market-based side by
+// side, never added): {location_based: {ar4, ar5, ar6}, market_based: {...}}.
+function co2eOf(totals, method = "location_based", gwp = "ar5") {
+  return totals && totals[method] ? totals[method][gwp] : undefined;
+}
+
 function summaryStats(summary) {
   const co2e = summary.co2e_tonnes || {};
   return h("div", { class: "stats", id: "result-stats" },
     stat("Records in", count(summary.records_in)),
     stat("Calculated", count(summary.records_calculated)),
     stat("Failed", count(summary.records_failed)),
-    stat("CO2e (AR5)", tonnes(co2e.ar5), "t"),
-    stat("CO2e (AR6)", tonnes(co2e.ar6), "t"));
+    stat("CO2e AR5 location-based", tonnes(co2eOf(co2e, "location_based")), "t"),
+    stat("CO2e AR5 market-based", tonnes(co2eOf(co2e, "market_based")), "t"));
 }
 
 function failedRecords(summary) {
@@ -387,7 +393,7 @@ views.executions = async (arg) => {
         h("td", { class: "nowrap" }, duration(e.started_at, e.stopped_at)),
         h("td", { class: "num" }, count(s.records_calculated)),
         h("td", { class: "num" }, count(s.records_failed)),
-        h("td", { class: "num" }, s.co2e_tonnes ? tonnes(s.co2e_tonnes.ar5) : "–"),
+        h("td", { class: "num" }, s.co2e_tonnes ? tonnes(co2eOf(s.co2e_tonnes)) : "–"),
         h("td", { class: "mono" }, short(e.execution_id)));
       row.addEventListener("click", () => { location.hash = `#/executions/${encodeURIComponent(e.execution_id)}`; });
       return row;
@@ -552,13 +558,15 @@ views.emissions = async (arg, query) => {
     const [page, summaries] = await Promise.all([listing, groups]);
     if (mine !== loading) return;
     const totals = page.totals;
-    stats.replaceChildren(stat("Records", count(totals.records)), stat("CO2e (AR5)", tonnes(totals.co2e_tonnes.ar5), "t"),
-      stat("CO2e (AR6)", tonnes(totals.co2e_tonnes.ar6), "t"), stat("CO2", tonnes(totals.co2_tonnes), "t"),
-      stat("CH4", tonnes(totals.ch4_tonnes), "t"), stat("N2O", tonnes(totals.n2o_tonnes), "t"));
-    const labels = { scope: "By scope", category: "By category", month: "By month" };
+    stats.replaceChildren(stat("Records", count(totals.records)),
+      stat("CO2e AR5 location-based", tonnes(co2eOf(totals.co2e_tonnes, "location_based")), "t"),
+      stat("CO2e AR5 market-based", tonnes(co2eOf(totals.co2e_tonnes, "market_based")), "t"),
+      stat("Biogenic CO2 (outside scopes)", tonnes(totals.biogenic_co2_tonnes), "t"),
+      stat("Not calculated", count(totals.records_failed)));
+    const labels = { scope: "By scope", category: "By category (location-based)", month: "By month (location-based)" };
     charts.replaceChildren(...summaries.map((s) => card(h("div", { class: `chart by-${s.by}`, dataset: { by: s.by } },
       h("h3", {}, labels[s.by], h("span", { class: "muted small" }, " · CO2e AR5 t")),
-      s.by === "month" ? columnChart(s.groups) : barChart(s.groups, s.by === "scope" ? (k) => `Scope ${k}` : String)))));
+      s.by === "month" ? columnChart(bars(s.groups)) : barChart(s.by === "scope" ? scopeBars(s.groups) : bars(s.groups), s.by === "scope" ? (k) => `Scope ${k}` : String)))));
     scopeNote.textContent = filters.root_id ? `Showing one input file (root_id ${filters.root_id}).` :
       filters.execution_id ? `Showing one execution (${filters.execution_id}).` : "";
     tbody.replaceChildren(...page.records.map((r) => {
@@ -603,16 +611,25 @@ views.emissions = async (arg, query) => {
   await load();
 };
 
+// Chart bars {key, value}: location-based CO2e; scope 2 as two bars, one per method.
+function bars(groups) { return groups.map((g) => ({ key: g.key, value: co2eOf(g.co2e_tonnes) || 0 })); }
+function scopeBars(groups) {
+  return groups.flatMap((g) => String(g.key) === "2" ? [
+    { key: "2 location-based", value: co2eOf(g.co2e_tonnes, "location_based") || 0 },
+    { key: "2 market-based", value: co2eOf(g.co2e_tonnes, "market_based") || 0 }]
+    : [{ key: g.key, value: co2eOf(g.co2e_tonnes) || 0 }]);
+}
+
 function barChart(groups, label) {
   if (!groups.length) return h("div", { class: "empty" }, "No data");
   const shown = groups.slice(0, 8);
-  const max = Math.max(...shown.map((g) => g.co2e_tonnes.ar5 || 0), 1e-12);
+  const max = Math.max(...shown.map((g) => g.value || 0), 1e-12);
   const row = 34, labelWidth = 230, width = 600, barWidth = width - labelWidth - 90;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${shown.length * row + 4}`, role: "img",
-    "aria-label": shown.map((g) => `${label(g.key)}: ${tonnes(g.co2e_tonnes.ar5)} t`).join("; ") });
+    "aria-label": shown.map((g) => `${label(g.key)}: ${tonnes(g.value)} t`).join("; ") });
   shown.forEach((g, i) => {
     const y = i * row;
-    const value = g.co2e_tonnes.ar5 || 0;
+    const value = g.value || 0;
     const name = label(g.key ?? "none");
     const text = name.length > 30 ? `${name.slice(0, 29)}…` : name;
     chart.append(svg("text", { x: 0, y: y + 21 }, svg("title", {}, name), text),
@@ -627,14 +644,14 @@ function barChart(groups, label) {
 function columnChart(groups) {
   if (!groups.length) return h("div", { class: "empty" }, "No data");
   const width = 1180, height = 220, bottom = 26, left = 4;
-  const max = Math.max(...groups.map((g) => g.co2e_tonnes.ar5 || 0), 1e-12);
+  const max = Math.max(...groups.map((g) => g.value || 0), 1e-12);
   const step = (width - left) / groups.length;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `CO2e by month, ${groups[0].key} to ${groups[groups.length - 1].key}` });
   chart.append(svg("line", { class: "axis", x1: 0, x2: width, y1: height - bottom, y2: height - bottom }));
   const labelEvery = Math.ceil(groups.length / 14);
   groups.forEach((g, i) => {
-    const value = g.co2e_tonnes.ar5 || 0;
+    const value = g.value || 0;
     const barHeight = Math.max(1, ((height - bottom - 14) * value) / max);
     const x = left + i * step;
     chart.append(svg("rect", { class: i % 2 ? "bar-fill alt" : "bar-fill", x: x + step * 0.12, width: step * 0.76,
@@ -642,6 +659,115 @@ function columnChart(groups) {
     if (i % labelEvery === 0) chart.append(svg("text", { x: x + step / 2, y: height - 7, "text-anchor": "middle" }, g.key ?? "–"));
   });
   chart.append(svg("text", { x: 0, y: 12 }, `highest month: ${tonnes(max)} t`));
+  return chart;
+}
+
+// -- the GHG Protocol inventory --------------------------------------------------------------------
+
+const INVENTORY = [
+  ["scope_1", "Scope 1"],
+  ["scope_2_location_based", "Scope 2 (location-based)"],
+  ["scope_2_market_based", "Scope 2 (market-based)"],
+  ["scope_3", "Scope 3"],
+  ["total_location_based", "Total, location-based (1 + 2 LB + 3)"],
+  ["total_market_based", "Total, market-based (1 + 2 MB + 3)"],
+];
+
+views.report = async (arg, query) => {
+  const state = { gwp: query.get("gwp") || "ar5", by: query.get("by") || "month", from: query.get("from") || "", to: query.get("to") || "" };
+  const gwp = h("select", { id: "report-gwp" }, ["ar4", "ar5", "ar6"].map((g) => h("option", { value: g }, g.toUpperCase())));
+  gwp.value = state.gwp;
+  const by = h("select", { id: "report-by" }, ["month", "quarter", "year", "asset", "category"].map((b) => h("option", { value: b }, b)));
+  by.value = state.by;
+  const from = h("input", { type: "month", id: "report-from", value: state.from });
+  const to = h("input", { type: "month", id: "report-to", value: state.to });
+  const totals = h("tbody", {});
+  const stats = h("div", { class: "stats", id: "report-stats" });
+  const scopes = h("div", { class: "chart", id: "report-scopes" });
+  const periods = h("div", { class: "chart", id: "report-breakdown" });
+  const coverage = h("div", { id: "report-coverage" });
+  const method = h("div", { class: "muted small", id: "report-methodology" });
+  main.replaceChildren(
+    h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "GHG inventory"),
+      h("p", { class: "muted" }, "GHG Protocol: scope 2 location-based and market-based side by side, never added; biogenic CO2 outside the scopes. Tonnes."))),
+    card(h("div", { class: "filters" }, h("label", { class: "field" }, "GWP", gwp), h("label", { class: "field" }, "Break down by", by),
+      h("label", { class: "field" }, "From", from), h("label", { class: "field" }, "To", to))),
+    stats,
+    h("div", { class: "charts" }, card(h("h3", {}, "By scope", h("span", { class: "muted small" }, " · CO2e t")), scopes),
+      card(h("h3", { id: "report-breakdown-title" }, "By month"), periods)),
+    card(h("div", { class: "table-wrap" }, h("table", { id: "inventory" },
+      h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", { class: "num" }, "CO2e t"), h("th", { class: "num" }, "CO2 t"),
+        h("th", { class: "num" }, "CH4 t"), h("th", { class: "num" }, "N2O t"))), totals))),
+    card(h("h3", {}, "Coverage"), coverage), card(h("h3", {}, "Methodology"), method));
+
+  const load = async () => {
+    const p = new URLSearchParams({ gwp: state.gwp, by: state.by });
+    if (state.from) p.set("from", state.from);
+    if (state.to) p.set("to", state.to);
+    history.replaceState(null, "", `#/report?${p}`);
+    const report = await api(`/report?${p}`);
+    const row = (name, label, t, cls) => h("tr", { class: cls || "", dataset: { total: name } }, h("td", {}, label),
+      h("td", { class: "num" }, tonnes(t.co2e_tonnes)), h("td", { class: "num" }, tonnes(t.co2_tonnes)),
+      h("td", { class: "num" }, tonnes(t.ch4_tonnes)), h("td", { class: "num" }, tonnes(t.n2o_tonnes)));
+    const rows = [];
+    for (const [name, label] of INVENTORY) {
+      rows.push(row(name, label, report[name], name.startsWith("total") ? "total" : ""));
+      if (name === "scope_3") {
+        for (const [key, entry] of Object.entries(report.scope_3.by_category)) {
+          rows.push(row(`scope_3_category_${key}`, `  Category ${key}: ${entry.name}`, entry, "muted"));
+        }
+      }
+    }
+    rows.push(h("tr", { dataset: { total: "biogenic_co2_tonnes" } }, h("td", {}, "Biogenic CO2 (outside the scopes)"),
+      h("td", { class: "num" }, "–"), h("td", { class: "num" }, tonnes(report.biogenic_co2_tonnes)), h("td", {}, ""), h("td", {}, "")));
+    totals.replaceChildren(...rows);
+    const gwpLabel = report.gwp.toUpperCase();
+    stats.replaceChildren(
+      stat(`Total location-based (${gwpLabel})`, tonnes(report.total_location_based.co2e_tonnes), "t"),
+      stat(`Total market-based (${gwpLabel})`, tonnes(report.total_market_based.co2e_tonnes), "t"),
+      stat("Biogenic CO2", tonnes(report.biogenic_co2_tonnes), "t"),
+      stat("Not calculated", count(report.coverage.records_failed)));
+    scopes.replaceChildren(barChart(INVENTORY.slice(0, 4).map(([name, label]) => ({ key: label, value: report[name].co2e_tonnes })), String));
+    document.getElementById("report-breakdown-title").textContent = `By ${state.by} · total location-based / market-based CO2e t`;
+    const breakdown = (report.breakdown || { rows: [] }).rows;
+    periods.replaceChildren(breakdown.length ? pairedChart(breakdown) : h("div", { class: "empty" }, "No data"));
+    const c = report.coverage;
+    coverage.replaceChildren(h("p", {}, `${count(c.records_calculated)} record(s) calculated, ${count(c.records_failed)} could not be calculated ` +
+      `(${(100 * c.share_of_records_not_covered).toFixed(2)}% of records not covered). Those are in no total.`),
+      h("ul", {}, Object.entries(c.failed_by_reason).map(([reason, n]) => h("li", { dataset: { reason } }, h("code", {}, reason), `: ${count(n)}`))));
+    const m = report.methodology;
+    method.replaceChildren(
+      h("p", {}, `GWP ${m.gwp.set.toUpperCase()}: CH4 ${typeof m.gwp.ch4 === "object" ? JSON.stringify(m.gwp.ch4) : m.gwp.ch4}, N2O ${m.gwp.n2o}. ${m.gwp.source}.`),
+      h("p", {}, m.factor_sets.map((f) => `${f.name}@${f.version} (${count(f.records)} records)`).join("; ") || "No results yet."),
+      h("p", {}, m.scope2), h("p", {}, m.biogenic_co2),
+      h("p", {}, Object.values(m.unit_conventions).join(" · ")));
+  };
+  for (const [el, key] of [[gwp, "gwp"], [by, "by"], [from, "from"], [to, "to"]]) {
+    el.addEventListener("change", () => { state[key] = el.value; load().catch(showError); });
+  }
+  await load();
+};
+
+// Two bars per period: total location-based and total market-based, side by side.
+function pairedChart(rows) {
+  const width = 1180, height = 240, bottom = 40, left = 4;
+  const values = rows.flatMap((r) => [r.total_location_based.co2e_tonnes, r.total_market_based.co2e_tonnes]);
+  const max = Math.max(...values, 1e-12);
+  const step = (width - left) / rows.length;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", id: "paired-chart",
+    "aria-label": rows.map((r) => `${r.key ?? "none"}: location-based ${tonnes(r.total_location_based.co2e_tonnes)} t, market-based ${tonnes(r.total_market_based.co2e_tonnes)} t`).join("; ") });
+  chart.append(svg("line", { class: "axis", x1: 0, x2: width, y1: height - bottom, y2: height - bottom }));
+  const labelEvery = Math.ceil(rows.length / 14);
+  rows.forEach((r, i) => {
+    const x = left + i * step;
+    [["location", r.total_location_based.co2e_tonnes, ""], ["market", r.total_market_based.co2e_tonnes, " alt"]].forEach(([kind, value, cls], j) => {
+      const barHeight = Math.max(1, ((height - bottom - 14) * value) / max);
+      chart.append(svg("rect", { class: `bar-fill${cls}`, "data-method": kind, x: x + step * (0.1 + 0.4 * j), width: step * 0.38,
+        y: height - bottom - barHeight, height: barHeight, rx: 2 }, svg("title", {}, `${r.key ?? "none"} ${kind}-based: ${tonnes(value)} t`)));
+    });
+    if (i % labelEvery === 0) chart.append(svg("text", { x: x + step / 2, y: height - 22, "text-anchor": "middle" }, String(r.key ?? "–").slice(0, 16)));
+  });
+  chart.append(svg("text", { x: 0, y: height - 4 }, "left bar: location-based · right bar: market-based"));
   return chart;
 }
 
