@@ -437,7 +437,9 @@ def test_api_report_is_the_cli_report(ran: tuple[str, dict[str, Any]]) -> None:
 
     ws, _ = ran
     cli_report = json.loads(invoke("report", "--by", "month", "--workspace", ws, "--json").stdout)
-    with TestClient(create_app(load_settings(Path(ws), environ={}))) as client:
+    with TestClient(
+        create_app(load_settings(Path(ws), environ={})), base_url="http://localhost"
+    ) as client:
         answer = client.get("/report", params={"by": "month"})
         assert answer.status_code == 200
         api_report = answer.json()

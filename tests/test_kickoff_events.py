@@ -390,7 +390,9 @@ def test_the_service_takes_eventbridge_and_sqs_events(tmp_path: Path) -> None:
         "CARBONLAKE_STORAGE__LANDING_BUCKET_NAME": AWS_BUCKET,
     }
     headers = {"X-API-Key": KEY}
-    with TestClient(create_app(load_settings(ws, environ=environ))) as client:
+    with TestClient(
+        create_app(load_settings(ws, environ=environ)), base_url="http://localhost"
+    ) as client:
         response = client.post(
             "/events/s3", json=eventbridge_event(AWS_BUCKET, "drop/one.csv"), headers=headers
         )

@@ -419,13 +419,13 @@ def test_a_deleted_result_row_is_named(ledger: Ledger) -> None:
 
 def test_an_inserted_fake_result_is_named(ledger: Ledger) -> None:
     with sqlite3.connect(ledger.db_path) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(emissions)")]
+        copied = [
+            "'fake-1'" if c in ("activity_event_id", "lineage_node_id") else c for c in columns
+        ]
         conn.execute(
-            "INSERT INTO emissions SELECT 'fake-1', root_id, execution_id, asset_id, scope, "
-            "category, activity, origin_measurement_timestamp, raw_data, units, co2_tonnes, "
-            "ch4_tonnes, n2o_tonnes, co2e_ar4_tonnes, co2e_ar5_tonnes, factor_id, factor_set, "
-            "factor_version, ar4_kgco2e_per_unit, ar5_kgco2e_per_unit, enriched_location, "
-            "calculated_at, co2e_ar6_tonnes, ar6_kgco2e_per_unit, quantity_used, quantity_unit, "
-            "'fake-1' FROM emissions WHERE activity_event_id = 'r1'"
+            f"INSERT INTO emissions ({', '.join(columns)}) SELECT {', '.join(copied)} "
+            "FROM emissions WHERE activity_event_id = 'r1'"
         )
     code, document = ledger.verify()
     assert code == 1
