@@ -1304,19 +1304,48 @@ class Database:
         rows = self._query("SELECT value FROM workspace_meta WHERE key = 'storage_root'")
         return str(rows[0][0])
 
-    def emission_check_rows(self, root_id: str | None = None) -> Iterator[tuple[Any, ...]]:
-        """(activity_event_id, enriched_location, co2, ch4, n2o, co2e ar4, ar5, ar6) of
-        every current result (of one root), for lineage verify."""
+    def emission_roots(self) -> list[str]:
+        """The roots that have current results."""
+        return [str(r[0]) for r in self._query("SELECT DISTINCT root_id FROM emissions")]
+
+    def iter_emission_check_rows(self, root_id: str) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        """A root's current results grouped by enriched file, one file at a time:
+        ``(enriched_location, [(activity_event_id, co2, ch4, n2o, co2e ar4, ar5, ar6)])``,
+        for lineage verify (streamed: memory holds one file's results)."""
         sql = (
-            "SELECT activity_event_id, enriched_location, co2_tonnes, ch4_tonnes, n2o_tonnes, "
-            "co2e_ar4_tonnes, co2e_ar5_tonnes, co2e_ar6_tonnes FROM emissions"
+            "SELECT enriched_location, activity_event_id, co2_tonnes, ch4_tonnes, n2o_tonnes, "
+            "co2e_ar4_tonnes, co2e_ar5_tonnes, co2e_ar6_tonnes FROM emissions "
+            "WHERE root_id = ? ORDER BY enriched_location"
         )
-        params: tuple[Any, ...] = ()
-        if root_id is not None:
-            sql += " WHERE root_id = ?"
-            params = (root_id,)
-        for row in self._query(sql, params):
-            yield tuple(row)
+        try:
+            cursor = self._connection().cursor()
+            cursor.row_factory = None
+            cursor.execute(sql, (root_id,))
+            location: str | None = None
+            group: list[tuple[Any, ...]] = []
+            while rows := cursor.fetchmany(20_000):
+                for row in rows:
+                    if row[0] != location:
+                        if location is not None:
+                            yield location, group
+                        location, group = row[0], []
+                    group.append(tuple(row[1:]))
+            if location is not None:
+                yield location, group
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"reading the results of {self.path} failed: {exc}") from exc
+
+    def current_locations(self, activity_event_ids: Sequence[str]) -> dict[str, str]:
+        """The enriched file of each given record's current result (records without one
+        are left out)."""
+        found: dict[str, str] = {}
+        for row in self._query_in(
+            "SELECT activity_event_id, enriched_location FROM emissions "
+            "WHERE activity_event_id IN ({marks})",
+            activity_event_ids,
+        ):
+            found[str(row[0])] = str(row[1])
+        return found
 
     def deleted_record_ids(self) -> set[str]:
         """Records whose results an admin deleted (tombstones)."""

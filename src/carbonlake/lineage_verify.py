@@ -366,6 +366,7 @@ class _Verifier:
         self.snapshot_at: int | None = None
         """Ledger size at which to keep the Merkle root (a checkpoint's size)."""
         self.snapshot: bytes | None = None
+        self._deleted_ids: set[str] | None = None
 
     def problem(
         self,
@@ -815,46 +816,81 @@ class _Verifier:
 
     def check_results(self, root_id: str | None) -> None:
         """Every current result must be a record of an enriched file the ledger recorded
-        (and verified), with the same numbers; every calculated record must have a current
-        result; every execution's stored totals must be those of its enriched files."""
-        files: dict[str, pl.DataFrame] = {}
-        recorded: set[str] = set()
-        for state in self.roots.values():
-            for location, (_action, matched) in state.result_files.items():
-                recorded.add(location)
-                if matched:
-                    files[location] = self._result_values(location)
-        expected: dict[tuple[str, str], tuple[float | None, ...]] = {}
-        calculated: dict[str, str] = {}
-        for location, frame in files.items():
-            for record_id, *values in frame.select("id", *RESULT_COLUMNS).iter_rows():
-                expected[(location, str(record_id))] = tuple(values)
-                calculated.setdefault(str(record_id), location)
-        current: set[str] = set()
-        for row in self.database.emission_check_rows(root_id):
-            record_id, location, *values = row
-            current.add(str(record_id))
-            self.report.results += 1
-            if location not in recorded:
+        (and verified), with the same numbers; every calculated record must still have a
+        current result (or a later one, or a recorded deletion); every execution's stored
+        totals must be those of its enriched files.
+
+        Streamed one enriched file at a time: the results of a root are read in order of
+        their file, so memory holds one file's records, not the whole table.
+        """
+        roots = (
+            [root_id]
+            if root_id is not None
+            else sorted(set(self.roots) | set(self.database.emission_roots()))
+        )
+        for root in roots:
+            state = self.roots.get(root)
+            files = state.result_files if state is not None else {}
+            totals: list[tuple[int, dict[str, Any]]] = []
+            seen: set[str] = set()
+            for location, rows in self.database.iter_emission_check_rows(root):
+                seen.add(location)
+                self._check_file_results(root, location, rows, files, totals)
+            # Files whose records have no current result pointing at them at all.
+            for location, (_action, matched) in files.items():
+                if location not in seen and matched:
+                    self._check_file_results(root, location, [], files, totals)
+            if state is not None:
+                self._check_execution_outputs(root, state, totals)
+
+    def _deleted(self) -> set[str]:
+        if self._deleted_ids is None:
+            self._deleted_ids = self.database.deleted_record_ids()
+        return self._deleted_ids
+
+    def _check_file_results(
+        self,
+        root: str,
+        location: str,
+        rows: list[tuple[Any, ...]],
+        files: dict[str, tuple[str, bool]],
+        totals: list[tuple[int, dict[str, Any]]],
+    ) -> None:
+        recorded = files.get(location)
+        if recorded is None:
+            for record_id, *_ in rows[:1]:
+                self.report.results += len(rows)
                 self.problem(
                     "result_unrecorded",
-                    f"the result of record {record_id} says it comes from {location}, which "
-                    "no lineage node records: the result was added or altered outside the "
-                    "pipeline",
-                    None,
+                    f"the result of record {record_id} (root {root}) says it comes from "
+                    f"{location}, which no lineage node of its root records: the result was "
+                    f"added or altered outside the pipeline ({len(rows)} such result(s))",
+                    root,
                     str(record_id),
                     location,
                 )
-                continue
-            if location not in files:
-                continue  # the file itself is already reported (changed or missing)
-            found = expected.get((location, str(record_id)))
+            return
+        action, matched = recorded
+        if not matched:
+            return  # the file itself is already reported (changed or missing)
+        frame = self._result_values(location)
+        if action == lineage.CALCULATION_COMPLETE:
+            sums = frame.select(calc.co2e_by_method_exprs()).row(0, named=True)
+            totals.append((frame.height, calc.co2e_by_method(sums)))
+        expected = {
+            str(r[0]): tuple(r[1:]) for r in frame.select("id", *RESULT_COLUMNS).iter_rows()
+        }
+        self.report.results += len(rows)
+        current: set[str] = set()
+        for record_id, *values in rows:
+            current.add(str(record_id))
+            found = expected.get(str(record_id))
             if found is None:
                 self.problem(
                     "result_unrecorded",
                     f"the result of record {record_id} says it comes from {location}, which "
                     "holds no such record: the result was added outside the pipeline",
-                    None,
+                    root,
                     str(record_id),
                     location,
                 )
@@ -866,26 +902,30 @@ class _Verifier:
                         f"the result of record {record_id} has {column} {stored} in the "
                         f"results table but {recomputed} in {location}, which the ledger "
                         "verified: the results table was changed",
-                        None,
+                        root,
                         str(record_id),
                         location,
                     )
                     break
-        missing = sorted(set(calculated) - current - self.database.deleted_record_ids())
-        if root_id is not None:
-            missing = [m for m in missing if self.database.emission(m) is None]
+        # Records of the file with no result here: each must have a current result from
+        # elsewhere (a later calculation replaced it) or a recorded deletion.
+        others = [i for i in expected if i not in current]
+        if not others:
+            return
+        elsewhere = self.database.current_locations(others)
+        deleted = self._deleted() if len(elsewhere) < len(others) else set()
+        missing = [i for i in others if elsewhere.get(i, location) == location and i not in deleted]
         if missing:
             shown = ", ".join(missing[:_SHOWN_ROWS])
             more = f" and {len(missing) - _SHOWN_ROWS} more" if len(missing) > _SHOWN_ROWS else ""
             self.problem(
                 "result_missing",
-                f"record(s) {shown}{more} were calculated (first in {calculated[missing[0]]}) "
-                "but have no current result: rows were deleted from the results table",
-                None,
+                f"record(s) {shown}{more} of {location} (root {root}) were calculated but "
+                "have no current result: rows were deleted from the results table",
+                root,
                 missing[0],
-                calculated[missing[0]],
+                location,
             )
-        self._check_execution_outputs(files)
 
     def _result_values(self, location: str) -> pl.DataFrame:
         """(record id, co2, ch4, n2o, co2e ar4, ar5, ar6, scope, scope 2 method) of an
@@ -936,50 +976,46 @@ class _Verifier:
             attribute("scope2_method", pl.String),
         )
 
-    def _check_execution_outputs(self, files: dict[str, pl.DataFrame]) -> None:
-        """An execution's stored summary must count and total its root's enriched files."""
-        for root, state in self.roots.items():
-            outputs = [
-                e
-                for e in self.database.executions_of_root(root)
-                if e["status"] in ("SUCCEEDED", "FAILED") and e.get("output")
-            ]
-            if not outputs:
-                continue
-            own = [
-                files[location]
-                for location, (action, matched) in state.result_files.items()
-                if action == lineage.CALCULATION_COMPLETE and matched and location in files
-            ]
-            if len(own) < sum(
-                1 for a, _ in state.result_files.values() if a == lineage.CALCULATION_COMPLETE
-            ):
-                continue  # a file is already reported; its totals cannot be recomputed
-            records = sum(f.height for f in own)
-            every = pl.concat(own) if own else self._empty_values()
-            totals = calc.co2e_by_method(
-                every.select(calc.co2e_by_method_exprs()).row(0, named=True)
+    def _check_execution_outputs(
+        self, root: str, state: _Root, own: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """An execution's stored summary must count and total its root's enriched files
+        (``own``: each calculation file's record count and CO2e sums)."""
+        outputs = [
+            e
+            for e in self.database.executions_of_root(root)
+            if e["status"] in ("SUCCEEDED", "FAILED") and e.get("output")
+        ]
+        complete = [
+            matched
+            for action, matched in state.result_files.values()
+            if action == lineage.CALCULATION_COMPLETE
+        ]
+        if not outputs or not all(complete) or len(own) != len(complete):
+            return  # nothing stored, or a file is already reported: nothing to recompute
+        records = sum(count for count, _ in own)
+        totals = {
+            method: {gwp: math.fsum(sums[method][gwp] for _, sums in own) for gwp in by_gwp}
+            for method, by_gwp in (own[0][1] if own else calc.co2e_by_method({})).items()
+        }
+        for execution in outputs:
+            output = execution["output"]
+            stored = output.get("records_calculated")
+            stored_totals = output.get("co2e_tonnes") or {}
+            wrong = stored != records or any(
+                not _same_number((stored_totals.get(method) or {}).get(gwp), value, absolute=1e-9)
+                for method, by_gwp in totals.items()
+                for gwp, value in by_gwp.items()
             )
-            for execution in outputs:
-                output = execution["output"]
-                stored = output.get("records_calculated")
-                stored_totals = output.get("co2e_tonnes") or {}
-                wrong = stored != records or any(
-                    not _same_number(
-                        (stored_totals.get(method) or {}).get(gwp), value, absolute=1e-9
-                    )
-                    for method, by_gwp in totals.items()
-                    for gwp, value in by_gwp.items()
+            if wrong:
+                self.problem(
+                    "output_changed",
+                    f"execution {execution['execution_id']} (root {root}) reports {stored} "
+                    f"records calculated and CO2e {stored_totals}, but its enriched files, "
+                    f"which the ledger verified, hold {records} records and CO2e {totals}: "
+                    "its stored output was changed",
+                    root,
                 )
-                if wrong:
-                    self.problem(
-                        "output_changed",
-                        f"execution {execution['execution_id']} (root {root}) reports "
-                        f"{stored} records calculated and CO2e {stored_totals}, but its "
-                        f"enriched files, which the ledger verified, hold {records} records "
-                        f"and CO2e {totals}: its stored output was changed",
-                        root,
-                    )
 
     # -- 6. objects nobody recorded ------------------------------------------------------
 
