@@ -62,6 +62,7 @@ UNRECORDED_BUCKETS = ("raw", "error", "transformed", "enriched", "dq-results")
 """Buckets whose every object a node must name (landing: files waiting for a run;
 lineage-archive: exports of the ledger)."""
 ROOT_FOLDER_BUCKETS = ("transformed", "enriched", "dq-results")
+"""Buckets whose objects sit in a folder named after their root_id."""
 _RESULT_ACTIONS = (lineage.CALCULATION_COMPLETE, lineage.RECALCULATION)
 RESULT_COLUMNS = (
     "co2_tonnes",
@@ -72,7 +73,6 @@ RESULT_COLUMNS = (
     "co2e_ar6_tonnes",
 )
 """The numbers of a current result that verify compares with its enriched record."""
-"""Buckets whose objects sit in a folder named after their root_id."""
 
 
 # -- Merkle tree (RFC 6962) --------------------------------------------------------
