@@ -73,6 +73,10 @@ RESULT_COLUMNS = (
     "co2e_ar6_tonnes",
 )
 """The numbers of a current result that verify compares with its enriched record."""
+RESULT_BATCH_ROWS = 50_000
+"""Results compared at a time (with their enriched files' records)."""
+RESULT_BATCH_FILES = 50
+"""Enriched files without results compared at a time."""
 
 
 # -- Merkle tree (RFC 6962) --------------------------------------------------------
@@ -820,8 +824,9 @@ class _Verifier:
         current result (or a later one, or a recorded deletion); every execution's stored
         totals must be those of its enriched files.
 
-        Streamed one enriched file at a time: the results of a root are read in order of
-        their file, so memory holds one file's records, not the whole table.
+        A root's results are read in groups of about RESULT_BATCH_ROWS, with their enriched
+        files parsed together (only the columns compared) and matched by a join: memory
+        holds one group, not the table.
         """
         roots = (
             [root_id]
@@ -831,156 +836,154 @@ class _Verifier:
         for root in roots:
             state = self.roots.get(root)
             files = state.result_files if state is not None else {}
-            totals: list[tuple[int, dict[str, Any]]] = []
+            outputs = _Outputs()
             seen: set[str] = set()
+            group: list[tuple[str, list[tuple[Any, ...]]]] = []
+            size = 0
             for location, rows in self.database.iter_emission_check_rows(root):
                 seen.add(location)
-                self._check_file_results(root, location, rows, files, totals)
-            # Files whose records have no current result pointing at them at all.
-            for location, (_action, matched) in files.items():
-                if location not in seen and matched:
-                    self._check_file_results(root, location, [], files, totals)
+                group.append((location, rows))
+                size += len(rows)
+                if size >= RESULT_BATCH_ROWS:
+                    self._check_group(root, group, files, outputs)
+                    group, size = [], 0
+            # Files none of whose records has a current result here: each record must
+            # have a later one elsewhere, or a recorded deletion.
+            group += [
+                (loc, []) for loc, (_, matched) in files.items() if matched and loc not in seen
+            ]
+            for start in range(0, len(group), RESULT_BATCH_FILES):
+                self._check_group(root, group[start : start + RESULT_BATCH_FILES], files, outputs)
             if state is not None:
-                self._check_execution_outputs(root, state, totals)
+                self._check_execution_outputs(root, state, outputs)
 
     def _deleted(self) -> set[str]:
         if self._deleted_ids is None:
             self._deleted_ids = self.database.deleted_record_ids()
         return self._deleted_ids
 
-    def _check_file_results(
+    def _check_group(
         self,
         root: str,
-        location: str,
-        rows: list[tuple[Any, ...]],
+        group: list[tuple[str, list[tuple[Any, ...]]]],
         files: dict[str, tuple[str, bool]],
-        totals: list[tuple[int, dict[str, Any]]],
+        outputs: _Outputs,
     ) -> None:
-        recorded = files.get(location)
-        if recorded is None:
-            for record_id, *_ in rows[:1]:
-                self.report.results += len(rows)
-                self.problem(
-                    "result_unrecorded",
-                    f"the result of record {record_id} (root {root}) says it comes from "
-                    f"{location}, which no lineage node of its root records: the result was "
-                    f"added or altered outside the pipeline ({len(rows)} such result(s))",
-                    root,
-                    str(record_id),
-                    location,
-                )
-            return
-        action, matched = recorded
-        if not matched:
-            return  # the file itself is already reported (changed or missing)
-        frame = self._result_values(location)
-        if action == lineage.CALCULATION_COMPLETE:
-            sums = frame.select(calc.co2e_by_method_exprs()).row(0, named=True)
-            totals.append((frame.height, calc.co2e_by_method(sums)))
-        expected = {
-            str(r[0]): tuple(r[1:]) for r in frame.select("id", *RESULT_COLUMNS).iter_rows()
-        }
-        self.report.results += len(rows)
-        current: set[str] = set()
-        for record_id, *values in rows:
-            current.add(str(record_id))
-            found = expected.get(str(record_id))
-            if found is None:
-                self.problem(
-                    "result_unrecorded",
-                    f"the result of record {record_id} says it comes from {location}, which "
-                    "holds no such record: the result was added outside the pipeline",
-                    root,
-                    str(record_id),
-                    location,
-                )
-                continue
-            for column, stored, recomputed in zip(RESULT_COLUMNS, values, found, strict=True):
-                if not _same_number(stored, recomputed):
+        """Compare a group of enriched files' records with the results that name them."""
+        table_rows: list[tuple[Any, ...]] = []
+        locations: list[str] = []
+        for location, rows in group:
+            self.report.results += len(rows)
+            recorded = files.get(location)
+            if recorded is None:
+                if rows:
                     self.problem(
-                        "result_changed",
-                        f"the result of record {record_id} has {column} {stored} in the "
-                        f"results table but {recomputed} in {location}, which the ledger "
-                        "verified: the results table was changed",
+                        "result_unrecorded",
+                        f"the result of record {rows[0][0]} (root {root}) says it comes from "
+                        f"{location}, which no lineage node of its root records: the result "
+                        f"was added or altered outside the pipeline ({len(rows)} such "
+                        "result(s))",
                         root,
-                        str(record_id),
+                        str(rows[0][0]),
                         location,
                     )
-                    break
-        # Records of the file with no result here: each must have a current result from
-        # elsewhere (a later calculation replaced it) or a recorded deletion.
-        others = [i for i in expected if i not in current]
-        if not others:
+                continue
+            if not recorded[1]:
+                continue  # the file itself is already reported (changed or missing)
+            locations.append(location)
+            table_rows += [(location, *row) for row in rows]
+        if not locations:
             return
-        elsewhere = self.database.current_locations(others)
-        deleted = self._deleted() if len(elsewhere) < len(others) else set()
-        missing = [i for i in others if elsewhere.get(i, location) == location and i not in deleted]
+        expected = self._results_of_files(locations)
+        calculated = [loc for loc in locations if files[loc][0] == lineage.CALCULATION_COMPLETE]
+        if calculated:
+            own = expected.filter(pl.col("location").is_in(pl.Series(calculated).implode()))
+            sums = own.select(calc.co2e_by_method_exprs()).row(0, named=True)
+            outputs.add(len(calculated), own.height, calc.co2e_by_method(sums))
+        names = ["location", "id", *(f"{c}_stored" for c in RESULT_COLUMNS)]
+        table = pl.DataFrame(
+            table_rows,
+            schema={n: (pl.String if i < 2 else pl.Float64) for i, n in enumerate(names)},
+            orient="row",
+        )
+        joined = table.join(expected, on=["location", "id"], how="left", coalesce=True)
+        unknown = joined.filter(pl.col("known").is_null())
+        if unknown.height:
+            first = unknown.row(0, named=True)
+            self.problem(
+                "result_unrecorded",
+                f"the result of record {first['id']} says it comes from {first['location']}, "
+                f"which holds no such record: the result was added outside the pipeline "
+                f"({unknown.height} such result(s) in this group)",
+                root,
+                first["id"],
+                first["location"],
+            )
+        differs = [
+            pl.when(_differs(pl.col(f"{c}_stored"), pl.col(c))).then(pl.lit(c))
+            for c in RESULT_COLUMNS
+        ]
+        changed = (
+            joined.filter(pl.col("known").is_not_null())
+            .with_columns(pl.coalesce(differs).alias("changed_column"))
+            .filter(pl.col("changed_column").is_not_null())
+        )
+        for row in changed.head(_SHOWN_ROWS if not self.stop_at_first else 1).iter_rows(named=True):
+            column = row["changed_column"]
+            self.problem(
+                "result_changed",
+                f"the result of record {row['id']} has {column} {row[f'{column}_stored']} in "
+                f"the results table but {row[column]} in {row['location']}, which the ledger "
+                "verified: the results table was changed",
+                root,
+                row["id"],
+                row["location"],
+            )
+        # Records of the files with no result naming them must have a later one elsewhere
+        # (a later calculation replaced it) or a recorded deletion.
+        absent = expected.join(table.select("location", "id"), on=["location", "id"], how="anti")
+        if not absent.height:
+            return
+        ids = absent["id"].to_list()
+        elsewhere = self.database.current_locations(ids)
+        deleted = self._deleted() if len(elsewhere) < len(ids) else set()
+        missing = [
+            (location, record_id)
+            for location, record_id in absent.select("location", "id").iter_rows()
+            if elsewhere.get(record_id, location) == location and record_id not in deleted
+        ]
         if missing:
-            shown = ", ".join(missing[:_SHOWN_ROWS])
+            shown = ", ".join(r for _, r in missing[:_SHOWN_ROWS])
             more = f" and {len(missing) - _SHOWN_ROWS} more" if len(missing) > _SHOWN_ROWS else ""
             self.problem(
                 "result_missing",
-                f"record(s) {shown}{more} of {location} (root {root}) were calculated but "
-                "have no current result: rows were deleted from the results table",
+                f"record(s) {shown}{more} of root {root} were calculated (in {missing[0][0]}) "
+                "but have no current result: rows were deleted from the results table",
                 root,
-                missing[0],
-                location,
+                missing[0][1],
+                missing[0][0],
             )
 
-    def _result_values(self, location: str) -> pl.DataFrame:
-        """(record id, co2, ch4, n2o, co2e ar4, ar5, ar6, scope, scope 2 method) of an
-        enriched file's records."""
-        data = self.storage.read_bytes(location)
-        if not data.strip():
-            return self._empty_values()
-        return self._values_of(data)
+    def _results_of_files(self, locations: list[str]) -> pl.DataFrame:
+        """The compared columns of the records of some enriched files, with their location.
+        The files are parsed as one buffer (JSON parsing is most of the cost, and one large
+        parse uses every core), only the fields compared."""
+        parts: list[bytes] = []
+        where: list[str] = []
+        for location in locations:
+            data = self.storage.read_bytes(location)
+            count = sum(1 for line in data.split(b"\n") if line.strip())
+            if count:
+                parts.append(data if data.endswith(b"\n") else data + b"\n")
+                where += [location] * count
+        if not parts:
+            frame = pl.DataFrame(schema=_ENRICHED_SCHEMA)
+        else:
+            frame = pl.read_ndjson(b"".join(parts), schema=_ENRICHED_SCHEMA)
+        return _values_frame(frame.with_columns(pl.Series("location", where, dtype=pl.String)))
 
-    @staticmethod
-    def _empty_values() -> pl.DataFrame:
-        return pl.DataFrame(
-            schema={
-                "id": pl.String,
-                **{c: pl.Float64 for c in RESULT_COLUMNS},
-                "scope": pl.Int64,
-                "scope2_method": pl.String,
-            }
-        )
-
-    @staticmethod
-    def _values_of(data: bytes) -> pl.DataFrame:
-        frame = pl.read_ndjson(data, infer_schema_length=None)
-        emissions = pl.col("emissions_output").struct.field("calculated_emissions")
-
-        def amount(gas: pl.Expr) -> pl.Expr:
-            return gas.struct.field("amount").cast(pl.Float64)
-
-        factor_fields = _struct_fields(frame.schema["emissions_output"], "emissions_factor")
-        factor = pl.col("emissions_output").struct.field("emissions_factor")
-
-        def attribute(name: str, dtype: Any) -> pl.Expr:
-            # Results written before factors carried their scope have none.
-            if name not in factor_fields:
-                return pl.lit(None, dtype=dtype).alias(name)
-            return factor.struct.field(name).cast(dtype).alias(name)
-
-        co2e = emissions.struct.field("co2e")
-        return frame.select(
-            pl.col("activity_event_id").cast(pl.String).alias("id"),
-            amount(emissions.struct.field("co2")).alias("co2_tonnes"),
-            amount(emissions.struct.field("ch4")).alias("ch4_tonnes"),
-            amount(emissions.struct.field("n2o")).alias("n2o_tonnes"),
-            amount(co2e.struct.field("ar4")).alias("co2e_ar4_tonnes"),
-            amount(co2e.struct.field("ar5")).alias("co2e_ar5_tonnes"),
-            amount(co2e.struct.field("ar6")).alias("co2e_ar6_tonnes"),
-            attribute("scope", pl.Int64),
-            attribute("scope2_method", pl.String),
-        )
-
-    def _check_execution_outputs(
-        self, root: str, state: _Root, own: list[tuple[int, dict[str, Any]]]
-    ) -> None:
-        """An execution's stored summary must count and total its root's enriched files
-        (``own``: each calculation file's record count and CO2e sums)."""
+    def _check_execution_outputs(self, root: str, state: _Root, own: _Outputs) -> None:
+        """An execution's stored summary must count and total its root's enriched files."""
         outputs = [
             e
             for e in self.database.executions_of_root(root)
@@ -991,18 +994,14 @@ class _Verifier:
             for action, matched in state.result_files.values()
             if action == lineage.CALCULATION_COMPLETE
         ]
-        if not outputs or not all(complete) or len(own) != len(complete):
+        if not outputs or not all(complete) or own.files != len(complete):
             return  # nothing stored, or a file is already reported: nothing to recompute
-        records = sum(count for count, _ in own)
-        totals = {
-            method: {gwp: math.fsum(sums[method][gwp] for _, sums in own) for gwp in by_gwp}
-            for method, by_gwp in (own[0][1] if own else calc.co2e_by_method({})).items()
-        }
+        totals = own.totals()
         for execution in outputs:
             output = execution["output"]
             stored = output.get("records_calculated")
             stored_totals = output.get("co2e_tonnes") or {}
-            wrong = stored != records or any(
+            wrong = stored != own.records or any(
                 not _same_number((stored_totals.get(method) or {}).get(gwp), value, absolute=1e-9)
                 for method, by_gwp in totals.items()
                 for gwp, value in by_gwp.items()
@@ -1012,8 +1011,8 @@ class _Verifier:
                     "output_changed",
                     f"execution {execution['execution_id']} (root {root}) reports {stored} "
                     f"records calculated and CO2e {stored_totals}, but its enriched files, "
-                    f"which the ledger verified, hold {records} records and CO2e {totals}: "
-                    "its stored output was changed",
+                    f"which the ledger verified, hold {own.records} records and CO2e "
+                    f"{totals}: its stored output was changed",
                     root,
                 )
 
@@ -1109,12 +1108,77 @@ class _Verifier:
             )
 
 
-def _struct_fields(dtype: Any, name: str) -> set[str]:
-    """Names of the fields of struct ``name`` inside struct type ``dtype`` (empty if none)."""
-    for outer in getattr(dtype, "fields", []):
-        if outer.name == name:
-            return {inner.name for inner in getattr(outer.dtype, "fields", [])}
-    return set()
+_AMOUNT = pl.Struct({"amount": pl.Float64})
+_ENRICHED_SCHEMA: dict[str, Any] = {
+    "activity_event_id": pl.String,
+    "emissions_output": pl.Struct(
+        {
+            "calculated_emissions": pl.Struct(
+                {
+                    "co2": _AMOUNT,
+                    "ch4": _AMOUNT,
+                    "n2o": _AMOUNT,
+                    "co2e": pl.Struct({"ar4": _AMOUNT, "ar5": _AMOUNT, "ar6": _AMOUNT}),
+                }
+            ),
+            # Results written before factors carried their scope have neither: null.
+            "emissions_factor": pl.Struct({"scope": pl.Int64, "scope2_method": pl.String}),
+        }
+    ),
+}
+"""The fields of an enriched record that verify compares (the rest is not parsed)."""
+
+
+def _values_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """(location, id, the RESULT_COLUMNS, scope, scope2_method, known) of parsed records."""
+    emissions = pl.col("emissions_output").struct.field("calculated_emissions")
+    co2e = emissions.struct.field("co2e")
+    factor = pl.col("emissions_output").struct.field("emissions_factor")
+
+    def amount(gas: pl.Expr) -> pl.Expr:
+        return gas.struct.field("amount")
+
+    return frame.select(
+        pl.col("location"),
+        pl.col("activity_event_id").alias("id"),
+        amount(emissions.struct.field("co2")).alias("co2_tonnes"),
+        amount(emissions.struct.field("ch4")).alias("ch4_tonnes"),
+        amount(emissions.struct.field("n2o")).alias("n2o_tonnes"),
+        amount(co2e.struct.field("ar4")).alias("co2e_ar4_tonnes"),
+        amount(co2e.struct.field("ar5")).alias("co2e_ar5_tonnes"),
+        amount(co2e.struct.field("ar6")).alias("co2e_ar6_tonnes"),
+        factor.struct.field("scope").alias("scope"),
+        factor.struct.field("scope2_method").alias("scope2_method"),
+        pl.lit(True).alias("known"),
+    )
+
+
+def _differs(stored: pl.Expr, recomputed: pl.Expr) -> pl.Expr:
+    """Whether two numbers differ beyond float noise (both missing: the same)."""
+    close = (stored - recomputed).abs() <= 1e-9 * pl.max_horizontal(stored.abs(), recomputed.abs())
+    same = (stored.is_null() & recomputed.is_null()) | close.fill_null(False)
+    return ~same
+
+
+class _Outputs:
+    """What a root's calculation files hold: files, records and CO2e sums per method."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.records = 0
+        self._sums: list[dict[str, dict[str, float]]] = []
+
+    def add(self, files: int, records: int, sums: dict[str, dict[str, float]]) -> None:
+        self.files += files
+        self.records += records
+        self._sums.append(sums)
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        every = self._sums or [calc.co2e_by_method({})]
+        return {
+            method: {gwp: math.fsum(s[method][gwp] for s in every) for gwp in by_gwp}
+            for method, by_gwp in every[0].items()
+        }
 
 
 def _same_number(a: Any, b: Any, absolute: float = 0.0) -> bool:
