@@ -315,3 +315,17 @@ def test_a_result_replaced_by_another_file_is_reported_in_the_summary(
         text=True,
     )
     assert "replaced      4 earlier result(s)" in done.stdout, done.stdout
+
+
+def test_the_report_coverage_counts_results_replaced_by_another_file(
+    context: Context, make_csv: Callable[..., Path]
+) -> None:
+    from carbonlake.report import inventory
+
+    pipeline = Pipeline(context)
+    pipeline.run_file(make_csv([activity_row(f"y{i}") for i in range(1, 5)], name="a.csv"))
+    assert inventory(context.database)["coverage"]["records_replaced_by_another_file"] == 0
+    pipeline.run_file(make_csv([activity_row(f"y{i}") for i in range(3, 7)], name="b.csv"))
+    coverage = inventory(context.database)["coverage"]
+    assert coverage["records_replaced_by_another_file"] == 2  # y3 and y4
+    assert coverage["records_calculated"] == 6  # y1..y6, each once

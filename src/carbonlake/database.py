@@ -1136,6 +1136,19 @@ class Database:
             with self.transaction() as conn:
                 self._insert_failure_rows(conn, rows)
 
+    def replaced_count(self, where: EmissionFilter) -> int:
+        """How many current results matching ``where`` replaced an earlier result of the
+        same activity_event_id that came from another input file (another root)."""
+        condition, params = where.where()
+        joiner = " AND " if condition else " WHERE "
+        rows = self._query(
+            f"SELECT count(*) FROM emissions{condition}{joiner}activity_event_id IN ("
+            "SELECT activity_event_id FROM emissions_history WHERE superseded_by_root IS NOT "
+            "NULL AND root_id IS DISTINCT FROM superseded_by_root)",
+            params,
+        )
+        return int(rows[0][0])
+
     def failure_stats(self, where: EmissionFilter) -> dict[str, Any]:
         """How many records matching ``where`` could not be calculated, by reason code."""
         condition, params = where.where()

@@ -184,6 +184,9 @@ def inventory(
             else 0.0
         ),
         "records_not_in_any_total": unclassified["records"],
+        # The same activity_event_id came in another file before: the earlier result was
+        # replaced (kept in the history), so it is counted once, with the later file's data.
+        "records_replaced_by_another_file": database.replaced_count(where),
         "note": "records_failed could not be calculated (no factor, a unit that cannot be "
         "converted, a scope that disagrees with the factor's, ...): they are in no total. "
         "`carbonlake executions show ID` lists them with their reasons; fix and "
@@ -416,6 +419,11 @@ def _text(document: dict[str, Any]) -> str:
         lines.append(
             f"  {coverage['records_not_in_any_total']:,} result(s) have no scope or a scope 2 "
             "factor without a method: recalculate them"
+        )
+    if coverage.get("records_replaced_by_another_file"):
+        lines.append(
+            f"  {coverage['records_replaced_by_another_file']:,} result(s) replaced an earlier "
+            "result of the same activity_event_id from another file (counted once)"
         )
     breakdown = document.get("breakdown")
     if breakdown:
