@@ -277,6 +277,8 @@ def test_a_moved_workspace_verifies_exports_and_runs(
     # New work lands in the new place, and the whole ledger still verifies.
     context = Context.open(load_settings(moved, environ={}))
     try:
+        shown = Pipeline(context).summary(str(summary["execution_id"]))
+        assert shown["storage_location"] == (moved / "raw" / "activity.csv").as_uri()
         again = Pipeline(context).run_file(make_csv([activity_row("m-3")], name="more.csv"))
         assert again["status"] == "SUCCEEDED"
         assert again["storage_location"].startswith(moved.as_uri())

@@ -414,7 +414,7 @@ class Pipeline:
         if status is None:
             recorded = execution["output"]
             if recorded:
-                return dict(recorded)
+                return self._where_now(dict(recorded))
             status, error = execution["status"], execution["error"]
         done = db.checkpoints(execution_id)
         execution_input = execution["input"]["input"]
@@ -457,6 +457,34 @@ class Pipeline:
                     "records": sum(r["records"] for r in replaced),
                     "from_roots": replaced,
                 }
+        return self._where_now(summary)
+
+    def _where_now(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """A summary's locations as they are now: a moved or restored workspace stored
+        them under its former root (storage.add_former_root)."""
+        storage = self.context.storage
+
+        def now(url: str) -> str:
+            try:
+                return storage.current_url(url)
+            except StorageError:
+                return url
+
+        for field in ("input_storage_location", "storage_location"):
+            if isinstance(summary.get(field), str):
+                summary[field] = now(summary[field])
+        quality_part = summary.get("data_quality")
+        if isinstance(quality_part, dict) and quality_part.get("report_location"):
+            summary["data_quality"] = {
+                **quality_part,
+                "report_location": now(quality_part["report_location"]),
+            }
+        failed = summary.get("failed_records")
+        if isinstance(failed, dict):
+            summary["failed_records"] = {
+                **failed,
+                "errors_files": [now(u) for u in failed.get("errors_files", [])],
+            }
         return summary
 
     def _summarize_map(
