@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from pathlib import Path
 
@@ -113,6 +114,15 @@ def test_batch_files_are_parquet_typed_with_the_transforms_schema(tmp_path: Path
     folder = tmp_path / "ws" / "transformed" / "root"
     assert sorted(p.name for p in folder.iterdir()) == ["part_00000.parquet", "part_00001.parquet"]
     assert transform.read_batch_bytes(data, written[0][0]).equals(frame)
+    # Other engines read them as they are, with their types.
+    import duckdb
+
+    both = pl.concat([pl.read_parquet(folder / p) for p in sorted(os.listdir(folder))])
+    ((count, total, lat),) = duckdb.sql(
+        f"SELECT count(*), sum(raw_data), max(geo.lat) FROM read_parquet('{folder}/*.parquet')"
+    ).fetchall()
+    assert count == 30 and lat == both["geo"].struct.field("lat").max()
+    assert total == pytest.approx(both["raw_data"].sum(), rel=1e-12)
 
 
 def test_batch_index_and_enriched_names_follow_the_batch_file() -> None:
