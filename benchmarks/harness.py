@@ -112,6 +112,12 @@ class SizeResult:
     ratio_to_scan: float | None = None
     """pipeline_s / duckdb_scan_s."""
     compared_records: int = 0
+    workspace_bytes: int | None = None
+    """Bytes of every file in the workspace after the run (the landed input included)."""
+    workspace_bytes_by_bucket: dict[str, int] = field(default_factory=dict)
+    """``workspace_bytes`` per top-level folder (bucket) or file (the database)."""
+    growth_bytes_per_record: float | None = None
+    """(workspace_bytes - file_bytes) / rows: what the workspace grows beyond the input."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -276,6 +282,15 @@ def compare_outputs(
     return compared
 
 
+def workspace_bytes(workspace: Path) -> dict[str, int]:
+    """Bytes of the files in a workspace, per top-level folder (bucket) or file."""
+    sizes: dict[str, int] = {}
+    for entry in sorted(workspace.iterdir()):
+        files = entry.rglob("*") if entry.is_dir() else [entry]
+        sizes[entry.name] = sum(f.stat().st_size for f in files if f.is_file())
+    return sizes
+
+
 def bench_size(rows: int | str, options: Options, startup_s: float, log: Any = None) -> SizeResult:
     """Measure one size; removes its workspace and baseline output unless ``keep``."""
     say = log or (lambda message: None)
@@ -306,9 +321,17 @@ def bench_size(rows: int | str, options: Options, startup_s: float, log: Any = N
         records_failed=int(summary["records_failed"]),
         root_id=summary["root_id"],
     )
+    result.workspace_bytes_by_bucket = workspace_bytes(work / "workspace")
+    result.workspace_bytes = sum(result.workspace_bytes_by_bucket.values())
+    result.growth_bytes_per_record = (result.workspace_bytes - result.file_bytes) / max(total, 1)
+    buckets = ", ".join(
+        f"{name} {size / MIB:,.1f} MiB" for name, size in result.workspace_bytes_by_bucket.items()
+    )
     say(
         f"[{label}] carbonlake: wall {result.wall_s:.2f} s, pipeline {pipeline_s:.2f} s, "
-        f"peak RSS {result.peak_rss_mib:.0f} MiB"
+        f"peak RSS {result.peak_rss_mib:.0f} MiB, workspace "
+        f"{result.growth_bytes_per_record:,.0f} bytes per record beyond the input "
+        f"({buckets})"
     )
     if not options.skip_baseline:
         limit = (
@@ -408,6 +431,14 @@ def target_checks(results: list[SizeResult]) -> list[dict[str, Any]]:
                         "met": result.ratio_to_scan <= 10,
                     }
                 )
+        if result.size == "1m" and result.growth_bytes_per_record is not None:
+            checks.append(
+                {
+                    "target": "1m: workspace growth beyond the input at most 400 bytes per record",
+                    "measured": round(result.growth_bytes_per_record),
+                    "met": result.growth_bytes_per_record <= 400,
+                }
+            )
         if result.size == "10m":
             checks.append(
                 {
@@ -434,6 +465,7 @@ COLUMNS = (
     ("pipeline s", "pipeline_s"),
     ("rows/s", "rows_per_s"),
     ("peak RSS MiB", "peak_rss_mib"),
+    ("workspace B/record", "growth_bytes_per_record"),
     ("per-record s", "baseline_s"),
     ("speedup x", "speedup"),
     ("DuckDB scan s", "duckdb_scan_s"),
@@ -447,7 +479,7 @@ def _cell(result: SizeResult, attribute: str) -> str:
         return "-"
     if attribute in ("rows", "rows_per_s"):
         return f"{value:,.0f}"
-    if attribute == "peak_rss_mib":
+    if attribute in ("peak_rss_mib", "growth_bytes_per_record"):
         return f"{value:,.0f}"
     if attribute in ("speedup", "ratio_to_scan"):
         text = f"{value:.2f}"

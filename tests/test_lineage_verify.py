@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
-from carbonlake import Pipeline
+from carbonlake import Pipeline, transform
 from carbonlake.cli import cli
 from carbonlake.lineage import node_hash, outline, render_outline, trace, tree
 from carbonlake.lineage_archive import archive
@@ -170,7 +171,7 @@ def test_a_deleted_record_node_is_named_by_its_row_and_id(ledger: Ledger) -> Non
     problem = first_problem(document)
     assert problem["kind"] == "records_missing"
     assert "rows 6 (record ids r6)" in problem["message"]
-    assert problem["storage_location"].endswith("part_00001.jsonl")
+    assert problem["storage_location"].endswith("part_00001.parquet")
 
     code, everything = ledger.verify("--all")
     kinds = [p["kind"] for p in everything["problems"]]
@@ -249,6 +250,36 @@ def test_a_changed_file_is_named(ledger: Ledger, which: str) -> None:
     }[which]
     path = ledger.file(location)
     path.write_bytes(path.read_bytes().replace(b"1", b"2", 1))
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "object_changed"
+    assert problem["storage_location"] == location
+    assert f"file {location} no longer matches" in problem["message"]
+
+
+@pytest.mark.parametrize("change", ["changed", "removed", "added"])
+def test_a_rewritten_parquet_batch_file_is_named(ledger: Ledger, change: str) -> None:
+    """A batch file rewritten as valid Parquet (a number changed, a record removed or
+    one added) no longer has the SHA-256 its GLUE_BATCH_SPLIT node recorded."""
+    location = trace(ledger.context.database, "r6")[3]["storage_location"]
+    assert location.endswith(".parquet")
+    path = ledger.file(location)
+    batch = pl.read_parquet(path)
+    assert batch.schema == transform.batch_schema(batch.columns)
+    rewritten = {
+        "changed": batch.with_columns(
+            pl.when(pl.col("activity_event_id") == "r6")
+            .then(pl.col("raw_data") * 10)
+            .otherwise(pl.col("raw_data"))
+            .alias("raw_data")
+        ),
+        "removed": batch.filter(pl.col("activity_event_id") != "r6"),
+        "added": pl.concat(
+            [batch, batch.head(1).with_columns(pl.lit("r99").alias("activity_event_id"))]
+        ),
+    }[change]
+    path.write_bytes(transform.parquet_bytes(rewritten))
     code, document = ledger.verify()
     assert code == 1
     problem = first_problem(document)

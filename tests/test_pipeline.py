@@ -112,7 +112,8 @@ def test_file_moves_to_raw_and_batches_respect_batch_size(
     assert not (ws / "landing" / "sample-activity-8000.csv").exists()
     assert (ws / "raw" / "sample-activity-8000.csv").is_file()
     parts = sorted((ws / "transformed" / summary["root_id"]).iterdir())
-    sizes = [len(p.read_text().splitlines()) for p in parts]
+    assert [p.name for p in parts] == [f"part_{i:05d}.parquet" for i in range(8)]
+    sizes = [pl.read_parquet(p).height for p in parts]
     assert sizes == [1000] * 8
 
 
@@ -144,7 +145,7 @@ def test_every_record_traces_back_to_its_raw_input(sample_run: tuple[Context, di
     assert chain[0]["storage_location"] == f"file://{ws}/landing/sample-activity-8000.csv"
     assert chain[1]["storage_location"] == f"file://{ws}/dq-results/{root_id}/report.json"
     assert chain[2]["storage_location"] == f"file://{ws}/raw/sample-activity-8000.csv"
-    assert chain[3]["storage_location"].endswith(f"transformed/{root_id}/part_00007.jsonl")
+    assert chain[3]["storage_location"].endswith(f"transformed/{root_id}/part_00007.parquet")
     assert chain[4]["storage_location"].endswith(f"enriched/{root_id}/part_00007.jsonl")
     assert chain[4]["node_id"] == last_id
     assert chain[4]["row_number"] == 8000

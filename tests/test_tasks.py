@@ -7,9 +7,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from carbonlake import InputDataError, tasks
+from carbonlake import CalculationError, InputDataError, tasks, transform
 from carbonlake.database import Database
 from carbonlake.lineage import trace
 from carbonlake.settings import Settings
@@ -151,7 +152,7 @@ def test_every_stage_contract_in_spec_order(
     assert set(batches) == {"batches"}
     assert [set(b) for b in batches["batches"]] == [{"node_id", "storage_location"}]
     batch = batches["batches"][0]
-    assert batch["storage_location"].endswith(f"/transformed/{root_id}/part_00000.jsonl")
+    assert batch["storage_location"].endswith(f"/transformed/{root_id}/part_00000.parquet")
 
     split = tasks.data_lineage(
         {
@@ -219,9 +220,10 @@ def test_transform_types_columns_without_truncating(
         settings=settings,
     )
     assert job["job_state"] == "SUCCEEDED"
-    text = (settings.workspace / "transformed" / "root-1" / "part_00000.jsonl").read_text()
-    assert '"raw_data":103.45' in text
-    record = json.loads(text)
+    batch = pl.read_parquet(settings.workspace / "transformed" / "root-1" / "part_00000.parquet")
+    assert batch.schema["raw_data"] == pl.Float64 and batch.schema["scope"] == pl.Int64
+    (record,) = batch.to_dicts()
+    assert record["raw_data"] == 103.45
     assert record["scope"] == 1
     assert record["geo"] == {"lat": 1.5, "long": 2.5}
     assert record["activity_event_id"] == "r1"
@@ -275,3 +277,57 @@ def test_lineage_requests_are_validated(settings: Settings) -> None:
         tasks.data_lineage(
             {"root_id": "r", "parent_id": "r", "action_taken": "SOMETHING"}, settings=settings
         )
+
+
+def _batch_record(record_id: str, raw_data: float) -> dict[str, object]:
+    return {
+        "activity_event_id": record_id,
+        "asset_id": "vehicle1",
+        "geo": {"lat": 1.5, "long": 2.5},
+        "origin_measurement_timestamp": "2019-10",
+        "scope": 1,
+        "category": "mobile-combustion",
+        "activity": "Motor Gasoline - Gasoline Passenger Cars",
+        "source": "fleet",
+        "raw_data": raw_data,
+        "units": "gal",
+    }
+
+
+@pytest.mark.parametrize("form", ["parquet", "json", "jsonl", "json-lines-named-json"])
+def test_calculate_co2e_takes_a_parquet_json_or_json_lines_batch(
+    settings: Settings, form: str
+) -> None:
+    records = [_batch_record(f"{form}-{i}", float(i + 1)) for i in range(3)]
+    name, content = {
+        "parquet": ("part_00000.parquet", transform.parquet_bytes(pl.DataFrame(records))),
+        "json": ("hand.json", json.dumps(records, indent=2).encode()),
+        "jsonl": ("hand.jsonl", "\n".join(json.dumps(r) for r in records).encode()),
+        # The content decides: JSON Lines under a .json name is read as JSON Lines.
+        "json-lines-named-json": ("lines.json", "\n".join(json.dumps(r) for r in records).encode()),
+    }[form]
+    batch = settings.workspace / "transformed" / "hand" / name
+    batch.parent.mkdir(parents=True)
+    batch.write_bytes(content)
+    calculations = tasks.calculate_co2e(
+        {"storage_location": batch.resolve().as_uri()}, settings=settings
+    )["calculations"]
+    assert calculations["records"] == [{"node_id": f"{form}-{i}"} for i in range(3)]
+    assert calculations["failed_records"] == []
+    enriched_name = "part_00000.jsonl" if form == "parquet" else name
+    assert calculations["storage_location"].endswith(f"/enriched/hand/{enriched_name}")
+    enriched = pl.read_ndjson(settings.workspace / "enriched" / "hand" / enriched_name)
+    assert enriched["activity_event_id"].to_list() == [f"{form}-{i}" for i in range(3)]
+    co2e = enriched["emissions_output"].struct.field("calculated_emissions")
+    amounts = co2e.struct.field("co2e").struct.field("ar5").struct.field("amount").to_list()
+    # 1, 2 and 3 gallons of gasoline: the amounts scale with the quantity.
+    assert amounts[0] > 0 and amounts[1] == pytest.approx(2 * amounts[0])
+    assert amounts[2] == pytest.approx(3 * amounts[0])
+
+
+def test_calculate_co2e_names_a_batch_file_it_cannot_read(settings: Settings) -> None:
+    batch = settings.workspace / "transformed" / "hand" / "part_00000.parquet"
+    batch.parent.mkdir(parents=True)
+    batch.write_bytes(b'{"activity_event_id": "x"}\n')
+    with pytest.raises(CalculationError, match=r"part_00000\.parquet is named \.parquet"):
+        tasks.calculate_co2e({"storage_location": batch.resolve().as_uri()}, settings=settings)

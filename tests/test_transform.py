@@ -1,15 +1,20 @@
-"""The split: typed JSON Lines batches of exactly ``batch_size`` records, whatever the
-size of the pieces the file is read in."""
+"""The split: typed Parquet batches of exactly ``batch_size`` records, whatever the
+size of the pieces the file is read in; and the batch reader, which takes Parquet,
+JSON and JSON Lines by content."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import random
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from carbonlake import transform
+from carbonlake._exceptions import InputDataError
 from carbonlake.storage import Storage
 
 HEADER = "activity_event_id,asset_id,geo,scope,raw_data,note"
@@ -40,13 +45,16 @@ def split(
         path,
         storage=storage,
         batch_size=batch_size,
-        key_of=lambda index: f"r/part_{index:05d}.jsonl",
+        key_of=lambda index: f"r/part_{index:05d}.parquet",
         chunk_bytes=chunk_bytes,
     )
-    return [
-        [json.loads(line) for line in storage.read_bytes(url).decode().splitlines()]
-        for url, _ in written
-    ]
+    batches = []
+    for url, records in written:
+        frame = pl.read_parquet(io.BytesIO(storage.read_bytes(url)))
+        assert frame.schema == transform.batch_schema(frame.columns)
+        assert frame.height == records
+        batches.append(frame.to_dicts())
+    return batches
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 97, 4096])
@@ -73,3 +81,104 @@ def test_a_file_of_only_a_header_gives_no_batches(tmp_path: Path) -> None:
     source = tmp_path / "empty.csv"
     source.write_text(HEADER + "\n", encoding="utf-8")
     assert split(source, tmp_path / "out", 10, chunk_bytes=16) == []
+
+
+def test_batch_files_are_parquet_typed_with_the_transforms_schema(tmp_path: Path) -> None:
+    source = tricky_csv(tmp_path / "in.csv", 30)
+    storage = Storage((tmp_path / "ws").as_uri())
+    written = transform.split_path(
+        source,
+        storage=storage,
+        batch_size=16,
+        key_of=lambda index: transform.batch_key("root", index),
+    )
+    assert [url.rsplit("/", 2)[1:] for url, _ in written] == [
+        ["root", "part_00000.parquet"],
+        ["root", "part_00001.parquet"],
+    ]
+    data = storage.read_bytes(written[0][0])
+    assert transform.is_parquet(data)
+    frame = pl.read_parquet(io.BytesIO(data))
+    assert frame.columns == HEADER.split(",")
+    assert frame.schema == pl.Schema(
+        {
+            "activity_event_id": pl.String(),
+            "asset_id": pl.String(),
+            "geo": pl.Struct({"lat": pl.Float64(), "long": pl.Float64()}),
+            "scope": pl.Int64(),
+            "raw_data": pl.Float64(),
+            "note": pl.String(),
+        }
+    )
+    # No temporary file left beside the batches (each is written whole, then renamed).
+    folder = tmp_path / "ws" / "transformed" / "root"
+    assert sorted(p.name for p in folder.iterdir()) == ["part_00000.parquet", "part_00001.parquet"]
+    assert transform.read_batch_bytes(data, written[0][0]).equals(frame)
+    # Other engines read them as they are, with their types.
+    import duckdb
+
+    both = pl.concat([pl.read_parquet(folder / p) for p in sorted(os.listdir(folder))])
+    ((count, total, lat),) = duckdb.sql(
+        f"SELECT count(*), sum(raw_data), max(geo.lat) FROM read_parquet('{folder}/*.parquet')"
+    ).fetchall()
+    assert count == 30 and lat == both["geo"].struct.field("lat").max()
+    assert total == pytest.approx(both["raw_data"].sum(), rel=1e-12)
+
+
+def test_batch_index_and_enriched_names_follow_the_batch_file() -> None:
+    assert transform.batch_key("r", 7) == "r/part_00007.parquet"
+    assert transform.batch_index("file:///w/transformed/r/part_00007.parquet") == 7
+    assert transform.batch_index("file:///w/transformed/r/part_00007.jsonl") == 7  # older
+    assert transform.batch_index("file:///w/transformed/r/mine.json") is None
+    assert transform.enriched_key("r/part_00007.parquet") == "r/part_00007.jsonl"
+    assert transform.enriched_key("r/part_00007.jsonl") == "r/part_00007.jsonl"
+    assert transform.enriched_key("r/hand.json") == "r/hand.json"
+
+
+RECORDS = [
+    {"activity_event_id": "a", "scope": 1, "raw_data": 2.5, "geo": {"lat": 1.0, "long": 2.0}},
+    {"activity_event_id": "b", "scope": 2, "raw_data": 7.0, "geo": {"lat": None, "long": None}},
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("b.jsonl", "\n".join(json.dumps(r) for r in RECORDS).encode() + b"\n"),
+        ("b.json", json.dumps(RECORDS, indent=2).encode()),
+        ("b.txt", b"  " + json.dumps(RECORDS).encode()),
+    ],
+)
+def test_json_and_json_lines_batches_are_read_by_content(name: str, content: bytes) -> None:
+    frame = transform.read_batch_bytes(content, f"file:///w/transformed/r/{name}")
+    assert frame.to_dicts() == RECORDS
+
+
+def test_one_pretty_printed_json_record_is_a_batch_of_one() -> None:
+    content = json.dumps(RECORDS[0], indent=2).encode()
+    frame = transform.read_batch_bytes(content, "file:///w/transformed/r/one.json")
+    assert frame.to_dicts() == [RECORDS[0]]
+
+
+def test_a_parquet_batch_is_read_with_its_own_types_whatever_its_name() -> None:
+    frame = pl.DataFrame(RECORDS)
+    content = transform.parquet_bytes(frame)
+    read = transform.read_batch_bytes(content, "file:///w/transformed/r/odd-name.bin")
+    assert read.equals(frame) and read.schema == frame.schema
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("part_00000.parquet", b'{"activity_event_id": "a"}\n', "is named .parquet but is not"),
+        ("part_00000.parquet", b"PAR1 not really PAR1", "not a readable Parquet file"),
+        ("b.jsonl", b'{"activity_event_id": "a"\n', "not valid Parquet, JSON or JSON Lines"),
+        ("b.json", b"[1, 2, 3]", "not a record object or an array of record objects"),
+        ("b.json", b"[{", "not valid JSON"),
+    ],
+)
+def test_a_bad_batch_file_is_an_error_naming_it(name: str, content: bytes, message: str) -> None:
+    location = f"file:///w/transformed/r/{name}"
+    with pytest.raises(InputDataError, match=message) as caught:
+        transform.read_batch_bytes(content, location)
+    assert location in str(caught.value)

@@ -31,6 +31,7 @@ SHA-256(0x01 || left || right).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from array import array
@@ -44,7 +45,7 @@ import polars as pl
 
 from . import calculate as calc
 from . import lineage, transform
-from ._exceptions import ConfigurationError, LineageError, StorageError
+from ._exceptions import ConfigurationError, InputDataError, LineageError, StorageError
 from .database import Database, utc_now
 from .storage import Storage
 
@@ -650,7 +651,17 @@ class _Verifier:
                     root, node_id, node.action, node.location, node.object_sha256, is_batch
                 )
                 if is_batch:
-                    batches.append((node_id, node, None if data is None else _records_in(data)))
+                    count = None if data is None else _records_in(data)
+                    if data is not None and count is None:
+                        self.problem(
+                            "object_changed",
+                            f"batch file {node.location} (node {node_id}, root {root}) matches "
+                            "its recorded SHA-256 but is not a readable Parquet file",
+                            root,
+                            node_id,
+                            node.location,
+                        )
+                    batches.append((node_id, node, count))
             for (location, sha), (node_id, action, _) in state.record_objects.items():
                 if location is not None:
                     found = self._object(root, node_id, action, location, sha)
@@ -805,15 +816,17 @@ class _Verifier:
         if not absent or expected is None or location is None:
             return ""
         try:
-            lines = [x for x in self.storage.read_bytes(location).splitlines() if x.strip()]
-        except StorageError:
+            frame = transform.read_batch_bytes(self.storage.read_bytes(location), location)
+        except (StorageError, InputDataError):
             return ""
-        names = []
-        for row in absent[:_SHOWN_ROWS]:
-            try:
-                names.append(str(json.loads(lines[row - expected.start])["activity_event_id"]))
-            except (IndexError, KeyError, TypeError, ValueError):
-                continue
+        if "activity_event_id" not in frame.columns:
+            return ""
+        ids = frame.get_column("activity_event_id")
+        names = [
+            str(ids[row - expected.start])
+            for row in absent[:_SHOWN_ROWS]
+            if 0 <= row - expected.start < len(ids) and ids[row - expected.start] is not None
+        ]
         return f" (record ids {', '.join(names)})" if names else ""
 
     # -- 4b. the results table and the executions' outputs ---------------------------------
@@ -1187,7 +1200,14 @@ def _same_number(a: Any, b: Any, absolute: float = 0.0) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=absolute)
 
 
-def _records_in(data: bytes) -> int:
+def _records_in(data: bytes) -> int | None:
+    """The records of a batch file's content: a Parquet file's row count (from its
+    footer; None when it cannot be read), else its non-blank JSON Lines."""
+    if transform.is_parquet(data):
+        try:
+            return int(pl.scan_parquet(io.BytesIO(data)).select(pl.len()).collect().item())
+        except pl.exceptions.PolarsError:
+            return None
     return sum(1 for line in data.splitlines() if line.strip())
 
 

@@ -1096,9 +1096,9 @@ class _ExecutionRun:
                 frame.with_columns(
                     pl.lit(index, dtype=pl.Int64).alias(calc.BATCH_COLUMN),
                     pl.int_range(pl.len(), dtype=pl.Int64).alias(calc.POSITION_COLUMN),
-                    pl.lit(PurePosixPath(batch["storage_location"]).name).alias(
-                        calc.BATCH_NAME_COLUMN
-                    ),
+                    pl.lit(
+                        transform.enriched_name(PurePosixPath(batch["storage_location"]).name)
+                    ).alias(calc.BATCH_NAME_COLUMN),
                 )
             )
         records = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
@@ -1133,7 +1133,7 @@ class _ExecutionRun:
         empty = result.enriched.select(keep).clear()
         for index, batch in group:
             key = ctx.storage.split(batch["storage_location"])[1]
-            enriched_location = ctx.storage.url("enriched", key)
+            enriched_location = ctx.storage.url("enriched", transform.enriched_key(key))
             enriched_bytes = calc.ndjson(written.get(index, empty))
             ctx.storage.write_bytes(enriched_location, enriched_bytes)
             bad = failed.get(index, result.failed.clear())

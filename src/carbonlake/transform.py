@@ -1,20 +1,27 @@
-"""Transform (the spec's Glue job): split a raw CSV into typed JSON Lines batches.
+"""Transform (the spec's Glue job): split a raw CSV into typed Parquet batches.
 
-The file is streamed (Polars streaming engine), typed column-wise and written as
-``transformed/<root_id>/part_NNNNN.jsonl`` files of at most ``batch_size``
-records, each visible only once complete. Typing:
+The file is read a chunk of whole records at a time, typed column-wise and written
+as ``transformed/<root_id>/part_NNNNN.parquet`` files of at most ``batch_size``
+records (typed with :func:`batch_schema`), each written whole and renamed into
+place, so visible only once complete. Typing:
 
 - ``scope``: an integer;
 - ``raw_data``: a float parsed from the cell's text (``103.45`` stays ``103.45``);
 - ``geo``: the ``"[lat,long]"`` cell becomes ``{"lat": ..., "long": ...}``;
 - every other column stays text. Cells that do not parse become null and the
   calculator reports those records as failed (nothing is dropped here).
+
+The spec's documents are the task inputs and outputs, not the format of the files
+between stages: :func:`read_batch_bytes` reads the Parquet batches and, for a batch
+file given by hand (``tasks.calculate_co2e``) or left by an older workspace, a JSON
+or JSON Lines one.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 import tempfile
 import uuid
@@ -29,19 +36,122 @@ from ._exceptions import InputDataError
 from .storage import Storage
 
 JOB_NAME = "carbonlake-transform"
+BATCH_SUFFIX = ".parquet"
+"""The extension of the batch files the transform writes."""
+PARQUET_MAGIC = b"PAR1"
+"""The 4 bytes a Parquet file starts and ends with."""
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _GEO = rf"^\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\]\s*$"
 
 
 def batch_key(root_id: str, index: int) -> str:
     """The key of the ``index``-th batch file of a root."""
-    return f"{root_id}/part_{index:05d}.jsonl"
+    return f"{root_id}/part_{index:05d}{BATCH_SUFFIX}"
 
 
 def batch_index(location: str) -> int | None:
-    """The index of a batch file named by :func:`batch_key` (None for other names)."""
-    match = re.fullmatch(r"part_(\d+)\.jsonl", location.rpartition("/")[2])
+    """The index of a batch file named by :func:`batch_key` (None for other names);
+    ``part_NNNNN.jsonl`` too, as workspaces made before Parquet batches hold."""
+    match = re.fullmatch(r"part_(\d+)\.(?:parquet|jsonl)", location.rpartition("/")[2])
     return int(match.group(1)) if match else None
+
+
+def enriched_name(batch_name: str) -> str:
+    """The name of the enriched (JSON Lines) file of a batch file: ``part_00007.parquet``
+    gives ``part_00007.jsonl``; other names (a ``.jsonl`` or ``.json`` batch) are kept."""
+    if batch_name.endswith(BATCH_SUFFIX):
+        return batch_name.removesuffix(BATCH_SUFFIX) + ".jsonl"
+    return batch_name
+
+
+def enriched_key(batch_key: str) -> str:
+    """The key in the enriched bucket of a batch file's key: :func:`enriched_name` of its
+    name, in the same folder (``<root_id>/``)."""
+    folder, _, name = batch_key.rpartition("/")
+    return f"{folder}/{enriched_name(name)}" if folder else enriched_name(name)
+
+
+def is_parquet(data: bytes) -> bool:
+    """Whether these bytes are a Parquet file (its magic number at both ends)."""
+    return len(data) >= 8 and data[:4] == PARQUET_MAGIC and data[-4:] == PARQUET_MAGIC
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """A frame as the bytes of one Parquet file (zstd, with column statistics)."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def read_batch_bytes(
+    data: bytes, location: str, schema_of: Callable[[list[str]], pl.Schema] | None = None
+) -> pl.DataFrame:
+    """The typed records of one batch file's content, by its content (or name).
+
+    - Parquet (its magic number): read with the types it was written with;
+    - a JSON array of records, or one JSON object (the spec's document, which may be
+      pretty-printed): each object a record;
+    - otherwise JSON Lines. ``schema_of`` gives the schema from the first line's keys
+      for the transform's shape, which spares Polars inferring it from every line
+      (about 4x faster); a file the schema does not fit is read again with inference.
+
+    Raises :class:`InputDataError` naming ``location`` for anything else (a file named
+    ``.parquet`` that is not one included).
+    """
+    if is_parquet(data):
+        try:
+            return pl.read_parquet(io.BytesIO(data))
+        except pl.exceptions.PolarsError as exc:
+            raise InputDataError(f"batch {location} is not a readable Parquet file: {exc}") from exc
+    if location.endswith(BATCH_SUFFIX):
+        raise InputDataError(
+            f"batch {location} is named {BATCH_SUFFIX} but is not a Parquet file "
+            "(no PAR1 magic number at its start and end)"
+        )
+    text = data.strip()
+    if not text:
+        return pl.DataFrame()
+    if text[:1] == b"[":
+        return _json_records(text, location)
+    if schema_of is not None:
+        try:
+            first = text.split(b"\n", 1)[0]
+            return pl.read_ndjson(io.BytesIO(text), schema=schema_of(list(json.loads(first))))
+        except (pl.exceptions.PolarsError, ValueError, TypeError):
+            pass  # not the transform's shape: infer, as for any other file
+    try:
+        return pl.read_ndjson(io.BytesIO(text), infer_schema_length=None)
+    except pl.exceptions.PolarsError as exc:
+        if text[:1] == b"{":
+            try:
+                return _json_records(text, location)
+            except InputDataError:
+                pass
+        raise InputDataError(
+            f"batch {location} is not valid Parquet, JSON or JSON Lines: {exc}"
+        ) from exc
+
+
+def _json_records(text: bytes, location: str) -> pl.DataFrame:
+    """One JSON document: an array of record objects, or one record object."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise InputDataError(f"batch {location} is not valid JSON: {exc}") from exc
+    records = [document] if isinstance(document, dict) else document
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InputDataError(
+            f"batch {location} is JSON but not a record object or an array of record objects"
+        )
+    if not records:
+        return pl.DataFrame()
+    try:
+        return pl.read_ndjson(
+            io.BytesIO("\n".join(json.dumps(r) for r in records).encode()),
+            infer_schema_length=None,
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise InputDataError(f"batch {location} holds records Polars cannot type: {exc}") from exc
 
 
 def typed(frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
@@ -113,15 +223,16 @@ def split_path(
     key_of: Callable[[int], str],
     chunk_bytes: int = CHUNK_BYTES,
 ) -> list[tuple[str, int]]:
-    """Write the typed batches of a local CSV file; returns (URL, records) per batch."""
+    """Write the typed batches of a local CSV file as Parquet files (each written whole
+    and renamed into place by :meth:`Storage.write_bytes`); returns (URL, records) per
+    batch."""
     written: list[tuple[str, int]] = []
     columns = csvfile.read_header(path)  # the rows the quality gate checked
+    schema = batch_schema(columns)
     stream = _chunks(path, columns, max(chunk_bytes, 1))
     for index, batch in enumerate(_exact_batches(stream, batch_size)):
         url = storage.url("transformed", key_of(index))
-        buffer = io.BytesIO()
-        batch.write_ndjson(buffer)
-        storage.write_bytes(url, buffer.getvalue())
+        storage.write_bytes(url, parquet_bytes(batch.cast(schema)))
         written.append((url, batch.height))
     return written
 
@@ -200,7 +311,7 @@ def split_chunk(
     batch_size: int,
 ) -> list[tuple[str, int]]:
     """Split one byte range of a raw file (a worker's share) into its own batch files,
-    ``part_CCCC_NNNNN.jsonl``; returns (URL, records) per batch."""
+    ``part_CCCC_NNNNN.parquet``; returns (URL, records) per batch."""
     with storage.open_read(raw_location) as handle:
         header = _header(handle)
         handle.seek(start)
@@ -212,7 +323,7 @@ def split_chunk(
             path,
             storage=storage,
             batch_size=batch_size,
-            key_of=lambda index: f"{root_id}/part_{chunk:04d}_{index:05d}.jsonl",
+            key_of=lambda index: f"{root_id}/part_{chunk:04d}_{index:05d}{BATCH_SUFFIX}",
         )
 
 

@@ -11,7 +11,6 @@ errors file next to the enriched batch; it is never dropped.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from .. import transform
 from .._exceptions import CalculationError, InputDataError
 from ..database import EMISSION_COLUMNS, Database
 from ..storage import Storage
@@ -509,26 +509,14 @@ def failure_rows(
 def read_batch(
     storage: Storage, location: str, schema_of: Callable[[list[str]], pl.Schema] | None = None
 ) -> pl.DataFrame:
-    """The typed records of one JSON Lines batch file.
-
-    ``schema_of`` is for the batches the transform wrote, whose every line has the
-    same keys with the same types: it gives the schema from the first line's keys,
-    which spares Polars inferring it from every line (about 4x faster). A file the
-    schema does not fit is read again with inference.
-    """
-    data = storage.read_bytes(location)
-    if not data.strip():
-        return pl.DataFrame()
-    if schema_of is not None:
-        try:
-            first = data.split(b"\n", 1)[0]
-            return pl.read_ndjson(io.BytesIO(data), schema=schema_of(list(json.loads(first))))
-        except (pl.exceptions.PolarsError, ValueError, TypeError):
-            pass  # not the transform's shape: infer, as for any other file
+    """The typed records of one batch file: Parquet as the transform writes it, or JSON /
+    JSON Lines (the spec's input document), chosen by content
+    (:func:`carbonlake.transform.read_batch_bytes`; ``schema_of`` speeds up JSON Lines of
+    the transform's shape)."""
     try:
-        return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
-    except pl.exceptions.PolarsError as exc:
-        raise CalculationError(f"batch {location} is not valid JSON Lines: {exc}") from exc
+        return transform.read_batch_bytes(storage.read_bytes(location), location, schema_of)
+    except InputDataError as exc:
+        raise CalculationError(str(exc)) from exc
 
 
 def ndjson(frame: pl.DataFrame) -> bytes:
@@ -565,15 +553,16 @@ def calculate(
     bucket, key = storage.split(location)
     if bucket != "transformed":
         raise InputDataError(f"{location} is not a batch in the transformed bucket")
+    enriched_key = transform.enriched_key(key)
     return calculate_records(
         read_batch(storage, location),
-        storage.url("enriched", key),
+        storage.url("enriched", enriched_key),
         storage=storage,
         database=database,
         factor_set=factor_set,
         execution_id=execution_id,
         root_id=key.split("/", 1)[0],
-        batch_name=PurePosixPath(key).name,
+        batch_name=PurePosixPath(enriched_key).name,
     )
 
 
