@@ -906,7 +906,7 @@ class _Verifier:
         data = self.storage.read_bytes(location)
         if not data.strip():
             return self._empty_values()
-        return self._values_of(data)
+        return self._values_of(data, location)
 
     @staticmethod
     def _empty_values() -> pl.DataFrame:
@@ -920,8 +920,10 @@ class _Verifier:
         )
 
     @staticmethod
-    def _values_of(data: bytes) -> pl.DataFrame:
-        frame = pl.read_ndjson(data, infer_schema_length=None)
+    def _values_of(data: bytes, location: str) -> pl.DataFrame:
+        frame = calc.read_enriched(data, location)
+        if not frame.height:
+            return _Verifier._empty_values()
         emissions = pl.col("emissions_output").struct.field("calculated_emissions")
 
         def amount(gas: pl.Expr) -> pl.Expr:
