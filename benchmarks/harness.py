@@ -32,6 +32,8 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from carbonlake.database import Database
 
 from . import baseline, generate, measure
@@ -218,17 +220,20 @@ def run_baseline(path: Path, out_dir: Path, limit: int | None) -> tuple[measure.
 def _emissions(enriched_file: Path) -> dict[str, tuple[float, ...]]:
     """Record id -> (co2, ch4, n2o, co2e ar4, co2e ar5) tonnes of one enriched batch."""
     found: dict[str, tuple[float, ...]] = {}
-    with enriched_file.open(encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            calculated = record["emissions_output"]["calculated_emissions"]
-            found[record["activity_event_id"]] = (
-                calculated["co2"]["amount"],
-                calculated["ch4"]["amount"],
-                calculated["n2o"]["amount"],
-                calculated["co2e"]["ar4"]["amount"],
-                calculated["co2e"]["ar5"]["amount"],
-            )
+    if enriched_file.suffix == ".parquet":  # carbonlake's enriched files
+        records: Any = pl.read_parquet(enriched_file).iter_rows(named=True)
+    else:  # the baseline's JSON Lines
+        with enriched_file.open(encoding="utf-8") as handle:
+            records = [json.loads(line) for line in handle]
+    for record in records:
+        calculated = record["emissions_output"]["calculated_emissions"]
+        found[record["activity_event_id"]] = (
+            calculated["co2"]["amount"],
+            calculated["ch4"]["amount"],
+            calculated["n2o"]["amount"],
+            calculated["co2e"]["ar4"]["amount"],
+            calculated["co2e"]["ar5"]["amount"],
+        )
     return found
 
 
@@ -259,7 +264,7 @@ def compare_outputs(
     compared = 0
     for name in names if batches is None else sample_batches(names, batches):
         theirs = _emissions(baseline_enriched / name)
-        ours_file = carbonlake_enriched / name
+        ours_file = carbonlake_enriched / name.replace(".jsonl", ".parquet")
         if not ours_file.exists():
             raise MismatchError(f"carbonlake wrote no enriched batch {ours_file}")
         ours = _emissions(ours_file)

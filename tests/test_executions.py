@@ -73,10 +73,10 @@ def emissions_table(workspace: Path) -> dict[str, tuple[float, float, str]]:
 
 def enriched_ids(workspace: Path) -> list[str]:
     ids: list[str] = []
-    for path in sorted((workspace / "enriched").rglob("*.jsonl")):
-        if path.name.endswith(".errors.jsonl") or not path.read_text().strip():
+    for path in sorted((workspace / "enriched").rglob("*.parquet")):
+        if path.name.endswith(".errors.parquet"):
             continue
-        ids += pl.read_ndjson(path)["activity_event_id"].to_list()
+        ids += pl.read_parquet(path)["activity_event_id"].to_list()
     return ids
 
 

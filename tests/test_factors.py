@@ -243,8 +243,8 @@ def test_cli_import_then_run_with_the_new_set(tmp_path: Path) -> None:
     )
     ran = invoke("run", str(csv_path), "--factor-set", "fleet", "--workspace", ws, "--json")
     assert ran.exit_code == 0, ran.stdout  # type: ignore[attr-defined]
-    enriched = next((tmp_path / "ws" / "enriched").rglob("part_00000.jsonl"))
-    factor = json.loads(enriched.read_text())["emissions_output"]["emissions_factor"]
+    enriched = next((tmp_path / "ws" / "enriched").rglob("part_00000.parquet"))
+    factor = pl.read_parquet(enriched).row(0, named=True)["emissions_output"]["emissions_factor"]
     assert f"{factor['factor_set']}@{factor['factor_version']}" == label
 
     unknown = invoke("run", str(csv_path), "--factor-set", "nope", "--workspace", ws)

@@ -14,6 +14,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -332,8 +333,8 @@ def test_fugitive_methane_takes_the_fossil_ar6_value(tmp_path: Path) -> None:
     source.write_text(HEADER + "\nl1,p,,2023-01,1,fugitive,Pipeline leak,x,2,kg,\n")
     ran = invoke("run", str(source), "--factor-set", "leaks", "--workspace", ws, "--json")
     assert ran.exit_code == 0, ran.output
-    enriched = next((Path(ws) / "enriched").rglob("part_00000.jsonl"))
-    out = json.loads(enriched.read_text())["emissions_output"]
+    enriched = next((Path(ws) / "enriched").rglob("part_00000.parquet"))
+    out = pl.read_parquet(enriched).row(0, named=True)["emissions_output"]
     assert out["emissions_factor"]["gwp"]["ar6"] == {"ch4": 29.8, "n2o": 273.0}
     assert out["calculated_emissions"]["co2e"]["ar6"]["amount"] == pytest.approx(
         float(D(2) * D("29.8") / 1000)

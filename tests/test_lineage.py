@@ -85,7 +85,7 @@ def test_every_record_keeps_its_row_in_the_input_file(
     assert {n: t["row_number"] for n, t in terminals.items()} == expected
     assert terminals["r3"]["action_taken"] == "CALCULATION_FAILED"
     assert terminals["r8"]["action_taken"] == "CALCULATION_FAILED"
-    assert terminals["r8"]["storage_location"].endswith("part_00001.errors.jsonl")
+    assert terminals["r8"]["storage_location"].endswith("part_00001.errors.parquet")
     # A record that only failed is traced by its own id.
     found = trail(context.database, "r8")
     assert found["lineage"][-1] == terminals["r8"]
@@ -112,7 +112,7 @@ def test_file_nodes_keep_the_sha256_of_their_object(
     assert nodes["RAW_DATA_INPUT"]["row_number"] is None
     record = context.database.lineage_node(summary["root_id"], "r4")
     assert record is not None and record["row_number"] == 5
-    enriched = ws / "enriched" / summary["root_id"] / "part_00001.jsonl"
+    enriched = ws / "enriched" / summary["root_id"] / "part_00001.parquet"
     assert record["storage_location"] == enriched.as_uri()
     assert record["object_sha256"] == hashlib.sha256(enriched.read_bytes()).hexdigest()
     context.close()

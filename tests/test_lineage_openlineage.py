@@ -141,10 +141,10 @@ def test_datasets_are_named_by_their_urls_and_versioned_by_hash(
         for d in calculated
     }
     assert counts == {
-        "part_00000.jsonl": 3,
-        "part_00001.jsonl": 2,
-        "part_00001.errors.jsonl": 1,
-        "part_00002.jsonl": 1,
+        "part_00000.parquet": 3,
+        "part_00001.parquet": 2,
+        "part_00001.errors.parquet": 1,
+        "part_00002.parquet": 1,
     }
 
 

@@ -288,6 +288,33 @@ def test_a_rewritten_parquet_batch_file_is_named(ledger: Ledger, change: str) ->
     assert f"file {location} no longer matches" in problem["message"]
 
 
+@pytest.mark.parametrize("change", ["number", "removed", "added"])
+def test_a_rewritten_enriched_parquet_file_is_named(ledger: Ledger, change: str) -> None:
+    """An enriched file rewritten as valid Parquet: one record's CO2e changed, one
+    record removed or one added."""
+    location = ledger.node("r5")["storage_location"]
+    assert location.endswith(".parquet")
+    path = ledger.file(location)
+    frame = pl.read_parquet(path)
+    output = frame.schema["emissions_output"]
+    rows = frame.to_dicts()
+    if change == "number":
+        record = next(r for r in rows if r["activity_event_id"] == "r5")
+        record["emissions_output"]["calculated_emissions"]["co2e"]["ar5"]["amount"] *= 1.01
+    elif change == "removed":
+        rows = [r for r in rows if r["activity_event_id"] != "r5"]
+    else:
+        rows.append({**rows[0], "activity_event_id": "r99"})
+    rewritten = pl.DataFrame(rows, schema=frame.schema)
+    assert rewritten.schema["emissions_output"] == output
+    path.write_bytes(transform.parquet_bytes(rewritten))
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "object_changed"
+    assert problem["storage_location"] == location
+
+
 def test_a_deleted_file_is_named(ledger: Ledger) -> None:
     raw = trace(ledger.context.database, "r1")[2]["storage_location"]
     ledger.file(raw).unlink()
@@ -420,7 +447,7 @@ def test_a_replaced_database_is_not_accepted(
     # Each file of this workspace's runs is named (under its own root folder).
     ours = {ledger.first["root_id"], ledger.second["root_id"]}
     enriched = {u for u in named if "/enriched/" in u and any(r in u for r in ours)}
-    assert len(enriched) == len(list((ledger.workspace / "enriched").rglob("*.jsonl")))
+    assert len(enriched) == len(list((ledger.workspace / "enriched").rglob("*.parquet")))
     if how != "another":  # another workspace's ledger may name raw files of the same name
         assert {u for u in named if "/raw/" in u} == {
             p.as_uri() for p in (ledger.workspace / "raw").rglob("*") if p.is_file()

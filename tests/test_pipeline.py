@@ -17,7 +17,7 @@ from carbonlake.lineage import trace, tree
 from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
-from .conftest import FACTORS_CSV, SAMPLE, activity_row
+from .conftest import FACTORS_CSV, HEADER, SAMPLE, activity_row
 
 
 def hand_calculation(sample: Path) -> dict[str, float]:
@@ -54,9 +54,9 @@ def test_sample_totals_match_a_hand_calculation(sample_run: tuple[Context, dict]
         assert summary["co2e_tonnes"][method]["ar4"] == pytest.approx(expected["ar4"], rel=1e-10)
         assert summary["co2e_tonnes"][method]["ar5"] == pytest.approx(expected["ar5"], rel=1e-10)
 
-    enriched_files = sorted((context.settings.workspace / "enriched").rglob("part_*.jsonl"))
+    enriched_files = sorted((context.settings.workspace / "enriched").rglob("part_*.parquet"))
     assert len(enriched_files) == 8
-    frames = [pl.read_ndjson(f) for f in enriched_files]
+    frames = [pl.read_parquet(f) for f in enriched_files]
     enriched = pl.concat(frames, how="vertical_relaxed")
     assert enriched.height == 8000
     assert enriched["activity_event_id"].n_unique() == 8000
@@ -72,8 +72,8 @@ def test_sample_totals_match_a_hand_calculation(sample_run: tuple[Context, dict]
 
 def test_enriched_record_has_the_original_shape(sample_run: tuple[Context, dict]) -> None:
     context, _ = sample_run
-    first = next((context.settings.workspace / "enriched").rglob("part_00000.jsonl"))
-    record = json.loads(first.read_text().splitlines()[0])
+    first = next((context.settings.workspace / "enriched").rglob("part_00000.parquet"))
+    record = pl.read_parquet(first).row(0, named=True)
     with SAMPLE.open(newline="") as handle:
         source = next(csv.DictReader(handle))
     assert record["activity_event_id"] == source["activity_event_id"]
@@ -146,7 +146,7 @@ def test_every_record_traces_back_to_its_raw_input(sample_run: tuple[Context, di
     assert chain[1]["storage_location"] == f"file://{ws}/dq-results/{root_id}/report.json"
     assert chain[2]["storage_location"] == f"file://{ws}/raw/sample-activity-8000.csv"
     assert chain[3]["storage_location"].endswith(f"transformed/{root_id}/part_00007.parquet")
-    assert chain[4]["storage_location"].endswith(f"enriched/{root_id}/part_00007.jsonl")
+    assert chain[4]["storage_location"].endswith(f"enriched/{root_id}/part_00007.parquet")
     assert chain[4]["node_id"] == last_id
     assert chain[4]["row_number"] == 8000
 
@@ -169,7 +169,8 @@ def test_record_failures_are_reported_never_dropped(
     failed = summary["failed_records"]
     assert {s["node_id"] for s in failed["samples"]} == {"weird", "kilos"}
     errors_file = Path(failed["errors_files"][0].removeprefix("file://"))
-    lines = [json.loads(line) for line in errors_file.read_text().splitlines()]
+    assert errors_file.name.endswith(".errors.parquet")
+    lines = pl.read_parquet(errors_file).to_dicts()
     assert {line["activity_event_id"]: line["error"] for line in lines}["kilos"].startswith(
         "units 'kg'"
     )
@@ -220,7 +221,7 @@ def test_concurrency_does_not_change_the_numbers(tmp_path: Path) -> None:
         totals.append(
             (summary["records_calculated"], summary["co2e_tonnes"]["location_based"]["ar4"])
         )
-        assert len(list((settings.workspace / "enriched").rglob("part_*.jsonl"))) == 12
+        assert len(list((settings.workspace / "enriched").rglob("part_*.parquet"))) == 12
         context.close()
     assert totals[0][0] == totals[1][0] == 8000
     assert totals[0][1] == pytest.approx(totals[1][1], rel=1e-12)
@@ -241,4 +242,53 @@ def test_a_failed_stage_is_named_and_the_file_is_not_lost(
     assert (context.settings.workspace / "raw" / "activity.csv").is_file()
     execution = context.database.get_execution(summary["execution_id"])
     assert execution is not None and execution["status"] == "FAILED"
+    context.close()
+
+
+def test_enriched_parquet_is_queried_in_place_and_exported_in_three_formats(
+    tmp_path: Path, make_csv: Callable[..., Path]
+) -> None:
+    import duckdb
+
+    settings = load_settings(tmp_path / "ws", environ={}, overrides={"pipeline": {"batch_size": 3}})
+    context = Context.open(settings)
+    rows = [activity_row(f"r{i}", raw_data=str(i + 1)) for i in range(7)]
+    rows.append(activity_row("bad", units="parsec"))  # fails: its errors file sits beside
+    summary = Pipeline(context).run_file(make_csv(rows))
+    assert (summary["records_calculated"], summary["records_failed"]) == (7, 1)
+    enriched = settings.workspace / "enriched"
+    root = enriched / summary["root_id"]
+    assert sorted(p.name for p in root.glob("*.parquet")) == [
+        f"part_{i:05d}.parquet" for i in range(3)
+    ]
+    assert [p.name for p in (root / "errors").iterdir()] == ["part_00002.errors.parquet"]
+    failed = pl.read_parquet(root / "errors" / "part_00002.errors.parquet")
+    assert failed["activity_event_id"].to_list() == ["bad"]
+    assert failed["error"][0].startswith("units 'parsec'")
+
+    # Other engines query the enriched files where they are, nested fields and all.
+    ((count, ar5),) = duckdb.sql(
+        "SELECT count(*), sum(emissions_output.calculated_emissions.co2e.ar5.amount) "
+        f"FROM read_parquet('{enriched}/*/*.parquet')"
+    ).fetchall()
+    assert count == 7
+    assert ar5 == pytest.approx(summary["co2e_tonnes"]["location_based"]["ar5"], rel=1e-12)
+
+    jsonl, parquet, flat = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    assert export(context.storage, context.database, "jsonl", jsonl) == 7
+    assert export(context.storage, context.database, "parquet", parquet) == 7
+    assert export(context.storage, context.database, "csv", flat) == 7
+    lines = jsonl.getvalue().decode().splitlines()
+    # The original's JSON shape: the input columns and emissions_output, per record.
+    first = json.loads(lines[0])
+    assert set(first) == set(HEADER.split(",")) | {"emissions_output"}
+    assert first["emissions_output"]["calculated_emissions"]["co2e"]["ar5"]["unit"] == "tonnes"
+    exported = pl.read_parquet(io.BytesIO(parquet.getvalue()))
+    assert (
+        exported.schema["emissions_output"]
+        == pl.read_parquet(root / "part_00000.parquet").schema["emissions_output"]
+    )
+    assert exported.to_dicts() == [json.loads(line) for line in lines]
+    table = list(csv.reader(io.StringIO(flat.getvalue().decode())))
+    assert [r[0] for r in table[1:]] == [json.loads(line)["activity_event_id"] for line in lines]
     context.close()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
@@ -308,8 +309,10 @@ def test_a_tampered_ledger_fails_verification(
     path = make_csv([activity_row(f"r{i}") for i in range(5)])
     with make_client(tmp_path / "ws") as client:
         execution = wait(client, upload(client, path)["execution_id"])
-        enriched = next((tmp_path / "ws" / "enriched").rglob("part_*.jsonl"))
-        enriched.write_text(enriched.read_text().replace('"r1"', '"r9"'))
+        enriched = next((tmp_path / "ws" / "enriched").rglob("part_*.parquet"))
+        frame = pl.read_parquet(enriched)
+        renamed = pl.col("activity_event_id").replace("r1", "r9")
+        frame.with_columns(renamed).write_parquet(enriched)
         report = client.post(
             "/lineage/verify", json={"root_id": execution["root_id"], "all_problems": True}
         ).json()

@@ -169,7 +169,7 @@ def test_every_stage_contract_in_spec_order(
         {"storage_location": batch["storage_location"]}, settings=settings
     )
     calculations = calculated["calculations"]
-    assert calculations["storage_location"].endswith(f"/enriched/{root_id}/part_00000.jsonl")
+    assert calculations["storage_location"].endswith(f"/enriched/{root_id}/part_00000.parquet")
     assert calculations["records"] == [{"node_id": f"rec-{i}"} for i in range(5)]
 
     complete = tasks.data_lineage(
@@ -314,9 +314,11 @@ def test_calculate_co2e_takes_a_parquet_json_or_json_lines_batch(
     )["calculations"]
     assert calculations["records"] == [{"node_id": f"{form}-{i}"} for i in range(3)]
     assert calculations["failed_records"] == []
-    enriched_name = "part_00000.jsonl" if form == "parquet" else name
-    assert calculations["storage_location"].endswith(f"/enriched/hand/{enriched_name}")
-    enriched = pl.read_ndjson(settings.workspace / "enriched" / "hand" / enriched_name)
+    enriched_name = name.removesuffix(".jsonl").removesuffix(".json").removesuffix(".parquet")
+    assert calculations["storage_location"].endswith(f"/enriched/hand/{enriched_name}.parquet")
+    enriched = pl.read_parquet(
+        settings.workspace / "enriched" / "hand" / f"{enriched_name}.parquet"
+    )
     assert enriched["activity_event_id"].to_list() == [f"{form}-{i}" for i in range(3)]
     co2e = enriched["emissions_output"].struct.field("calculated_emissions")
     amounts = co2e.struct.field("co2e").struct.field("ar5").struct.field("amount").to_list()

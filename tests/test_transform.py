@@ -130,9 +130,10 @@ def test_batch_index_and_enriched_names_follow_the_batch_file() -> None:
     assert transform.batch_index("file:///w/transformed/r/part_00007.parquet") == 7
     assert transform.batch_index("file:///w/transformed/r/part_00007.jsonl") == 7  # older
     assert transform.batch_index("file:///w/transformed/r/mine.json") is None
-    assert transform.enriched_key("r/part_00007.parquet") == "r/part_00007.jsonl"
-    assert transform.enriched_key("r/part_00007.jsonl") == "r/part_00007.jsonl"
-    assert transform.enriched_key("r/hand.json") == "r/hand.json"
+    # Enriched files are Parquet too, named after their batch.
+    assert transform.enriched_key("r/part_00007.parquet") == "r/part_00007.parquet"
+    assert transform.enriched_key("r/part_00007.jsonl") == "r/part_00007.parquet"
+    assert transform.enriched_key("r/hand.json") == "r/hand.parquet"
 
 
 RECORDS = [

@@ -530,7 +530,8 @@ def emissions() -> None:
     type=click.Choice(emissions_module.FORMATS),
     default="jsonl",
     show_default=True,
-    help="jsonl: one enriched record per line; csv: flat columns, activity_event_id first.",
+    help="jsonl: one enriched record per line (the original's JSON); csv: flat columns, "
+    "activity_event_id first; parquet: one file, emissions_output a nested struct.",
 )
 @click.option(
     "-o",

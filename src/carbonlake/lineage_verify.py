@@ -983,17 +983,33 @@ class _Verifier:
         parse uses every core), only the fields compared."""
         parts: list[bytes] = []
         where: list[str] = []
+        frames: list[pl.DataFrame] = []
         for location in locations:
             data = self.storage.read_bytes(location)
+            if transform.is_parquet(data):
+                try:
+                    parquet = pl.read_parquet(
+                        io.BytesIO(data), columns=["activity_event_id", "emissions_output"]
+                    )
+                except pl.exceptions.PolarsError as exc:
+                    raise StorageError(f"{location} is not a readable Parquet file: {exc}") from exc
+                located = parquet.with_columns(pl.lit(location, dtype=pl.String).alias("location"))
+                frames.append(_values_frame(located))
+                continue
+            # JSON Lines of a workspace written before enriched files were Parquet.
             count = sum(1 for line in data.split(b"\n") if line.strip())
             if count:
                 parts.append(data if data.endswith(b"\n") else data + b"\n")
                 where += [location] * count
-        if not parts:
-            frame = pl.DataFrame(schema=_ENRICHED_SCHEMA)
-        else:
-            frame = pl.read_ndjson(b"".join(parts), schema=_ENRICHED_SCHEMA)
-        return _values_frame(frame.with_columns(pl.Series("location", where, dtype=pl.String)))
+        if parts or not frames:
+            frame = (
+                pl.read_ndjson(b"".join(parts), schema=_ENRICHED_SCHEMA)
+                if parts
+                else pl.DataFrame(schema=_ENRICHED_SCHEMA)
+            )
+            located = frame.with_columns(pl.Series("location", where, dtype=pl.String))
+            frames.append(_values_frame(located))
+        return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
 
     def _check_execution_outputs(self, root: str, state: _Root, own: _Outputs) -> None:
         """An execution's stored summary must count and total its root's enriched files."""

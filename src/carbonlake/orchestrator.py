@@ -1134,7 +1134,7 @@ class _ExecutionRun:
         for index, batch in group:
             key = ctx.storage.split(batch["storage_location"])[1]
             enriched_location = ctx.storage.url("enriched", transform.enriched_key(key))
-            enriched_bytes = calc.ndjson(written.get(index, empty))
+            enriched_bytes = calc.enriched_bytes(written.get(index, empty))
             ctx.storage.write_bytes(enriched_location, enriched_bytes)
             bad = failed.get(index, result.failed.clear())
             errors_location = None
@@ -1142,7 +1142,9 @@ class _ExecutionRun:
                 errors_location = calc.errors_location(enriched_location)
                 ctx.storage.write_bytes(
                     errors_location,
-                    calc.ndjson(bad.drop(["__node_id", *calc.INTERNAL_COLUMNS], strict=False)),
+                    calc.enriched_bytes(
+                        bad.drop(["__node_id", *calc.INTERNAL_COLUMNS], strict=False)
+                    ),
                 )
             first_row = batch.get("first_row", index * self.batch_size + 1)
             ids, positions = good_ids.get(index, ([], []))
@@ -1304,7 +1306,7 @@ class _ExecutionRun:
         ctx = self.ctx
         self._require_batch(item["storage_location"])
         errors_location = previous["errors_storage_location"]
-        frame = pl.read_ndjson(ctx.storage.read_bytes(errors_location), infer_schema_length=None)
+        frame = calc.read_enriched(ctx.storage.read_bytes(errors_location), errors_location)
         first_row = next(
             (
                 b.get("first_row", 1)
@@ -1317,10 +1319,10 @@ class _ExecutionRun:
             calc.RECORD_ID, default=pl.Series(dtype=pl.String)
         )
         rows = {str(i): first_row + p for p, i in enumerate(ids.to_list()) if i is not None}
-        stem = errors_location.removesuffix(".errors.jsonl")
+        stem = calc.enriched_stem(previous["storage_location"])
         calculations = calc.calculate_records(
             frame.drop("error", "error_code", strict=False),
-            f"{stem}.redrive-{self.redrive_number}.jsonl",
+            f"{stem}.redrive-{self.redrive_number}.parquet",
             storage=ctx.storage,
             database=ctx.database,
             factor_set=ctx.factor_set,

@@ -57,10 +57,12 @@ def batch_index(location: str) -> int | None:
 
 
 def enriched_name(batch_name: str) -> str:
-    """The name of the enriched (JSON Lines) file of a batch file: ``part_00007.parquet``
-    gives ``part_00007.jsonl``; other names (a ``.jsonl`` or ``.json`` batch) are kept."""
-    if batch_name.endswith(BATCH_SUFFIX):
-        return batch_name.removesuffix(BATCH_SUFFIX) + ".jsonl"
+    """The name of the enriched (Parquet) file of a batch file: ``part_00007.parquet``
+    keeps its name; a ``.json`` or ``.jsonl`` batch (given by hand, or an older
+    workspace's) gets ``.parquet`` instead."""
+    for suffix in (".jsonl", ".json"):
+        if batch_name.endswith(suffix):
+            return batch_name.removesuffix(suffix) + BATCH_SUFFIX
     return batch_name
 
 

@@ -527,10 +527,42 @@ def ndjson(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def enriched_bytes(frame: pl.DataFrame) -> bytes:
+    """Enriched (or failed) records as the bytes of one Parquet file: the input columns
+    and ``emissions_output`` as a nested struct (a file with no rows keeps the columns)."""
+    return transform.parquet_bytes(frame)
+
+
+def read_enriched(data: bytes, location: str) -> pl.DataFrame:
+    """The records of an enriched or errors file's content: Parquet, or the JSON Lines
+    of a workspace written before enriched files were Parquet."""
+    if transform.is_parquet(data):
+        try:
+            return pl.read_parquet(io.BytesIO(data))
+        except pl.exceptions.PolarsError as exc:
+            raise CalculationError(f"{location} is not a readable Parquet file: {exc}") from exc
+    if not data.strip():
+        return pl.DataFrame()
+    try:
+        return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+    except pl.exceptions.PolarsError as exc:
+        raise CalculationError(f"{location} is neither Parquet nor JSON Lines: {exc}") from exc
+
+
+def enriched_stem(location: str) -> str:
+    """An enriched file's location without its extension."""
+    for suffix in (".parquet", ".jsonl"):
+        if location.endswith(suffix):
+            return location.removesuffix(suffix)
+    return location
+
+
 def errors_location(enriched_location: str) -> str:
-    """Where the failed records of an enriched batch are written."""
-    stem = enriched_location.removesuffix(".jsonl")
-    return f"{stem}.errors.jsonl"
+    """Where the failed records of an enriched batch are written: ``errors/<name>.errors
+    .parquet`` in the enriched file's folder, so that ``enriched/*/*.parquet`` holds only
+    calculated records (one shape: a query over the glob sees ``emissions_output``)."""
+    folder, _, name = enriched_stem(enriched_location).rpartition("/")
+    return f"{folder}/errors/{name}.errors.parquet"
 
 
 def calculate(
@@ -578,15 +610,15 @@ def calculate_records(
     batch_name: str | None = None,
 ) -> dict[str, Any]:
     """Calculate typed records, write them to ``enriched_location`` (failures next to it,
-    in ``.errors.jsonl``) and store their results; returns the task's output."""
+    in ``.errors.parquet``) and store their results; returns the task's output."""
     result = calculate_frame(
         records, factor_set, batch_name or PurePosixPath(enriched_location).name
     )
-    storage.write_bytes(enriched_location, ndjson(result.enriched))
+    storage.write_bytes(enriched_location, enriched_bytes(result.enriched))
     failed_location = None
     if result.failed.height:
         failed_location = errors_location(enriched_location)
-        storage.write_bytes(failed_location, ndjson(result.failed.drop("__node_id")))
+        storage.write_bytes(failed_location, enriched_bytes(result.failed.drop("__node_id")))
 
     now = datetime.now(UTC).isoformat()
     rows = result.database_rows.with_columns(

@@ -5,7 +5,7 @@ Factors get revised; results either stay frozen or are recomputed deliberately.
 same input record (read back from its enriched file) with the chosen factor
 set, and reports the difference per record and in total. With ``dry_run`` it
 changes nothing. Otherwise it writes the new enriched records to a new file
-(``enriched/<root_id>/recalculated/<recalculation_id>/part_NNNNN.jsonl``, the old
+(``enriched/<root_id>/recalculated/<recalculation_id>/part_NNNNN.parquet``, the old
 file stays), replaces the current results (the previous ones move to the result
 history and stay queryable), and records a ``RECALCULATION`` lineage node under
 each record's previous node. A record the new set cannot calculate keeps its
@@ -14,7 +14,6 @@ current result and is reported with the reason.
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -23,11 +22,11 @@ from typing import Any
 
 import polars as pl
 
-from .. import lineage
+from .. import lineage, transform
 from .._exceptions import InputDataError
 from ..database import EMISSION_COLUMNS, Database
 from ..storage import Storage
-from . import RECORD_ID, SCOPE2_METHOD_OF, calculate_frame, ndjson
+from . import RECORD_ID, SCOPE2_METHOD_OF, calculate_frame, enriched_bytes, read_enriched
 from .factors import FactorSet
 
 GWP_SETS = ("ar4", "ar5", "ar6")
@@ -80,7 +79,7 @@ def recalculate(
     totals = {"before": _zero(), "after": _zero()}
     for (root, location), rows in sorted(groups.items()):
         before = {r["activity_event_id"]: r for r in rows}
-        frame = pl.read_ndjson(io.BytesIO(storage.read_bytes(location)), infer_schema_length=None)
+        frame = read_enriched(storage.read_bytes(location), location)
         ids = pl.DataFrame({RECORD_ID: list(before)}, schema={RECORD_ID: pl.String})
         inputs = frame.join(ids, on=RECORD_ID, how="semi", maintain_order="left").drop(
             "emissions_output", strict=False
@@ -144,9 +143,9 @@ def _store(
 ) -> None:
     """Write the new enriched file, replace the results, add the lineage nodes: the
     results and their lineage go in together, in one transaction."""
-    name = PurePosixPath(old_location).name
+    name = transform.enriched_name(PurePosixPath(old_location).name)
     location = storage.url("enriched", f"{root_id}/recalculated/{recalculation_id}/{name}")
-    storage.write_bytes(location, ndjson(result.enriched))
+    storage.write_bytes(location, enriched_bytes(result.enriched))
     node_of = {
         r["activity_event_id"]: f"{r['activity_event_id']}#recalc-{recalculation_id}"
         for r in old_rows
