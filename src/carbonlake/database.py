@@ -438,6 +438,16 @@ class _Stale(Exception):
     """A row changed between reading it and writing: roll the transaction back."""
 
 
+RESULT_NUMBER_COLUMNS = (
+    "co2_tonnes",
+    "ch4_tonnes",
+    "n2o_tonnes",
+    "co2e_ar4_tonnes",
+    "co2e_ar5_tonnes",
+    "co2e_ar6_tonnes",
+)
+"""The numbers of a result that its enriched record also holds (lineage verify compares them)."""
+
 FAILURE_COLUMNS = (
     "failure_key",
     "root_id",
@@ -1323,12 +1333,11 @@ class Database:
 
     def iter_emission_check_rows(self, root_id: str) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
         """A root's current results grouped by enriched file, one file at a time:
-        ``(enriched_location, [(activity_event_id, co2, ch4, n2o, co2e ar4, ar5, ar6)])``,
+        ``(enriched_location, [(activity_event_id, *RESULT_NUMBER_COLUMNS)])``,
         for lineage verify (streamed: memory holds one file's results)."""
         sql = (
-            "SELECT enriched_location, activity_event_id, co2_tonnes, ch4_tonnes, n2o_tonnes, "
-            "co2e_ar4_tonnes, co2e_ar5_tonnes, co2e_ar6_tonnes FROM emissions "
-            "WHERE root_id = ? ORDER BY enriched_location"
+            f"SELECT enriched_location, activity_event_id, {', '.join(RESULT_NUMBER_COLUMNS)} "
+            "FROM emissions WHERE root_id = ? ORDER BY enriched_location"
         )
         try:
             cursor = self._connection().cursor()

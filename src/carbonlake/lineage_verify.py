@@ -46,7 +46,7 @@ import polars as pl
 from . import calculate as calc
 from . import lineage, transform
 from ._exceptions import ConfigurationError, InputDataError, LineageError, StorageError
-from .database import Database, utc_now
+from .database import RESULT_NUMBER_COLUMNS, Database, utc_now
 from .storage import Storage
 
 ALGORITHM = "RFC6962-SHA256"
@@ -65,14 +65,7 @@ lineage-archive: exports of the ledger)."""
 ROOT_FOLDER_BUCKETS = ("transformed", "enriched", "dq-results")
 """Buckets whose objects sit in a folder named after their root_id."""
 _RESULT_ACTIONS = (lineage.CALCULATION_COMPLETE, lineage.RECALCULATION)
-RESULT_COLUMNS = (
-    "co2_tonnes",
-    "ch4_tonnes",
-    "n2o_tonnes",
-    "co2e_ar4_tonnes",
-    "co2e_ar5_tonnes",
-    "co2e_ar6_tonnes",
-)
+RESULT_COLUMNS = RESULT_NUMBER_COLUMNS
 """The numbers of a current result that verify compares with its enriched record."""
 RESULT_BATCH_ROWS = 50_000
 """Results compared at a time (with their enriched files' records)."""
