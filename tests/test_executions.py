@@ -64,11 +64,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
 
 
 def emissions_table(workspace: Path) -> dict[str, tuple[float, float, str]]:
-    with sqlite3.connect(workspace / "carbonlake.db") as conn:
-        rows = conn.execute(
-            "SELECT activity_event_id, co2e_ar4_tonnes, co2e_ar5_tonnes, factor_id FROM emissions"
-        ).fetchall()
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    """The results table's current rows, read by pyiceberg (not carbonlake's own reader,
+    which lists the files from its registry): every record exactly once."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog(
+        "carbonlake",
+        uri=f"sqlite:///{workspace / 'carbonlake.db'}",
+        warehouse=(workspace / "lake").as_uri(),
+    )
+    table = catalog.load_table("carbonlake.emissions").scan().to_arrow()
+    ids = table.column("activity_event_id").to_pylist()
+    assert len(ids) == len(set(ids)), "a record is in the results table more than once"
+    rows = table.select(
+        ["activity_event_id", "co2e_ar4_tonnes", "co2e_ar5_tonnes", "factor_id"]
+    ).to_pylist()
+    return {
+        r["activity_event_id"]: (r["co2e_ar4_tonnes"], r["co2e_ar5_tonnes"], r["factor_id"])
+        for r in rows
+    }
 
 
 def enriched_ids(workspace: Path) -> list[str]:

@@ -454,11 +454,31 @@ def test_a_replaced_database_is_not_accepted(
         }
 
 
+def tamper_results(
+    ledger: Ledger, record_id: str, change: Callable[[pl.DataFrame], pl.DataFrame]
+) -> None:
+    """Rewrite the results table's data file that holds a record (as someone with write
+    access to the lake bucket could), with ``change`` applied to its rows."""
+    for entry in ledger.context.database.lake_files("emissions"):
+        path = Path(entry["file_path"].removeprefix("file://"))
+        frame = pl.read_parquet(path)
+        if record_id in frame["activity_event_id"].to_list():
+            change(frame).write_parquet(path, compression="zstd")
+            return
+    raise AssertionError(f"no current results file holds {record_id}")
+
+
 def test_a_changed_result_in_the_results_table_is_named(ledger: Ledger) -> None:
     """Issue 17 item 3: the results the API serves are covered by verify."""
-    ledger.sql(
-        "UPDATE emissions SET co2e_ar5_tonnes = co2e_ar5_tonnes * 100 "
-        "WHERE activity_event_id = 'r3'"
+    tamper_results(
+        ledger,
+        "r3",
+        lambda f: f.with_columns(
+            pl.when(pl.col("activity_event_id") == "r3")
+            .then(pl.col("co2e_ar5_tonnes") * 100)
+            .otherwise(pl.col("co2e_ar5_tonnes"))
+            .alias("co2e_ar5_tonnes")
+        ),
     )
     code, document = ledger.verify()
     assert code == 1
@@ -468,7 +488,7 @@ def test_a_changed_result_in_the_results_table_is_named(ledger: Ledger) -> None:
 
 
 def test_a_deleted_result_row_is_named(ledger: Ledger) -> None:
-    ledger.sql("DELETE FROM emissions WHERE activity_event_id = 's2'")
+    tamper_results(ledger, "s2", lambda f: f.filter(pl.col("activity_event_id") != "s2"))
     code, document = ledger.verify()
     assert code == 1
     problem = first_problem(document)
@@ -476,15 +496,19 @@ def test_a_deleted_result_row_is_named(ledger: Ledger) -> None:
 
 
 def test_an_inserted_fake_result_is_named(ledger: Ledger) -> None:
-    with sqlite3.connect(ledger.db_path) as conn:
-        columns = [row[1] for row in conn.execute("PRAGMA table_info(emissions)")]
-        copied = [
-            "'fake-1'" if c in ("activity_event_id", "lineage_node_id") else c for c in columns
-        ]
-        conn.execute(
-            f"INSERT INTO emissions ({', '.join(columns)}) SELECT {', '.join(copied)} "
-            "FROM emissions WHERE activity_event_id = 'r1'"
-        )
+    tamper_results(
+        ledger,
+        "r1",
+        lambda f: pl.concat(
+            [
+                f,
+                f.filter(pl.col("activity_event_id") == "r1").with_columns(
+                    pl.lit("fake-1").alias("activity_event_id"),
+                    pl.lit("fake-1").alias("lineage_node_id"),
+                ),
+            ]
+        ),
+    )
     code, document = ledger.verify()
     assert code == 1
     problem = first_problem(document)

@@ -265,6 +265,43 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX calculation_failures_root ON calculation_failures(root_id)
     """,
+    # the data lake (issue 16): the results live in the Apache Iceberg table `emissions`
+    # (docs/lake.md); the database keeps its file registry, written in the same transaction
+    # as a map group's checkpoint and brought up to the table's file set after each commit:
+    # state 'pending' (registered, not yet committed), 'current' (in the table's current
+    # snapshot) or 'removed' (no longer; when, and by which root's commit).
+    """
+    CREATE TABLE lake_files (
+        table_name TEXT NOT NULL,
+        file_path TEXT NOT NULL,
+        root_id TEXT,
+        execution_id TEXT,
+        record_count INTEGER NOT NULL,
+        sha256 TEXT,
+        state TEXT NOT NULL,
+        snapshot_id TEXT,
+        registered_at TEXT NOT NULL,
+        removed_at TEXT,
+        removed_by_root TEXT,
+        removed_by_execution TEXT,
+        PRIMARY KEY (table_name, file_path)
+    );
+    CREATE INDEX lake_files_state ON lake_files(table_name, state, execution_id)
+    """,
+    # the data lake (issue 16): an admin deletion is an Iceberg delete; who deleted which
+    # result (record id and the deleted result's calculated_at), when and why stays here.
+    """
+    CREATE TABLE emission_deletions (
+        activity_event_id TEXT NOT NULL,
+        root_id TEXT NOT NULL,
+        calculated_at TEXT NOT NULL,
+        deleted_at TEXT NOT NULL,
+        deleted_by TEXT NOT NULL,
+        deletion_reason TEXT NOT NULL,
+        deletion_node_id TEXT NOT NULL
+    );
+    CREATE INDEX emission_deletions_record ON emission_deletions(activity_event_id)
+    """,
 )
 
 EXECUTION_LIST_FIELDS = (
@@ -336,6 +373,56 @@ EMISSION_COLUMNS = (
     "ch4_basis",
     "ar6_ch4_gwp",
 )
+
+_INTEGER_COLUMNS = ("scope", "scope3_category")
+_FLOAT_COLUMNS = (
+    "raw_data",
+    "co2_tonnes",
+    "ch4_tonnes",
+    "n2o_tonnes",
+    "co2e_ar4_tonnes",
+    "co2e_ar5_tonnes",
+    "ar4_kgco2e_per_unit",
+    "ar5_kgco2e_per_unit",
+    "co2e_ar6_tonnes",
+    "ar6_kgco2e_per_unit",
+    "quantity_used",
+    "geo_lat",
+    "geo_long",
+    "biogenic_co2_tonnes",
+    "ar6_ch4_gwp",
+)
+EMISSION_TYPES = {
+    column: "BIGINT"
+    if column in _INTEGER_COLUMNS
+    else "DOUBLE"
+    if column in _FLOAT_COLUMNS
+    else "VARCHAR"
+    for column in EMISSION_COLUMNS
+}
+"""The type of each results column in the results table (DuckDB / SQL names)."""
+
+RESULTS_TABLE = "emissions"
+"""The lake table of the current results (docs/lake.md)."""
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """A data file of a lake table, as the registry keeps it."""
+
+    table_name: str
+    file_path: str
+    """The file's URL, exactly as the Iceberg table's manifests name it."""
+    root_id: str | None
+    execution_id: str | None
+    record_count: int
+    sha256: str | None
+
+
+def local_file(url: str) -> str:
+    """The path DuckDB reads for a data file URL (``file:///abs`` -> ``/abs``)."""
+    return url[len("file://") :] if url.startswith("file://") else url
+
 
 FACTOR_ROW_COLUMNS = (
     "scope",
@@ -434,6 +521,49 @@ class EmissionFilter:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+class _Row(tuple):  # type: ignore[type-arg]
+    """A row of a lake query: by position like a tuple, by column name like sqlite3.Row."""
+
+    names: tuple[str, ...] = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        """The column names (so that ``dict(row)`` works)."""
+        return self.names
+
+
+def _rows_of(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> list[_Row]:
+    names = tuple(d[0] for d in cursor.description)
+    found: list[_Row] = []
+    for row in rows:
+        item = _Row(row)
+        item.names = names
+        found.append(item)
+    return found
+
+
+def _sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _read_files(paths: Sequence[str], filename: bool = False) -> str:
+    """SQL: the results columns of some data files (typed, none: an empty relation)."""
+    columns = ", ".join(f"CAST({c} AS {EMISSION_TYPES[c]}) AS {c}" for c in EMISSION_COLUMNS)
+    if not paths:
+        empty = ", ".join(f"CAST(NULL AS {EMISSION_TYPES[c]}) AS {c}" for c in EMISSION_COLUMNS)
+        extra = ", CAST(NULL AS VARCHAR) AS filename" if filename else ""
+        return f"SELECT {empty}{extra} WHERE false"
+    listed = ", ".join(_sql_text(p) for p in paths)
+    if filename:
+        return f"SELECT {columns}, filename FROM read_parquet([{listed}], filename = true)"
+    return f"SELECT {columns} FROM read_parquet([{listed}])"
+
+
 class _Stale(Exception):
     """A row changed between reading it and writing: roll the transaction back."""
 
@@ -476,14 +606,14 @@ def _by_method(column: str, method: str) -> str:
     method (or of none: results calculated before factors said) count as 0, so the two
     totals are side by side and never added."""
     return (
-        f"coalesce(sum(CASE WHEN scope = 2 AND scope2_method IS DISTINCT FROM "
+        f"coalesce(fsum(CASE WHEN scope = 2 AND scope2_method IS DISTINCT FROM "
         f"'{METHODS[method]}' THEN 0 ELSE {column} END), 0)"
     )
 
 
 def _totals_sql() -> str:
     """SELECT list of the totals every summary gives (see :func:`_totals_of`)."""
-    parts = ["count(*) AS records", "coalesce(sum(biogenic_co2_tonnes), 0) AS biogenic"]
+    parts = ["count(*) AS records", "coalesce(fsum(biogenic_co2_tonnes), 0) AS biogenic"]
     for method in METHODS:
         for gas in ("co2", "ch4", "n2o"):
             parts.append(f"{_by_method(f'{gas}_tonnes', method)} AS {method}_{gas}")
@@ -519,7 +649,7 @@ INVENTORY_GROUPS = {
     "month": "substr(origin_measurement_timestamp, 1, 7)",
     "quarter": (
         "substr(origin_measurement_timestamp, 1, 4) || '-Q' || "
-        "CAST((CAST(substr(origin_measurement_timestamp, 6, 2) AS INTEGER) + 2) / 3 AS TEXT)"
+        "CAST((CAST(substr(origin_measurement_timestamp, 6, 2) AS INTEGER) + 2) // 3 AS TEXT)"
     ),
     "year": "substr(origin_measurement_timestamp, 1, 4)",
     "asset": "asset_id",
@@ -1084,50 +1214,308 @@ class Database:
         found = (self.get_execution(row[0]) for row in rows)
         return [execution for execution in found if execution is not None]
 
-    # -- emissions ------------------------------------------------------------
-
-    def upsert_emissions(self, rows: Iterable[Sequence[Any]]) -> int:
-        """Insert or replace emission rows (EMISSION_COLUMNS order), keyed by record id."""
-        batch = list(rows)
-        if not batch:
-            return 0
-        with self.transaction() as conn:
-            self._upsert_emission_rows(conn, batch)
-        return len(batch)
+    # -- the lake: the results table's file registry ----------------------------
+    #
+    # The results are an Apache Iceberg table (lake.py commits it). Reads never import
+    # pyiceberg: they query the table's current data files, listed in this registry, with
+    # DuckDB (about 0.35 s to import, against 2.3 s for pyiceberg and SQLAlchemy).
 
     @staticmethod
-    def _upsert_emission_rows(conn: sqlite3.Connection, batch: Sequence[Sequence[Any]]) -> None:
-        columns = ", ".join(EMISSION_COLUMNS)
-        placeholders = ", ".join("?" for _ in EMISSION_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in EMISSION_COLUMNS[1:])
-        # A replaced result stays queryable: copy it to the history first, unless the
-        # same execution writes it again (a resumed or retried batch). Set-based, in
-        # chunks: a fresh file costs one indexed lookup per chunk, not per record.
+    def _register_lake_files(conn: sqlite3.Connection, files: Sequence[LakeFile]) -> None:
         now = utc_now()
-        root_id, execution_id = batch[0][1], batch[0][2]
-        for start in range(0, len(batch), _ID_CHUNK):
-            ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
-            marks = ", ".join("?" for _ in ids)
-            conn.execute(
-                f"INSERT INTO emissions_history ({columns}, superseded_at, superseded_by_root) "
-                f"SELECT {columns}, ?, ? FROM emissions WHERE activity_event_id IN ({marks}) "
-                "AND execution_id IS DISTINCT FROM ?",
-                (now, root_id, *ids, execution_id),
-            )
         conn.executemany(
-            f"INSERT INTO emissions ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT(activity_event_id) DO UPDATE SET {updates}",
-            batch,
+            "INSERT INTO lake_files (table_name, file_path, root_id, execution_id, "
+            "record_count, sha256, state, registered_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) "
+            "ON CONFLICT (table_name, file_path) DO UPDATE SET root_id = excluded.root_id, "
+            "execution_id = excluded.execution_id, record_count = excluded.record_count, "
+            "sha256 = excluded.sha256, state = 'pending', registered_at = excluded.registered_at",
+            [
+                (
+                    f.table_name,
+                    f.file_path,
+                    f.root_id,
+                    f.execution_id,
+                    f.record_count,
+                    f.sha256,
+                    now,
+                )
+                for f in files
+            ],
         )
-        # A record calculated now is no longer a failure (e.g. after a redrive).
-        for start in range(0, len(batch), _ID_CHUNK):
-            ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
+
+    @staticmethod
+    def _clear_failures(conn: sqlite3.Connection, record_ids: Sequence[str]) -> None:
+        # A record calculated now is no longer a failure (e.g. after a redrive); a failure
+        # of a record with an id is keyed by that id (its primary key).
+        for start in range(0, len(record_ids), _ID_CHUNK):
+            ids = list(record_ids[start : start + _ID_CHUNK])
             marks = ", ".join("?" for _ in ids)
-            conn.execute(
-                # A failure of a record with an id is keyed by that id (its primary key).
-                f"DELETE FROM calculation_failures WHERE failure_key IN ({marks})",
-                ids,
+            conn.execute(f"DELETE FROM calculation_failures WHERE failure_key IN ({marks})", ids)
+
+    def register_results(self, files: Sequence[LakeFile], record_ids: Sequence[str]) -> None:
+        """Register results files (pending their table commit) in one transaction; their
+        records are no longer failures."""
+        with self.transaction() as conn:
+            self._register_lake_files(conn, files)
+            self._clear_failures(conn, record_ids)
+
+    def lake_pending(self, table_name: str, execution_id: str | None) -> list[LakeFile]:
+        """Files of one execution registered but not yet committed to their table."""
+        rows = self._query(
+            "SELECT table_name, file_path, root_id, execution_id, record_count, sha256 "
+            "FROM lake_files WHERE table_name = ? AND state = 'pending' "
+            "AND execution_id IS NOT DISTINCT FROM ? ORDER BY file_path",
+            (table_name, execution_id),
+        )
+        return [LakeFile(*row) for row in rows]
+
+    def lake_files(self, table_name: str, state: str = "current") -> list[dict[str, Any]]:
+        """The registry's files of a table in one state ('pending', 'current', 'removed')."""
+        rows = self._query(
+            "SELECT * FROM lake_files WHERE table_name = ? AND state = ? ORDER BY file_path",
+            (table_name, state),
+        )
+        return [dict(row) for row in rows]
+
+    def lake_sync(
+        self,
+        table_name: str,
+        live: dict[str, int],
+        snapshot_id: str,
+        *,
+        removed: Iterable[str],
+        removed_by_root: str | None,
+        removed_by_execution: str | None,
+        describe: Any,
+    ) -> None:
+        """Bring the registry to a table's current file set after a commit: ``live`` (file
+        -> records) are current, ``removed`` (the files this commit removed) are removed by
+        its root and execution, any other file no longer live is removed too. ``describe``
+        gives ``(root_id, execution_id, sha256)`` of a live file the registry does not know
+        (one the table commit wrote: a copy-on-write rewrite)."""
+        now = utc_now()
+        known = {
+            row[0]: row[1]
+            for row in self._query(
+                "SELECT file_path, state FROM lake_files WHERE table_name = ?", (table_name,)
             )
+        }
+        unknown = {path: describe(path) for path in live if path not in known}
+        removed = [path for path in removed if path in known]
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE lake_files SET state = 'removed', removed_at = ?, removed_by_root = ?, "
+                "removed_by_execution = ? WHERE table_name = ? AND file_path = ?",
+                [
+                    (now, removed_by_root, removed_by_execution, table_name, path)
+                    for path in removed
+                    if path not in live
+                ],
+            )
+            conn.executemany(
+                "UPDATE lake_files SET state = 'removed', removed_at = ? "
+                "WHERE table_name = ? AND file_path = ? AND state = 'current'",
+                [
+                    (now, table_name, path)
+                    for path, state in known.items()
+                    if state == "current" and path not in live
+                ],
+            )
+            conn.executemany(
+                "UPDATE lake_files SET state = 'current', snapshot_id = ?, record_count = ? "
+                "WHERE table_name = ? AND file_path = ? AND state <> 'current'",
+                [
+                    (snapshot_id, count, table_name, path)
+                    for path, count in live.items()
+                    if path in known and known[path] != "current"
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO lake_files (table_name, file_path, root_id, execution_id, "
+                "record_count, sha256, state, snapshot_id, registered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'current', ?, ?)",
+                [
+                    (table_name, path, root, execution, live[path], sha, snapshot_id, now)
+                    for path, (root, execution, sha) in unknown.items()
+                ],
+            )
+
+    def lake_overlap(self, live: Sequence[str], new: Sequence[str]) -> dict[str, list[str]]:
+        """Which records of the ``new`` results files already have a result in the ``live``
+        ones (the table's current files): ``{live file: [activity_event_id]}`` (a semi-join
+        in DuckDB over the files' record ids)."""
+        if not live or not new:
+            return {}
+        found: dict[str, list[str]] = {}
+        local = {local_file(path): path for path in live}
+        live_sql = ", ".join(_sql_text(p) for p in local)
+        new_sql = ", ".join(_sql_text(local_file(p)) for p in new)
+        with self._duckdb() as con:
+            cursor = con.execute(
+                f"SELECT filename, activity_event_id FROM read_parquet([{live_sql}], "
+                f"filename = true) SEMI JOIN read_parquet([{new_sql}]) n USING "
+                "(activity_event_id)"
+            )
+            while rows := cursor.fetchmany(50_000):
+                for filename, record_id in rows:
+                    found.setdefault(local[filename], []).append(record_id)
+        return found
+
+    @contextlib.contextmanager
+    def _duckdb(self) -> Iterator[Any]:
+        import duckdb  # 0.35 s to import: only commands that read results pay it
+
+        con = duckdb.connect(":memory:")
+        try:
+            # SQLite's order: NULL is the smallest value.
+            con.execute("SET default_null_order = 'nulls_first_on_asc_last_on_desc'")
+            yield con
+        except duckdb.Error as exc:
+            raise DatabaseError(f"reading the results table failed: {exc}") from exc
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _lake(self) -> Iterator[Any]:
+        """A DuckDB connection with the views ``emissions`` (the current results: the
+        table's current data files) and ``emissions_history`` (earlier results: rows of
+        files no longer current that no current file holds, with when and by which root
+        they were replaced, and who deleted them)."""
+        files = self._query(
+            "SELECT file_path, state, removed_at, removed_by_root FROM lake_files "
+            "WHERE table_name = ? AND state IN ('current', 'removed')",
+            (RESULTS_TABLE,),
+        )
+        current = [local_file(row[0]) for row in files if row[1] == "current"]
+        removed = [row for row in files if row[1] == "removed"]
+        with self._duckdb() as con:
+            con.execute(f"CREATE VIEW emissions AS {_read_files(current)}")
+            con.execute(
+                "CREATE TABLE lake_removed (path VARCHAR, removed_at VARCHAR, "
+                "removed_by_root VARCHAR)"
+            )
+            if removed:
+                con.executemany(
+                    "INSERT INTO lake_removed VALUES (?, ?, ?)",
+                    [(local_file(row[0]), row[2], row[3]) for row in removed],
+                )
+            con.execute(
+                "CREATE TABLE emission_deletions (activity_event_id VARCHAR, calculated_at "
+                "VARCHAR, deleted_at VARCHAR, deleted_by VARCHAR, deletion_reason VARCHAR, "
+                "deletion_node_id VARCHAR)"
+            )
+            deletions = self._query(
+                "SELECT activity_event_id, calculated_at, deleted_at, deleted_by, "
+                "deletion_reason, deletion_node_id FROM emission_deletions"
+            )
+            if deletions:
+                con.executemany(
+                    "INSERT INTO emission_deletions VALUES (?, ?, ?, ?, ?, ?)",
+                    [tuple(row) for row in deletions],
+                )
+            past = _read_files([local_file(row[0]) for row in removed], filename=True)
+            con.execute(
+                "CREATE VIEW emissions_history AS SELECT h.* EXCLUDE (rn, filename) REPLACE ("
+                "coalesce(d.deleted_at, h.superseded_at) AS superseded_at), "
+                "d.deleted_by, d.deletion_reason, d.deletion_node_id FROM ("
+                "SELECT p.*, r.removed_at AS superseded_at, r.removed_by_root AS "
+                "superseded_by_root, row_number() OVER (PARTITION BY p.activity_event_id, "
+                "p.calculated_at, p.execution_id ORDER BY r.removed_at DESC) AS rn "
+                f"FROM ({past}) p JOIN lake_removed r ON p.filename = r.path) h "
+                "LEFT JOIN emission_deletions d ON d.activity_event_id = h.activity_event_id "
+                "AND d.calculated_at = h.calculated_at WHERE h.rn = 1 AND NOT EXISTS ("
+                "SELECT 1 FROM emissions c WHERE c.activity_event_id = h.activity_event_id "
+                "AND c.calculated_at = h.calculated_at "
+                "AND c.execution_id IS NOT DISTINCT FROM h.execution_id)"
+            )
+            yield con
+
+    def _lake_query(self, sql: str, params: Sequence[Any] = ()) -> list[_Row]:
+        with self._lake() as con:
+            cursor = con.execute(sql, list(params))
+            return _rows_of(cursor, cursor.fetchall())
+
+    def _lake_stream(
+        self, sql: str, params: Sequence[Any] = (), size: int = 5_000
+    ) -> Iterator[tuple[Any, ...]]:
+        with self._lake() as con:
+            cursor = con.execute(sql, list(params))
+            while rows := cursor.fetchmany(size):
+                yield from rows
+
+    def _lake_query_in(
+        self,
+        sql: str,
+        values: Sequence[Any],
+        before: Sequence[Any] = (),
+        after: Sequence[Any] = (),
+    ) -> list[_Row]:
+        """Rows of a lake query whose ``{marks}`` is an ``IN`` list of ``values`` (one list
+        parameter; ``before`` and ``after`` are the parameters around it)."""
+        if not values:
+            return []
+        return self._lake_query(
+            sql.format(marks="SELECT unnest(?::VARCHAR[])"), (*before, list(values), *after)
+        )
+
+    def has_legacy_results(self) -> bool:
+        """Whether results are still in the database tables of before the lake."""
+        rows = self._query(
+            "SELECT 1 FROM emissions UNION ALL SELECT 1 FROM emissions_history LIMIT 1"
+        )
+        return bool(rows)
+
+    def legacy_results(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The results of before the lake: the current rows (EMISSION_COLUMNS) and the
+        earlier ones (EMISSION_COLUMNS, superseded_at, superseded_by_root)."""
+        columns = ", ".join(EMISSION_COLUMNS)
+        current = self._query(f"SELECT {columns} FROM emissions ORDER BY activity_event_id")
+        history = self._query(
+            f"SELECT {columns}, superseded_at, superseded_by_root FROM emissions_history "
+            "ORDER BY superseded_at"
+        )
+        return [tuple(row) for row in current], [tuple(row) for row in history]
+
+    def adopt_legacy_results(
+        self, files: Sequence[LakeFile], earlier: Sequence[tuple[LakeFile, str, str | None]]
+    ) -> None:
+        """In one transaction: register the data files written from the tables of before
+        the lake (``files`` pending their commit, ``earlier`` as files of earlier results,
+        with when and by which root they were replaced), keep their deletions as
+        tombstones, and empty those tables."""
+        now = utc_now()
+        with self.transaction() as conn:
+            self._register_lake_files(conn, files)
+            conn.executemany(
+                "INSERT INTO lake_files (table_name, file_path, root_id, execution_id, "
+                "record_count, sha256, state, registered_at, removed_at, removed_by_root) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'removed', ?, ?, ?)",
+                [
+                    (
+                        f.table_name,
+                        f.file_path,
+                        f.root_id,
+                        f.execution_id,
+                        f.record_count,
+                        f.sha256,
+                        now,
+                        at,
+                        by,
+                    )
+                    for f, at, by in earlier
+                ],
+            )
+            conn.execute(
+                "INSERT INTO emission_deletions (activity_event_id, root_id, calculated_at, "
+                "deleted_at, deleted_by, deletion_reason, deletion_node_id) "
+                "SELECT activity_event_id, root_id, calculated_at, superseded_at, deleted_by, "
+                "coalesce(deletion_reason, ''), deletion_node_id FROM emissions_history "
+                "WHERE deletion_node_id IS NOT NULL"
+            )
+            conn.execute("DELETE FROM emissions")
+            conn.execute("DELETE FROM emissions_history")
+
+    # -- emissions ------------------------------------------------------------
 
     @staticmethod
     def _insert_failure_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
@@ -1149,15 +1537,24 @@ class Database:
     def replaced_count(self, where: EmissionFilter) -> int:
         """How many current results matching ``where`` replaced an earlier result of the
         same activity_event_id that came from another input file (another root)."""
+        if not self._has_removed_results():
+            return 0
         condition, params = where.where()
         joiner = " AND " if condition else " WHERE "
-        rows = self._query(
+        rows = self._lake_query(
             f"SELECT count(*) FROM emissions{condition}{joiner}activity_event_id IN ("
             "SELECT activity_event_id FROM emissions_history WHERE superseded_by_root IS NOT "
             "NULL AND root_id IS DISTINCT FROM superseded_by_root)",
             params,
         )
         return int(rows[0][0])
+
+    def _has_removed_results(self) -> bool:
+        rows = self._query(
+            "SELECT 1 FROM lake_files WHERE table_name = ? AND state = 'removed' LIMIT 1",
+            (RESULTS_TABLE,),
+        )
+        return bool(rows)
 
     def failure_stats(self, where: EmissionFilter) -> dict[str, Any]:
         """How many records matching ``where`` could not be calculated, by reason code."""
@@ -1171,13 +1568,17 @@ class Database:
         return {"records_failed": sum(by_reason.values()), "failed_by_reason": by_reason}
 
     def commit_results(
-        self, emission_rows: Sequence[Sequence[Any]], lineage_rows: Sequence[Sequence[Any]]
+        self,
+        files: Sequence[LakeFile],
+        record_ids: Sequence[str],
+        lineage_rows: Sequence[Sequence[Any]],
     ) -> None:
-        """Replace results and add their lineage nodes in one transaction."""
+        """Register results files (pending their table commit) and add their lineage nodes
+        in one transaction."""
         try:
             with self.transaction() as conn:
-                if emission_rows:
-                    self._upsert_emission_rows(conn, emission_rows)
+                self._register_lake_files(conn, files)
+                self._clear_failures(conn, record_ids)
                 if lineage_rows:
                     self._insert_lineage_rows(conn, lineage_rows)
         except sqlite3.IntegrityError as exc:
@@ -1198,16 +1599,20 @@ class Database:
         execution_id: str,
         states: Sequence[tuple[str, dict[str, Any]]],
         lineage_rows: Sequence[Sequence[Any]],
-        emission_rows: Sequence[Sequence[Any]],
+        files: Sequence[LakeFile],
+        record_ids: Sequence[str],
         failure_rows: Sequence[Sequence[Any]] = (),
     ) -> None:
-        """Checkpoint map iterations: their results, failures, lineage and outputs in one
+        """Checkpoint map iterations: the registration of their results files (committed to
+        the results table after the map), failures, lineage and outputs in one
         transaction."""
         now = utc_now()
         try:
             with self.transaction() as conn:
-                if emission_rows:
-                    self._upsert_emission_rows(conn, emission_rows)
+                if files:
+                    self._register_lake_files(conn, files)
+                if record_ids:
+                    self._clear_failures(conn, record_ids)
                 if failure_rows:
                     self._insert_failure_rows(conn, failure_rows)
                 if lineage_rows:
@@ -1234,61 +1639,59 @@ class Database:
                 "(activity_event_id) must be unique within a file."
             ) from exc
 
-    def delete_emission(
+    def record_deletion(
         self,
         activity_event_id: str,
+        root_id: str,
         calculated_at: str,
         *,
         deleted_at: str,
         deleted_by: str,
         reason: str,
         lineage_rows: Sequence[Sequence[Any]],
-    ) -> bool:
-        """Tombstone a record's current result: move it to the history with who deleted it,
-        when and why, and add its ``RECORD_DELETED`` node, in one transaction. Returns
-        False (changing nothing) when the current result is no longer the one calculated
-        at ``calculated_at`` (deleted or replaced meanwhile)."""
-        columns = ", ".join(EMISSION_COLUMNS)
+    ) -> None:
+        """Keep who deleted a record's result (calculated at ``calculated_at``), when and
+        why, with its ``RECORD_DELETED`` node, in one transaction (the result itself left
+        the results table by an Iceberg delete: lake.delete_result)."""
         node_id = lineage_rows[0][1] if lineage_rows else None
         try:
             with self.transaction() as conn:
-                moved = conn.execute(
-                    f"INSERT INTO emissions_history ({columns}, superseded_at, deleted_by, "
-                    f"deletion_reason, deletion_node_id) SELECT {columns}, ?, ?, ?, ? "
-                    "FROM emissions WHERE activity_event_id = ? AND calculated_at = ?",
-                    (deleted_at, deleted_by, reason, node_id, activity_event_id, calculated_at),
-                ).rowcount
-                if moved != 1:
-                    raise _Stale
                 conn.execute(
-                    "DELETE FROM emissions WHERE activity_event_id = ?", (activity_event_id,)
+                    "INSERT INTO emission_deletions (activity_event_id, root_id, calculated_at, "
+                    "deleted_at, deleted_by, deletion_reason, deletion_node_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        activity_event_id,
+                        root_id,
+                        calculated_at,
+                        deleted_at,
+                        deleted_by,
+                        reason,
+                        node_id,
+                    ),
                 )
                 self._insert_lineage_rows(conn, lineage_rows)
-        except _Stale:
-            return False  # rolled back
         except sqlite3.IntegrityError as exc:
             raise LineageError(
                 f"cannot record the deletion of {activity_event_id!r}: {exc}"
             ) from exc
-        return True
 
     def deletions(self, root_id: str | None = None) -> list[tuple[str, str, str]]:
         """``(activity_event_id, root_id, deletion_node_id)`` of every deleted result (of one
         root, or of all), oldest first."""
-        sql = (
-            "SELECT activity_event_id, root_id, deletion_node_id FROM emissions_history "
-            "WHERE deletion_node_id IS NOT NULL"
-        )
+        sql = "SELECT activity_event_id, root_id, deletion_node_id FROM emission_deletions"
         params: tuple[Any, ...] = ()
         if root_id is not None:
-            sql += " AND root_id = ?"
+            sql += " WHERE root_id = ?"
             params = (root_id,)
-        rows = self._query(sql + " ORDER BY superseded_at", params)
+        rows = self._query(sql + " ORDER BY deleted_at", params)
         return [(row[0], row[1], row[2]) for row in rows]
 
     def emission_history(self, activity_event_id: str) -> list[dict[str, Any]]:
         """Earlier results of one record, oldest first (the current one is in emissions)."""
-        rows = self._query(
+        if not self._has_removed_results():
+            return []
+        rows = self._lake_query(
             "SELECT * FROM emissions_history WHERE activity_event_id = ? ORDER BY superseded_at",
             (activity_event_id,),
         )
@@ -1297,9 +1700,9 @@ class Database:
     def emissions_of_root(self, root_id: str | None) -> list[dict[str, Any]]:
         """Current results, of one root or of all."""
         if root_id is None:
-            rows = self._query("SELECT * FROM emissions ORDER BY activity_event_id")
+            rows = self._lake_query("SELECT * FROM emissions ORDER BY activity_event_id")
         else:
-            rows = self._query(
+            rows = self._lake_query(
                 "SELECT * FROM emissions WHERE root_id = ? ORDER BY activity_event_id", (root_id,)
             )
         return [dict(row) for row in rows]
@@ -1307,7 +1710,9 @@ class Database:
     def replaced_from_other_roots(self, root_id: str) -> list[dict[str, Any]]:
         """Results of other roots that this root's records replaced (same
         activity_event_id): ``[{"root_id", "records"}]``, most first."""
-        rows = self._query(
+        if not self._has_removed_results():
+            return []
+        rows = self._lake_query(
             "SELECT root_id, count(DISTINCT activity_event_id) AS records FROM emissions_history "
             "WHERE superseded_by_root = ? AND root_id IS DISTINCT FROM ? GROUP BY root_id "
             "ORDER BY records DESC, root_id",
@@ -1329,7 +1734,7 @@ class Database:
 
     def emission_roots(self) -> list[str]:
         """The roots that have current results."""
-        return [str(r[0]) for r in self._query("SELECT DISTINCT root_id FROM emissions")]
+        return [str(r[0]) for r in self._lake_query("SELECT DISTINCT root_id FROM emissions")]
 
     def iter_emission_check_rows(self, root_id: str) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
         """A root's current results grouped by enriched file, one file at a time:
@@ -1339,29 +1744,22 @@ class Database:
             f"SELECT enriched_location, activity_event_id, {', '.join(RESULT_NUMBER_COLUMNS)} "
             "FROM emissions WHERE root_id = ? ORDER BY enriched_location"
         )
-        try:
-            cursor = self._connection().cursor()
-            cursor.row_factory = None
-            cursor.execute(sql, (root_id,))
-            location: str | None = None
-            group: list[tuple[Any, ...]] = []
-            while rows := cursor.fetchmany(20_000):
-                for row in rows:
-                    if row[0] != location:
-                        if location is not None:
-                            yield location, group
-                        location, group = row[0], []
-                    group.append(tuple(row[1:]))
-            if location is not None:
-                yield location, group
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"reading the results of {self.path} failed: {exc}") from exc
+        location: str | None = None
+        group: list[tuple[Any, ...]] = []
+        for row in self._lake_stream(sql, (root_id,), 20_000):
+            if row[0] != location:
+                if location is not None:
+                    yield location, group
+                location, group = row[0], []
+            group.append(tuple(row[1:]))
+        if location is not None:
+            yield location, group
 
     def current_locations(self, activity_event_ids: Sequence[str]) -> dict[str, str]:
         """The enriched file of each given record's current result (records without one
         are left out)."""
         found: dict[str, str] = {}
-        for row in self._query_in(
+        for row in self._lake_query_in(
             "SELECT activity_event_id, enriched_location FROM emissions "
             "WHERE activity_event_id IN ({marks})",
             activity_event_ids,
@@ -1375,7 +1773,7 @@ class Database:
 
     def enriched_locations(self) -> list[tuple[str, int]]:
         """Each enriched file that holds current results, with its record count."""
-        rows = self._query(
+        rows = self._lake_query(
             "SELECT enriched_location, count(*) FROM emissions "
             "GROUP BY enriched_location ORDER BY min(calculated_at), enriched_location"
         )
@@ -1384,7 +1782,7 @@ class Database:
     def current_ids_at(self, enriched_location: str, record_ids: Sequence[str]) -> list[str]:
         """Those of ``record_ids`` whose current result lives in an enriched file (primary
         key lookups: no index on the location is kept, it cost a tenth of every insert)."""
-        rows = self._query_in(
+        rows = self._lake_query_in(
             "SELECT activity_event_id FROM emissions WHERE activity_event_id IN ({marks}) "
             "AND enriched_location = ?",
             record_ids,
@@ -1394,25 +1792,28 @@ class Database:
 
     def emission(self, activity_event_id: str) -> dict[str, Any] | None:
         """One record's current emissions row, or None."""
-        rows = self._query(
+        rows = self._lake_query(
             "SELECT * FROM emissions WHERE activity_event_id = ?", (activity_event_id,)
         )
         return dict(rows[0]) if rows else None
 
     def emissions_count(self, root_id: str | None = None) -> int:
         """How many records have current results (optionally of one root)."""
-        if root_id is None:
-            rows = self._query("SELECT count(*) FROM emissions")
-        else:
-            rows = self._query("SELECT count(*) FROM emissions WHERE root_id = ?", (root_id,))
-        return int(rows[0][0])
+        # The registry knows each current file's record count: no file is read.
+        sql = "SELECT coalesce(sum(record_count), 0) FROM lake_files WHERE table_name = ? "
+        sql += "AND state = 'current'"
+        params: tuple[Any, ...] = (RESULTS_TABLE,)
+        if root_id is not None:
+            sql += " AND root_id = ?"
+            params += (root_id,)
+        return int(self._query(sql, params)[0][0])
 
     def emission_totals(self, root_id: str, by: str) -> list[dict[str, Any]]:
         """Record counts and tonnes of one root, grouped by a record column; every
         quantity per scope 2 method (never the two added)."""
         if by not in ("activity", "category", "scope", "asset_id"):
             raise DatabaseError(f"cannot group emissions by {by!r}")
-        rows = self._query(
+        rows = self._lake_query(
             f"SELECT {by} AS key, {_totals_sql()} FROM emissions WHERE root_id = ? "
             f"GROUP BY {by} ORDER BY {_by_method('co2e_ar4_tonnes', 'location_based')} DESC, "
             f"{_by_method('co2e_ar4_tonnes', 'market_based')} DESC, key",
@@ -1459,22 +1860,15 @@ class Database:
             f"SELECT {', '.join(EMISSION_COLUMNS)} FROM emissions{condition} "
             f"ORDER BY {sort} {direction}, activity_event_id {direction} LIMIT ? OFFSET ?"
         )
-        params += [-1 if limit is None else limit, offset]
-        try:
-            cursor = self._connection().cursor()
-            cursor.row_factory = None
-            cursor.execute(sql, params)
-            while rows := cursor.fetchmany(5_000):
-                yield from rows
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"reading emissions from {self.path} failed: {exc}") from exc
+        params += [2**62 if limit is None else limit, offset]
+        yield from self._lake_stream(sql, params)
 
     def emission_stats(self, where: EmissionFilter) -> dict[str, Any]:
         """Record count and tonnes (CO2, CH4, N2O, CO2e AR4/AR5/AR6, each per scope 2
         method; biogenic CO2) of the results matching ``where``, and how many matching
         records could not be calculated."""
         condition, params = where.where()
-        row = self._query(f"SELECT {_totals_sql()} FROM emissions{condition}", params)[0]
+        row = self._lake_query(f"SELECT {_totals_sql()} FROM emissions{condition}", params)[0]
         return {**_totals_of(row), **self.failure_stats(where)}
 
     def emissions_by(self, by: str, where: EmissionFilter) -> list[dict[str, Any]]:
@@ -1492,7 +1886,7 @@ class Database:
             if by == "month"
             else f"{_by_method('co2e_ar5_tonnes', 'location_based')} DESC, key"
         )
-        rows = self._query(
+        rows = self._lake_query(
             f"SELECT {expression} AS key, {_totals_sql()} "
             f"FROM emissions{condition} GROUP BY key ORDER BY {order}",
             params,
@@ -1535,12 +1929,12 @@ class Database:
             )
             source_params = [name, version] * 4
         key = INVENTORY_GROUPS[by] if by else "NULL"
-        rows = self._query(
+        rows = self._lake_query(
             f"SELECT {INVENTORY_BUCKET} AS bucket, scope3_category, {key} AS key, "
-            "count(*) AS records, coalesce(sum(co2_tonnes), 0) AS co2, "
-            "coalesce(sum(ch4_tonnes), 0) AS ch4, coalesce(sum(n2o_tonnes), 0) AS n2o, "
-            f"coalesce(sum(co2e_{gwp}_tonnes), 0) AS co2e, "
-            "coalesce(sum(biogenic_co2_tonnes), 0) AS biogenic "
+            "count(*) AS records, coalesce(fsum(co2_tonnes), 0) AS co2, "
+            "coalesce(fsum(ch4_tonnes), 0) AS ch4, coalesce(fsum(n2o_tonnes), 0) AS n2o, "
+            f"coalesce(fsum(co2e_{gwp}_tonnes), 0) AS co2e, "
+            "coalesce(fsum(biogenic_co2_tonnes), 0) AS biogenic "
             f"FROM {source}{condition} GROUP BY bucket, scope3_category, key "
             "ORDER BY key, bucket, scope3_category",
             [*source_params, *params],
@@ -1551,12 +1945,12 @@ class Database:
         """The factor sets, methane bases and AR6 methane GWPs of the results matching
         ``where``, with record counts."""
         condition, params = where.where()
-        sets = self._query(
+        sets = self._lake_query(
             f"SELECT factor_set, factor_version, count(*) AS records FROM emissions{condition} "
             "GROUP BY factor_set, factor_version ORDER BY factor_set, factor_version",
             params,
         )
-        bases = self._query(
+        bases = self._lake_query(
             "SELECT coalesce(ch4_basis, 'not recorded') AS basis, ar6_ch4_gwp, "
             f"count(*) AS records FROM emissions{condition} GROUP BY basis, ar6_ch4_gwp "
             "ORDER BY basis",
@@ -1572,7 +1966,7 @@ class Database:
         asset_id), sorted; for choosing a filter."""
         if column not in ("scope", "category", "activity", "asset_id"):
             raise DatabaseError(f"cannot list values of emissions column {column!r}")
-        rows = self._query(
+        rows = self._lake_query(
             f"SELECT DISTINCT {column} FROM emissions WHERE {column} IS NOT NULL "
             f"ORDER BY {column} LIMIT ?",
             (limit,),

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import polars as pl
 
-from . import lineage
+from . import lake, lineage
 from ._exceptions import InputDataError, LineageError
 from .calculate import read_enriched
 from .database import Database, utc_now
@@ -290,20 +290,24 @@ def delete_record(
         row_number=parent["row_number"],
         recorded_at=deleted_at,
     )
-    done = database.delete_emission(
-        activity_event_id,
-        current["calculated_at"],
-        deleted_at=deleted_at,
-        deleted_by=deleted_by,
-        reason=reason,
-        lineage_rows=writer.take(),
-    )
-    if not done:
+    rows = writer.take()
+    # An Iceberg delete takes the result out of the results table (the earlier snapshot
+    # still holds it); then the tombstone: who, when and why, with its lineage node.
+    if not lake.delete_result(database, storage, activity_event_id, current["calculated_at"]):
         storage.delete(location)
         raise InputDataError(
             f"record {activity_event_id!r} was recalculated or deleted while it was being "
             "deleted; look at it again (`carbonlake emissions show`) and retry"
         )
+    database.record_deletion(
+        activity_event_id,
+        root_id,
+        current["calculated_at"],
+        deleted_at=deleted_at,
+        deleted_by=deleted_by,
+        reason=reason,
+        lineage_rows=rows,
+    )
     return {
         "activity_event_id": activity_event_id,
         "root_id": root_id,

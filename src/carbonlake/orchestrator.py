@@ -45,7 +45,7 @@ import polars as pl
 
 from . import calculate as calc
 from . import kickoff as kick
-from . import lineage, notify, quality, transform
+from . import lake, lineage, notify, quality, transform
 from ._exceptions import (
     CarbonlakeError,
     DatabaseError,
@@ -103,6 +103,8 @@ class Context:
         database = Database(settings.database_url, settings.database.busy_timeout_ms)
         # A workspace copied or moved elsewhere still finds the objects it recorded.
         storage.add_former_root(database.first_storage_root(settings.storage_root_url))
+        # A workspace from before the lake: its results move to the results table, once.
+        lake.migrate_legacy_results(database, storage)
         return cls(
             settings=settings,
             storage=storage,
@@ -746,6 +748,25 @@ class _ExecutionRun:
         transformed = self.state("TRANSFORM", lambda w: self._transform(location))
         split = self.state("BATCH_SPLIT", lambda w: self._split(w, pass_node, transformed))
         self._map(split)
+        self._commit_results()
+
+    def _commit_results(self) -> None:
+        """The results table's commit of this execution's results files (after the map:
+        one Iceberg commit per execution; nothing to do when they are committed)."""
+        try:
+            replaced = lake.commit(
+                self.ctx.database, self.ctx.storage, self.execution_id, self.root_id
+            )
+        except (CarbonlakeError, OSError) as exc:
+            raise PipelineStepFailed(
+                "COMMIT_RESULTS",
+                self.execution_id,
+                self.root_id,
+                f"the results could not be committed to the results table: {exc}; resume with "
+                f"`carbonlake executions resume {self.execution_id}`",
+            ) from exc
+        if replaced:
+            log.info("execution %s replaced %d earlier results", self.execution_id, replaced)
 
     def _check_results(
         self, landing: str, dq_results: dict[str, Any], report_url: str
@@ -1115,17 +1136,22 @@ class _ExecutionRun:
             .iter_rows(named=True)
         }
         enriched_prefix = ctx.storage.url("enriched", f"{self.root_id}/x")[:-1]
-        emission_rows = (
-            result.database_rows.with_columns(
-                pl.lit(self.root_id).alias("root_id"),
-                pl.lit(self.execution_id).alias("execution_id"),
-                pl.concat_str(pl.lit(enriched_prefix), pl.col(calc.BATCH_NAME_COLUMN)).alias(
-                    "enriched_location"
-                ),
-                pl.lit(datetime.now(UTC).isoformat()).alias("calculated_at"),
-            )
-            .select(EMISSION_COLUMNS)
-            .rows()
+        emission_rows = result.database_rows.with_columns(
+            pl.lit(self.root_id).alias("root_id"),
+            pl.lit(self.execution_id).alias("execution_id"),
+            pl.concat_str(pl.lit(enriched_prefix), pl.col(calc.BATCH_NAME_COLUMN)).alias(
+                "enriched_location"
+            ),
+            pl.lit(datetime.now(UTC).isoformat()).alias("calculated_at"),
+        ).select(EMISSION_COLUMNS)
+        # The group's results are one data file of the results table, written whole before
+        # the checkpoint registers it; the table commit follows the map (lake.commit).
+        results_file = lake.write_results(
+            ctx.storage,
+            emission_rows,
+            root_id=self.root_id,
+            execution_id=self.execution_id,
+            name=f"group-{group[0][0]:06d}",
         )
         writer = lineage.LineageWriter(self.db, ctx.storage, batch_size=_UNBUFFERED)
         states: list[tuple[str, dict[str, Any]]] = []
@@ -1202,7 +1228,14 @@ class _ExecutionRun:
                     },
                 )
             )
-        self.db.commit_batches(self.execution_id, states, writer.take(), emission_rows, failures)
+        self.db.commit_batches(
+            self.execution_id,
+            states,
+            writer.take(),
+            [results_file] if results_file else [],
+            emission_rows.get_column("activity_event_id").to_list(),
+            failures,
+        )
         for state, output in states:
             self.done[state] = output
 

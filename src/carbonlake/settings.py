@@ -22,7 +22,16 @@ CONFIG_FILE_NAME = "carbonlake.toml"
 DEFAULT_WORKSPACE = "carbonlake-data"
 ENV_PREFIX = "CARBONLAKE_"
 
-BUCKETS = ("landing", "raw", "error", "transformed", "enriched", "dq-results", "lineage-archive")
+BUCKETS = (
+    "landing",
+    "raw",
+    "error",
+    "transformed",
+    "enriched",
+    "dq-results",
+    "lineage-archive",
+    "lake",
+)
 """The buckets of the pipeline; on the embedded default, one folder each."""
 
 
@@ -54,6 +63,10 @@ class StorageSettings:
 
     lineage_archive: str = ""
     """URL of the lineage-archive bucket; empty means ``root``/lineage-archive."""
+
+    lake: str = ""
+    """URL of the lake bucket (the Apache Iceberg warehouse of the results table, see
+    docs/lake.md); empty means ``root``/lake."""
 
     landing_bucket_name: str = ""
     """The bucket name in S3 and EventBridge events that means this workspace's landing

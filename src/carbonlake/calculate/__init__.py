@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from .. import transform
+from .. import lake, transform
 from .._exceptions import CalculationError, InputDataError
 from ..database import EMISSION_COLUMNS, Database
 from ..storage import Storage
@@ -627,7 +627,19 @@ def calculate_records(
         pl.lit(enriched_location).alias("enriched_location"),
         pl.lit(now).alias("calculated_at"),
     ).select(EMISSION_COLUMNS)
-    database.upsert_emissions(rows.iter_rows())
+    # One data file of the results table; inside an execution its commit follows the map
+    # (the orchestrator's), on its own (the task) it is committed now.
+    results_file = lake.write_results(
+        storage,
+        rows,
+        root_id=root_id,
+        execution_id=execution_id,
+        name=PurePosixPath(enriched_location).stem,
+    )
+    files = [results_file] if results_file else []
+    database.register_results(files, rows.get_column("activity_event_id").to_list())
+    if files and execution_id is None:
+        lake.commit(database, storage, None, root_id, files=files)
 
     totals = co2e_by_method(result.database_rows.select(co2e_by_method_exprs()).row(0, named=True))
     failed_ids = [

@@ -22,9 +22,9 @@ from typing import Any
 
 import polars as pl
 
-from .. import lineage, transform
+from .. import lake, lineage, transform
 from .._exceptions import InputDataError
-from ..database import EMISSION_COLUMNS, Database
+from ..database import EMISSION_COLUMNS, Database, LakeFile
 from ..storage import Storage
 from . import RECORD_ID, SCOPE2_METHOD_OF, calculate_frame, enriched_bytes, read_enriched
 from .factors import FactorSet
@@ -74,6 +74,7 @@ def recalculate(
         groups[(row["root_id"], row["enriched_location"])].append(row)
 
     details: list[dict[str, Any]] = []
+    committed: list[LakeFile] = []
     failed: list[dict[str, Any]] = []
     # Totals per scope 2 method (location-based and market-based, never added).
     totals = {"before": _zero(), "after": _zero()}
@@ -109,7 +110,20 @@ def recalculate(
                 }
             )
         if not dry_run and after_rows:
-            _store(storage, database, root, location, rows, result, factor_set, recalculation_id)
+            stored = _store(
+                storage, database, root, location, rows, result, factor_set, recalculation_id
+            )
+            if stored is not None:
+                committed.append(stored)
+    # One commit per root: a new snapshot of the results table replaces the root's rows.
+    for root in sorted({f.root_id or "" for f in committed}):
+        lake.commit(
+            database,
+            storage,
+            f"recalculation:{recalculation_id}",
+            root,
+            files=[f for f in committed if (f.root_id or "") == root],
+        )
     return {
         "recalculation_id": None if dry_run else recalculation_id,
         "dry_run": dry_run,
@@ -140,9 +154,9 @@ def _store(
     result: Any,
     factor_set: FactorSet,
     recalculation_id: str,
-) -> None:
-    """Write the new enriched file, replace the results, add the lineage nodes: the
-    results and their lineage go in together, in one transaction."""
+) -> LakeFile | None:
+    """Write the new enriched file and the new results file, and register it with the
+    lineage nodes in one transaction (the results table commit follows)."""
     name = transform.enriched_name(PurePosixPath(old_location).name)
     location = storage.url("enriched", f"{root_id}/recalculated/{recalculation_id}/{name}")
     storage.write_bytes(location, enriched_bytes(result.enriched))
@@ -153,16 +167,19 @@ def _store(
     parents = {
         r["activity_event_id"]: r["lineage_node_id"] or r["activity_event_id"] for r in old_rows
     }
-    rows = (
-        result.database_rows.with_columns(
-            pl.lit(root_id).alias("root_id"),
-            pl.lit(f"recalculation:{recalculation_id}").alias("execution_id"),
-            pl.lit(location).alias("enriched_location"),
-            pl.lit(datetime.now(UTC).isoformat()).alias("calculated_at"),
-            pl.col("activity_event_id").replace_strict(node_of).alias("lineage_node_id"),
-        )
-        .select(EMISSION_COLUMNS)
-        .rows()
+    rows = result.database_rows.with_columns(
+        pl.lit(root_id).alias("root_id"),
+        pl.lit(f"recalculation:{recalculation_id}").alias("execution_id"),
+        pl.lit(location).alias("enriched_location"),
+        pl.lit(datetime.now(UTC).isoformat()).alias("calculated_at"),
+        pl.col("activity_event_id").replace_strict(node_of).alias("lineage_node_id"),
+    ).select(EMISSION_COLUMNS)
+    results_file = lake.write_results(
+        storage,
+        rows,
+        root_id=root_id,
+        execution_id=f"recalculation:{recalculation_id}",
+        name=PurePosixPath(name).stem,
     )
     writer = lineage.LineageWriter(database, storage, batch_size=1 << 62)
     sha = writer.object_sha256(location, lineage.RECALCULATION)
@@ -180,4 +197,8 @@ def _store(
             object_sha256=sha,
             row_number=old_row_numbers.get(parents[record_id]),
         )
-    database.commit_results(rows, writer.take())
+    # The new results file is registered with its lineage nodes in one transaction, then
+    # committed: a new snapshot of the results table replaces the root's earlier rows.
+    files = [results_file] if results_file else []
+    database.commit_results(files, rows.get_column("activity_event_id").to_list(), writer.take())
+    return results_file

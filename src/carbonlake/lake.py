@@ -1,0 +1,440 @@
+"""The data lake: the results table (the spec's DynamoDB) as an Apache Iceberg table.
+
+The table ``carbonlake.emissions`` lives in the workspace's ``lake`` bucket (the
+warehouse), its catalog is pyiceberg's SQL catalog on the workspace's own database.
+docs/lake.md describes the tables, the registry and how other engines read them.
+
+Commit protocol (exactly once, resumable after ``kill -9`` anywhere):
+
+1. A map group writes its results as one Parquet file (sorted by record id, zstd)
+   under the table's ``data/`` folder, whole, renamed into place
+   (:func:`write_results`); a file that is never registered is never counted.
+2. The file is registered (``lake_files``, state ``pending``) in the same database
+   transaction as the group's checkpoint.
+3. After the map, :func:`commit` makes ONE Iceberg commit per execution: the rows the
+   new files supersede (same ``activity_event_id`` in the current table) are deleted,
+   a current file wholly superseded is dropped, not rewritten, and the new files are
+   added; every snapshot of the commit carries ``carbonlake.execution_id``. A resumed
+   execution whose files are already in the table does not commit them again. A
+   conflicting commit of another process is retried on the reloaded table.
+4. The registry is brought to the table's file set (:meth:`Database.lake_sync`); reads
+   list the current files from it and query them with DuckDB, never importing
+   pyiceberg (2.3 s).
+
+pyiceberg is imported only here, and only when a commit is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import polars as pl
+
+from ._exceptions import DatabaseError, StorageError
+from .database import EMISSION_COLUMNS, EMISSION_TYPES, RESULTS_TABLE, Database, LakeFile
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "carbonlake"
+"""The catalog namespace of carbonlake's tables."""
+
+EXECUTION_PROPERTY = "carbonlake.execution_id"
+"""Snapshot summary property: the execution whose commit made the snapshot."""
+
+ROOT_PROPERTY = "carbonlake.root_id"
+"""Snapshot summary property: the root (input file) whose results the commit added."""
+
+COMMIT_PROPERTY = "carbonlake.commit_id"
+"""Snapshot summary property: one id for the snapshots of one commit."""
+
+REPLACED_PROPERTY = "carbonlake.replaced_records"
+"""Snapshot summary property: how many current results the commit replaced."""
+
+COMMIT_ATTEMPTS = 30
+"""How often a commit that conflicts with another process's is tried again."""
+
+_ARROW_TYPES = {"BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": "string"}
+
+
+def results_schema() -> Any:
+    """The results table's Arrow schema (EMISSION_COLUMNS, typed)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            (column, getattr(pa, _ARROW_TYPES[EMISSION_TYPES[column]])())
+            for column in EMISSION_COLUMNS
+        ]
+    )
+
+
+def warehouse_url(storage: Storage) -> str:
+    """The Iceberg warehouse: the ``lake`` bucket."""
+    return storage.url("lake", "x")[:-2]
+
+
+def table_location(storage: Storage, table: str = RESULTS_TABLE) -> str:
+    """Where a table's metadata and data files live."""
+    return f"{warehouse_url(storage)}/{NAMESPACE}/{table}"
+
+
+def _catalog_uri(database_url: str) -> str:
+    """The SQLAlchemy URL of the workspace database (PostgreSQL through psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    return database_url
+
+
+def write_results(
+    storage: Storage,
+    rows: pl.DataFrame,
+    *,
+    root_id: str,
+    execution_id: str | None,
+    name: str,
+) -> LakeFile | None:
+    """Write results (EMISSION_COLUMNS) as one Parquet data file of the results table,
+    sorted by record id (row-group pruning for lookups), zstd; None when there are none.
+    The file appears whole (storage renames it into place)."""
+    if rows.height == 0:
+        return None
+    import pyarrow.parquet as pq
+
+    table = rows.select(EMISSION_COLUMNS).sort("activity_event_id").to_arrow()
+    table = table.cast(results_schema())
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    data = buffer.getvalue()
+    url = (
+        f"{table_location(storage)}/data/{root_id}/"
+        f"{execution_id or 'task'}-{name.replace('/', '_')}.parquet"
+    )
+    storage.write_bytes(url, data)
+    return LakeFile(
+        RESULTS_TABLE,
+        url,
+        root_id,
+        execution_id,
+        rows.height,
+        hashlib.sha256(data).hexdigest(),
+    )
+
+
+@contextlib.contextmanager
+def _opened(database: Database, storage: Storage, table: str) -> Iterator[tuple[Any, Any]]:
+    """The catalog and a table, for one commit or read; the catalog's connections are
+    closed afterwards (an idle pooled connection would hold the database file open)."""
+    catalog, tbl = _load_table(database, storage, table)
+    try:
+        yield catalog, tbl
+    finally:
+        catalog.engine.dispose()
+
+
+def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, Any]:
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.exceptions import (
+        NamespaceAlreadyExistsError,
+        NoSuchTableError,
+        TableAlreadyExistsError,
+    )
+    from sqlalchemy.exc import IntegrityError
+
+    catalog = SqlCatalog(
+        NAMESPACE, uri=_catalog_uri(database.url), warehouse=warehouse_url(storage)
+    )
+    identifier = f"{NAMESPACE}.{table}"
+    for _attempt in range(5):
+        with contextlib.suppress(NoSuchTableError):
+            return catalog, catalog.load_table(identifier)
+        # Two runs may create the namespace or the table at once: the loser loads it.
+        with contextlib.suppress(NamespaceAlreadyExistsError, IntegrityError):
+            catalog.create_namespace_if_not_exists(NAMESPACE)
+        with contextlib.suppress(TableAlreadyExistsError, IntegrityError):
+            return catalog, catalog.create_table(
+                identifier, schema=results_schema(), location=table_location(storage, table)
+            )
+        time.sleep(0.1)
+    return catalog, catalog.load_table(identifier)
+
+
+def _files_of(tbl: Any, snapshot_id: int | None = None) -> dict[str, Any]:
+    """The data files of a snapshot (default: the current one), by path."""
+    scan = tbl.scan(snapshot_id=snapshot_id) if snapshot_id is not None else tbl.scan()
+    if snapshot_id is None and tbl.current_snapshot() is None:
+        return {}
+    return {task.file.file_path: task.file for task in scan.plan_files()}
+
+
+def _our_commit(tbl: Any, execution_id: str | None) -> tuple[set[str], set[str], str] | None:
+    """``(files before, files after, snapshot id)`` of the latest commit of an execution
+    (found by its snapshot property), or None."""
+    ours = [
+        s
+        for s in tbl.snapshots()
+        if s.summary is not None
+        and s.summary.additional_properties.get(EXECUTION_PROPERTY) == (execution_id or "")
+    ]
+    if not ours:
+        return None
+    last = ours[-1]
+    commit_id = last.summary.additional_properties.get(COMMIT_PROPERTY)
+    first = next(
+        s for s in ours if s.summary.additional_properties.get(COMMIT_PROPERTY) == commit_id
+    )
+    parent = first.parent_snapshot_id
+    before = set(_files_of(tbl, parent)) if parent is not None else set()
+    return before, set(_files_of(tbl, last.snapshot_id)), str(last.snapshot_id)
+
+
+def commit(
+    database: Database,
+    storage: Storage,
+    execution_id: str | None,
+    root_id: str | None,
+    *,
+    files: Sequence[LakeFile] | None = None,
+    table: str = RESULTS_TABLE,
+) -> int:
+    """Commit an execution's registered results files to the results table (one Iceberg
+    commit, see the module's protocol); returns how many current results they replaced."""
+    pending = list(files) if files is not None else database.lake_pending(table, execution_id)
+    if not pending:
+        return 0
+    with _opened(database, storage, table) as (catalog, tbl):
+        return _commit(database, storage, catalog, tbl, pending, execution_id, root_id, table)
+
+
+def _commit(
+    database: Database,
+    storage: Storage,
+    catalog: Any,
+    tbl: Any,
+    pending: Sequence[LakeFile],
+    execution_id: str | None,
+    root_id: str | None,
+    table: str,
+) -> int:
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.expressions import In
+
+    is_in: Any = In  # pyiceberg's expressions are pydantic models: typed by keyword only
+    replaced = 0
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        live = _files_of(tbl)
+        todo = [f.file_path for f in pending if f.file_path not in live]
+        if not todo:  # committed before (a resumed execution): only the registry is behind
+            found = _our_commit(tbl, execution_id)
+            before, after, snapshot_id = found if found else (set(), set(live), "")
+            removed = before - after
+            break
+        overlap = database.lake_overlap(list(live), todo)
+        replaced = sum(len(ids) for ids in overlap.values())
+        whole = [path for path, ids in overlap.items() if len(ids) >= live[path].record_count]
+        partial = sorted({i for path, ids in overlap.items() if path not in whole for i in ids})
+        properties = {
+            EXECUTION_PROPERTY: execution_id or "",
+            ROOT_PROPERTY: root_id or "",
+            COMMIT_PROPERTY: uuid.uuid4().hex,
+            REPLACED_PROPERTY: str(replaced),
+        }
+        tx = tbl.transaction()
+        if whole:
+            with tx.update_snapshot(snapshot_properties=properties).overwrite() as overwrite:
+                for path in whole:
+                    overwrite.delete_data_file(live[path])
+        if partial:
+            tx.delete(is_in("activity_event_id", partial), snapshot_properties=properties)
+        tx.add_files(todo, snapshot_properties=properties)
+        try:
+            tx.commit_transaction()
+        except CommitFailedException as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise DatabaseError(
+                    f"execution {execution_id}: the results table commit conflicted "
+                    f"{attempt} times with other runs ({exc}); resume it with "
+                    f"`carbonlake executions resume {execution_id}`"
+                ) from exc
+            log.info("results commit of %s conflicted (%s); trying again", execution_id, exc)
+            time.sleep(0.05 * attempt)
+            tbl = catalog.load_table(f"{NAMESPACE}.{table}")
+            continue
+        removed = set(live) - set(_files_of(tbl))
+        snapshot_id = str(tbl.current_snapshot().snapshot_id)
+        break
+    now_live = {path: int(f.record_count) for path, f in _files_of(tbl).items()}
+    database.lake_sync(
+        table,
+        now_live,
+        snapshot_id,
+        removed=removed,
+        removed_by_root=root_id,
+        removed_by_execution=execution_id,
+        describe=lambda path: _describe(storage, path),
+    )
+    return replaced
+
+
+def delete_result(
+    database: Database, storage: Storage, activity_event_id: str, calculated_at: str
+) -> bool:
+    """Delete one record's current result (the one calculated at ``calculated_at``) from
+    the results table: one Iceberg delete (its file is rewritten without it). Returns
+    False when the table holds no such current result (replaced or deleted meanwhile)."""
+    with _opened(database, storage, RESULTS_TABLE) as (catalog, tbl):
+        return _delete(database, storage, catalog, tbl, activity_event_id, calculated_at)
+
+
+def _delete(
+    database: Database,
+    storage: Storage,
+    catalog: Any,
+    tbl: Any,
+    activity_event_id: str,
+    calculated_at: str,
+) -> bool:
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.expressions import And, EqualTo
+
+    equal_to: Any = EqualTo  # pyiceberg's expressions are pydantic models
+    match = And(
+        equal_to("activity_event_id", activity_event_id), equal_to("calculated_at", calculated_at)
+    )
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        if not tbl.scan(row_filter=match, selected_fields=("activity_event_id",)).to_arrow():
+            return False
+        live = set(_files_of(tbl))
+        try:
+            tbl.delete(
+                match,
+                snapshot_properties={
+                    EXECUTION_PROPERTY: f"delete:{activity_event_id}",
+                    COMMIT_PROPERTY: uuid.uuid4().hex,
+                },
+            )
+        except CommitFailedException:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            tbl = catalog.load_table(f"{NAMESPACE}.{RESULTS_TABLE}")
+            continue
+        break
+    after = {path: int(f.record_count) for path, f in _files_of(tbl).items()}
+    database.lake_sync(
+        RESULTS_TABLE,
+        after,
+        str(tbl.current_snapshot().snapshot_id),
+        removed=live - set(after),
+        removed_by_root=None,
+        removed_by_execution=None,
+        describe=lambda path: _describe(storage, path),
+    )
+    return True
+
+
+def _describe(storage: Storage, url: str) -> tuple[str | None, str | None, str]:
+    """``(root_id, execution_id, sha256)`` of a data file the table commit wrote."""
+    import pyarrow.parquet as pq
+
+    try:
+        data = storage.read_bytes(url)
+    except StorageError:
+        raise
+    first = pq.read_table(io.BytesIO(data), columns=["root_id", "execution_id"]).slice(0, 1)
+    root = first.column("root_id").to_pylist()
+    execution = first.column("execution_id").to_pylist()
+    return (
+        root[0] if root else None,
+        execution[0] if execution else None,
+        hashlib.sha256(data).hexdigest(),
+    )
+
+
+def time_travel(database: Database, storage: Storage, snapshot_id: int | None = None) -> Any:
+    """The results table as of a snapshot (default: the current one), as an Arrow table."""
+    with _opened(database, storage, RESULTS_TABLE) as (_catalog, tbl):
+        if tbl.current_snapshot() is None:
+            return results_schema().empty_table()
+        return tbl.scan(snapshot_id=snapshot_id).to_arrow()
+
+
+LEGACY_EXECUTION = "migration:sqlite-results"
+"""The execution id under which results of a workspace from before the lake are
+committed to the results table."""
+
+
+def migrate_legacy_results(database: Database, storage: Storage) -> int:
+    """Move the results a workspace kept in its database before the lake (tables
+    ``emissions`` and ``emissions_history``) into the results table, once, on open:
+    the current rows become one data file per root, committed; the earlier ones become
+    files of earlier results (readable as history) and the deletions tombstones.
+    Returns how many current results moved."""
+    pending = database.lake_pending(RESULTS_TABLE, LEGACY_EXECUTION)
+    if not pending and not database.has_legacy_results():
+        return 0
+    if not pending:
+        current, history = database.legacy_results()
+        files: list[LakeFile] = []
+        if current:
+            frame = pl.DataFrame(current, schema=_polars_schema(), orient="row")
+            for (root,), rows in frame.partition_by("root_id", as_dict=True).items():
+                written = write_results(
+                    storage, rows, root_id=str(root), execution_id=LEGACY_EXECUTION, name="current"
+                )
+                if written is not None:
+                    files.append(written)
+        earlier: list[tuple[LakeFile, str, str | None]] = []
+        if history:
+            frame = pl.DataFrame(
+                [row[: len(EMISSION_COLUMNS)] for row in history],
+                schema=_polars_schema(),
+                orient="row",
+            ).with_columns(
+                pl.Series("superseded_at", [row[len(EMISSION_COLUMNS)] for row in history]),
+                pl.Series("superseded_by", [row[len(EMISSION_COLUMNS) + 1] for row in history]),
+            )
+            for number, ((at, by), rows) in enumerate(
+                sorted(
+                    frame.partition_by(["superseded_at", "superseded_by"], as_dict=True).items(),
+                    key=lambda item: str(item[0][0]),
+                )
+            ):
+                written = write_results(
+                    storage,
+                    rows,
+                    root_id=str(rows["root_id"][0]),
+                    execution_id=LEGACY_EXECUTION,
+                    name=f"earlier-{number:06d}",
+                )
+                if written is not None:
+                    earlier.append((written, str(at), None if by is None else str(by)))
+        database.adopt_legacy_results(files, earlier)
+    replaced = 0
+    for root in sorted(
+        {f.root_id or "" for f in database.lake_pending(RESULTS_TABLE, LEGACY_EXECUTION)}
+    ):
+        replaced += commit(
+            database,
+            storage,
+            LEGACY_EXECUTION,
+            root,
+            files=[
+                f
+                for f in database.lake_pending(RESULTS_TABLE, LEGACY_EXECUTION)
+                if (f.root_id or "") == root
+            ],
+        )
+    return database.emissions_count()
+
+
+def _polars_schema() -> dict[str, Any]:
+    kinds = {"BIGINT": pl.Int64, "DOUBLE": pl.Float64, "VARCHAR": pl.String}
+    return {column: kinds[EMISSION_TYPES[column]] for column in EMISSION_COLUMNS}

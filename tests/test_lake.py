@@ -1,0 +1,217 @@
+"""The results table as an Apache Iceberg table (issue 16): what other engines read, the
+commit protocol under kill -9, time travel, and workspaces from before the lake."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from carbonlake import Pipeline
+from carbonlake.database import EMISSION_COLUMNS
+from carbonlake.orchestrator import Context
+from carbonlake.settings import load_settings
+
+from .test_record_delete import ROWS, expected_ar5_tonnes, write_input
+
+ALL_IDS = [row[0] for row in ROWS]
+
+
+def iceberg_table(workspace: Path) -> Any:
+    """The committed results table, opened by pyiceberg from its SQL catalog."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog(
+        "carbonlake",
+        uri=f"sqlite:///{workspace / 'carbonlake.db'}",
+        warehouse=(workspace / "lake").as_uri(),
+    )
+    return catalog.load_table("carbonlake.emissions")
+
+
+def test_polars_reads_the_committed_table_and_gets_the_runs_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLARS_ICEBERG_PLANNER", "pyiceberg")  # no polars_iceberg plugin
+    settings = load_settings(tmp_path / "ws", environ={})
+    context = Context.open(settings)
+    try:
+        summary = Pipeline(context).run_file(write_input(tmp_path / "in" / "fleet.csv"))
+    finally:
+        context.close()
+    assert summary["status"] == "SUCCEEDED", summary["error"]
+    table = iceberg_table(settings.workspace)
+    total = pl.scan_iceberg(table).select(pl.col("co2e_ar5_tonnes").sum()).collect().item()
+    assert total == pytest.approx(float(expected_ar5_tonnes(ALL_IDS)), rel=1e-12)
+    assert total == pytest.approx(summary["co2e_tonnes"]["location_based"]["ar5"], rel=1e-12)
+    ids = pl.scan_iceberg(table).select("activity_event_id").collect().to_series().to_list()
+    assert sorted(ids) == sorted(ALL_IDS)
+    # The commit says which execution made it (a resumed execution looks for it).
+    properties = table.current_snapshot().summary.additional_properties
+    assert properties["carbonlake.execution_id"] == summary["execution_id"]
+
+
+def test_a_forced_rerun_is_a_new_snapshot_and_the_earlier_results_stay_readable(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(tmp_path / "ws", environ={})
+    source = write_input(tmp_path / "in" / "fleet.csv")
+    context = Context.open(settings)
+    try:
+        first = Pipeline(context).run_file(source)
+        first_snapshot = iceberg_table(settings.workspace).current_snapshot().snapshot_id
+        second = Pipeline(context).run_file(source, force=True)
+        database = context.database
+        assert second["status"] == "SUCCEEDED", second["error"]
+        assert database.emissions_count() == len(ALL_IDS)
+        current = database.emission("d-1")
+        assert current is not None and current["execution_id"] == second["execution_id"]
+        earlier = database.emission_history("d-1")
+        assert [row["execution_id"] for row in earlier] == [first["execution_id"]]
+        # The fully superseded file of the first run was dropped, not rewritten.
+        removed = database.lake_files("emissions", "removed")
+        assert {row["execution_id"] for row in removed} == {first["execution_id"]}
+        assert all(row["removed_by_execution"] == second["execution_id"] for row in removed)
+    finally:
+        context.close()
+    table = iceberg_table(settings.workspace)
+    now = table.scan().to_arrow()
+    assert set(now.column("execution_id").to_pylist()) == {second["execution_id"]}
+    assert now.num_rows == len(ALL_IDS)
+    # Time travel: the table as the first run left it.
+    before = table.scan(snapshot_id=first_snapshot).to_arrow()
+    assert set(before.column("execution_id").to_pylist()) == {first["execution_id"]}
+    assert sorted(before.column("activity_event_id").to_pylist()) == sorted(ALL_IDS)
+
+
+KILL_AT = {
+    # after the map's checkpoints registered the files, before the Iceberg commit
+    "before-commit": "carbonlake.lake.commit",
+    # after the Iceberg commit, before the registry learned of it
+    "before-registry": "carbonlake.database.Database.lake_sync",
+}
+
+KILLER = """
+import os, signal, sys
+import carbonlake.database, carbonlake.lake
+module, _, name = sys.argv[1].rpartition(".")
+owner = {"carbonlake.lake": carbonlake.lake,
+         "carbonlake.database.Database": carbonlake.database.Database}[module]
+setattr(owner, name, lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL))
+from carbonlake.cli import cli
+cli(sys.argv[2:])
+"""
+"""Runs the command line with a real SIGKILL of itself at the named function's call."""
+
+
+@pytest.mark.parametrize("where", list(KILL_AT))
+def test_kill_9_around_the_results_commit_then_resume_commits_every_record_once(
+    tmp_path: Path, where: str
+) -> None:
+    ws = tmp_path / "ws"
+    source = write_input(tmp_path / "in" / "fleet.csv")
+    env = {**os.environ, "CARBONLAKE_PIPELINE__BATCH_SIZE": "1"}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, KILL_AT[where], "run", str(source), "--workspace", str(ws)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with sqlite3.connect(ws / "carbonlake.db") as conn:
+        (execution_id,) = conn.execute("SELECT execution_id FROM executions").fetchone()
+        states = dict(conn.execute("SELECT state, count(*) FROM lake_files GROUP BY state"))
+    assert states == {"pending": 1}  # the map group's one file, registered, not current
+
+    resume = ["executions", "resume", execution_id, "--workspace", str(ws), "--json"]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "carbonlake.cli", *resume],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)[0]
+    assert summary["status"] == "SUCCEEDED" and summary["records_calculated"] == len(ALL_IDS)
+    table = iceberg_table(ws)
+    ids = table.scan().to_arrow().column("activity_event_id").to_pylist()
+    assert sorted(ids) == sorted(ALL_IDS)  # every record once
+    commits = [
+        s
+        for s in table.snapshots()
+        if s.summary.additional_properties.get("carbonlake.execution_id") == execution_id
+    ]
+    assert len(commits) == 1  # the resumed execution did not commit its file again
+    with sqlite3.connect(ws / "carbonlake.db") as conn:
+        states = dict(conn.execute("SELECT state, count(*) FROM lake_files GROUP BY state"))
+        files = [
+            Path(r[0].removeprefix("file://"))
+            for r in conn.execute("SELECT file_path FROM lake_files")
+        ]
+    assert states == {"current": 1}
+    on_disk = sorted((ws / "lake" / "carbonlake" / "emissions" / "data").rglob("*.parquet"))
+    assert on_disk == sorted(files)  # no orphan file
+    verify = subprocess.run(
+        [sys.executable, "-m", "carbonlake.cli", "lineage", "verify", "--workspace", str(ws)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_workspace_from_before_the_lake_moves_its_results_on_open(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "ws", environ={})
+    context = Context.open(settings)
+    try:
+        summary = Pipeline(context).run_file(write_input(tmp_path / "in" / "fleet.csv"))
+        rows = context.database.emissions_of_root(None)
+    finally:
+        context.close()
+    assert summary["status"] == "SUCCEEDED"
+    # The workspace as it was before the lake: results rows in the database, one of them
+    # replaced earlier (history) and none in the lake.
+    db = settings.workspace / "carbonlake.db"
+    columns = ", ".join(EMISSION_COLUMNS)
+    marks = ", ".join("?" for _ in EMISSION_COLUMNS)
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            f"INSERT INTO emissions ({columns}) VALUES ({marks})",
+            [tuple(row[c] for c in EMISSION_COLUMNS) for row in rows],
+        )
+        old = {**rows[0], "execution_id": "old-run", "calculated_at": "2020-01-01T00:00:00"}
+        conn.execute(
+            f"INSERT INTO emissions_history ({columns}, superseded_at, superseded_by_root) "
+            f"VALUES ({marks}, ?, ?)",
+            (*(old[c] for c in EMISSION_COLUMNS), "2020-02-01T00:00:00Z", rows[0]["root_id"]),
+        )
+        conn.execute("DELETE FROM lake_files")
+        conn.execute("DELETE FROM iceberg_tables")
+    for path in sorted((settings.workspace / "lake").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+
+    context = Context.open(settings)
+    try:
+        database = context.database
+        assert database.emissions_count() == len(rows)
+        assert database.emissions_of_root(None) == rows
+        earlier = database.emission_history(rows[0]["activity_event_id"])
+        assert [row["execution_id"] for row in earlier] == ["old-run"]
+        assert earlier[0]["superseded_at"] == "2020-02-01T00:00:00Z"
+    finally:
+        context.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM emissions").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM emissions_history").fetchone() == (0,)
+    total = iceberg_table(settings.workspace).scan().to_arrow().column("co2e_ar5_tonnes")
+    assert sum(total.to_pylist()) == pytest.approx(float(expected_ar5_tonnes(ALL_IDS)), rel=1e-12)
