@@ -10,12 +10,13 @@ checkpoints, no file moves, no notifications):
 1. ``read CSV``: Polars reads the file into memory (every step after it reuses it).
 2. ``profile``: the least of a data-quality pass: per column, present values and
    exact distinct values (Polars).
-3. ``write batches``: the split files of the spec's Glue step, one JSON Lines
-   file per ``--batch-size`` records (``part_n.json`` in the spec).
+3. ``write batches``: the split files of the spec's Glue step, one Parquet
+   file per ``--batch-size`` records (as carbonlake writes them; the spec's
+   ``part_n.json`` is JSON).
 4. ``read batches``: the map reads each batch file back (with the known schema).
 5. ``calculate``: carbonlake's column-wise calculation (factor join, units, the
    arithmetic) over all records in one Polars call.
-6. ``write enriched``: one enriched JSON Lines file per batch (the spec's
+6. ``write enriched``: one enriched Parquet file per batch (the spec's
    enriched bucket), the same records ``carbonlake run`` writes.
 7. ``hash nodes``: one SHA-256 lineage node per record (carbonlake's node hash).
 8. ``store ledger`` and ``store results``: the record nodes and the results rows,
@@ -48,7 +49,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from carbonlake import lineage
+from carbonlake import lineage, transform
 from carbonlake.calculate import calculate_frame
 from carbonlake.calculate.factors import shipped_factor_set
 from carbonlake.database import EMISSION_COLUMNS, LINEAGE_COLUMNS, Database
@@ -74,11 +75,13 @@ class Floor:
 
 
 def _write_batches(frame: pl.DataFrame, directory: Path, size: int) -> list[Path]:
+    """One Parquet file per ``size`` records, written the way carbonlake writes its batch
+    and enriched files (``transform.parquet_bytes``)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, start in enumerate(range(0, frame.height, size)):
-        path = directory / f"part_{index:05d}.jsonl"
-        frame.slice(start, size).write_ndjson(path)
+        path = directory / f"part_{index:05d}.parquet"
+        path.write_bytes(transform.parquet_bytes(frame.slice(start, size)))
         paths.append(path)
     return paths
 
@@ -99,7 +102,7 @@ def _node_hashes(ids: list[str], batch_size: int) -> list[str]:
             chunk,
             "batch-node-0000",
             lineage.CALCULATION_COMPLETE,
-            f"enriched/root-0000/part_{start // batch_size:05d}.jsonl",
+            f"enriched/root-0000/part_{start // batch_size:05d}.parquet",
             "2026-01-01T00:00:00+00:00",
             "0" * 64,
             list(range(start + 1, start + 1 + len(chunk))),
@@ -117,7 +120,7 @@ def _ledger(ids: list[str], hashes: list[str], batch_size: int) -> pl.DataFrame:
         pl.lit("batch-node-0000").alias("parent_id"),
         pl.lit(lineage.CALCULATION_COMPLETE).alias("action_taken"),
         pl.format(
-            "enriched/root-0000/part_{}.jsonl",
+            "enriched/root-0000/part_{}.parquet",
             (position // batch_size).cast(pl.String).str.zfill(5),
         ).alias("storage_location"),
         pl.lit("2026-01-01T00:00:00+00:00").alias("recorded_at"),
@@ -147,7 +150,7 @@ def measure_floor(path: Path, work: Path, batch_size: int = 1000) -> Floor:
     schema = frame.schema
     records = floor.timed(
         "read batches",
-        lambda: pl.concat([pl.read_ndjson(p, schema=schema) for p in batches], how="vertical"),
+        lambda: pl.concat([pl.read_parquet(p, schema=schema) for p in batches], how="vertical"),
     )
     result = floor.timed("calculate", lambda: calculate_frame(records, factor_set, ""))
     floor.timed(
@@ -159,7 +162,7 @@ def measure_floor(path: Path, work: Path, batch_size: int = 1000) -> Floor:
     emissions = result.database_rows.with_columns(
         pl.lit("root-0000").alias("root_id"),
         pl.lit("execution-0000").alias("execution_id"),
-        pl.lit("enriched/root-0000/part_00000.jsonl").alias("enriched_location"),
+        pl.lit("enriched/root-0000/part_00000.parquet").alias("enriched_location"),
         pl.lit("2026-01-01T00:00:00+00:00").alias("calculated_at"),
     ).select(EMISSION_COLUMNS)
     floor.timed(

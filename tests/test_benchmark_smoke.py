@@ -165,8 +165,8 @@ def test_the_floor_runs_every_step_and_stores_every_record(tmp_path: Path) -> No
         "store results (SQLite)",
     ]
     # The work was really done: six batch files each way, every record stored twice.
-    assert len(list((work / "transformed").glob("*.jsonl"))) == ROWS // 500
-    assert len(list((work / "enriched").glob("*.jsonl"))) == ROWS // 500
+    assert len(list((work / "transformed").glob("*.parquet"))) == ROWS // 500
+    assert len(list((work / "enriched").glob("*.parquet"))) == ROWS // 500
     assert pl.read_parquet(work / "ledger.parquet").height == ROWS
     assert pl.read_parquet(work / "results.parquet").height == ROWS
     with sqlite3.connect(work / "floor.db") as conn:
