@@ -57,6 +57,8 @@ def test_report_has_every_field(smoke: tuple[dict[str, Any], Path]) -> None:
     assert result["baseline_extrapolated"] is False
     assert result["compared_records"] == ROWS
     assert result["peak_rss_mib"] > 0
+    # Reading the last record back ran both commands to exit 0 (a failure raises).
+    assert sorted(result["lookups_s"]) == ["emissions show", "lineage trace"]
     header = report["table"].splitlines()[0]
     for title, _ in harness.COLUMNS:
         assert title in header
