@@ -1,0 +1,585 @@
+"""Inclusion proofs of one record against the ledger's digest, checkable without the workspace.
+
+Like QLDB's digest and revision proofs: :func:`digest` gives one hash to keep outside the
+workspace; :func:`prove` gives, for one calculated record, the record itself and the
+Merkle audit paths that lead from it to that hash; :func:`verify_proof` checks such a
+proof with nothing but the proof and the trusted hash (no database, no storage).
+
+The digest is one RFC 6962 interior node over two trees (``docs/lineage.md`` has the
+exact bytes)::
+
+    root_hash = SHA-256(0x01 || ledger_root || files_root)
+
+- ``ledger_root``: the ledger's Merkle root, as ``lineage checkpoint`` prints it;
+- ``files_root``: the RFC 6962 Merkle root over one leaf per enriched file the ledger
+  records, the file's canonical *entry* (its root_id, location, the SHA-256 its nodes
+  recorded, the action that wrote it, its record count and ``records_root``);
+- ``records_root``: the RFC 6962 Merkle root over the file's records in file order, each
+  leaf the canonical JSON of the record as ``emissions export --format jsonl`` gives it.
+
+Per-record leaves are not hashed on the write path: a file's ``records_root`` is
+computed the first time a digest or proof needs it, after checking the file's bytes
+against the SHA-256 its ledger nodes recorded, and cached in the database by
+(location, SHA-256). The list of enriched files comes from the ledger's file-level view
+(:meth:`Database.lineage_record_groups`), never from per-record rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from . import lineage
+from ._exceptions import ConfigurationError, LineageError, StorageError
+from .calculate import read_enriched
+from .database import Database, utc_now
+from .lineage_verify import ALGORITHM, checkpoint, interior_hash, leaf_hash
+from .storage import Storage
+
+PROOF_FORMAT = "carbonlake-record-proof/1"
+"""The ``format`` of a proof document."""
+DIGEST_FORMAT = "carbonlake-digest/1"
+"""The ``format`` of a digest document."""
+FILE_ACTIONS = (lineage.CALCULATION_COMPLETE, lineage.RECALCULATION)
+"""Actions whose nodes point at enriched files (calculated records)."""
+RECORD_ID = "activity_event_id"
+_EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class ProofFailed(LineageError):
+    """A proof does not lead to the trusted root hash; ``step`` names where it breaks."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"step {step}: {message}")
+        self.step = step
+
+
+# -- canonical bytes and RFC 6962 paths --------------------------------------------
+
+
+def canonical_json(value: Any) -> bytes:
+    """JSON with sorted keys, no whitespace, UTF-8 (not ``\\u``-escaped), floats as
+    Python's ``repr`` (the shortest text that reads back as the same double)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def file_records(data: bytes, location: str) -> list[dict[str, Any]]:
+    """The records of an enriched file in file order, each the object that ``emissions
+    export --format jsonl`` gives for it."""
+    frame = read_enriched(data, location)
+    if not frame.height:
+        return []
+    buffer = io.BytesIO()
+    frame.write_ndjson(buffer)
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def _tree(hashes: Sequence[bytes]) -> bytes:
+    """RFC 6962 Merkle tree hash over leaf hashes (already ``SHA-256(0x00 || data)``)."""
+    if not hashes:
+        return _EMPTY_ROOT
+    level = list(hashes)
+    # Pairing level by level gives RFC 6962's left-balanced tree when an odd last node is
+    # carried up unchanged.
+    while len(level) > 1:
+        paired = [interior_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
+
+
+def audit_path(hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """RFC 6962 audit path ``PATH(index, D[n])`` over leaf hashes, from the leaf up."""
+    if not 0 <= index < len(hashes):
+        raise ValueError(f"leaf {index} of a tree of {len(hashes)}")
+    path: list[bytes] = []
+    low, high = 0, len(hashes)
+    splits: list[tuple[int, int, int]] = []
+    while high - low > 1:
+        k = 1
+        while k * 2 < high - low:
+            k *= 2
+        splits.append((low, low + k, high))
+        if index < low + k:
+            high = low + k
+        else:
+            low = low + k
+    for start, middle, end in reversed(splits):
+        if index < middle:
+            path.append(_tree(hashes[middle:end]))
+        else:
+            path.append(_tree(hashes[start:middle]))
+    return path
+
+
+def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes | None:
+    """The root an audit path leads to from a leaf hash (RFC 9162 section 2.1.3.2), or
+    None when the path cannot belong to leaf ``index`` of ``size`` leaves."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, node = index, size - 1, leaf
+    for sibling in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            node = interior_hash(sibling, node)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            node = interior_hash(node, sibling)
+        fn >>= 1
+        sn >>= 1
+    return node if sn == 0 else None
+
+
+# -- the ledger's enriched files ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One enriched file as the digest covers it."""
+
+    root_id: str
+    storage_location: str
+    object_sha256: str
+    action_taken: str
+    record_count: int
+    records_root: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry's fields (its canonical JSON is the files tree's leaf)."""
+        return {
+            "action_taken": self.action_taken,
+            "object_sha256": self.object_sha256,
+            "record_count": self.record_count,
+            "records_root": self.records_root,
+            "root_id": self.root_id,
+            "storage_location": self.storage_location,
+        }
+
+    def leaf(self) -> bytes:
+        """The entry's leaf hash in the files tree."""
+        return leaf_hash(canonical_json(self.to_dict()))
+
+
+def ledger_files(database: Database) -> list[tuple[str, str, str, str]]:
+    """``(root_id, storage_location, object_sha256, action_taken)`` of every enriched file
+    the ledger records, in the digest's order: roots in the order their
+    ``RAW_DATA_INPUT`` was recorded, a root's files in the order they were first recorded."""
+    roots = [row[1] for row in database.iter_lineage(actions=(lineage.RAW_DATA_INPUT,))]
+    files: list[tuple[str, str, str, str]] = []
+    for root_id in dict.fromkeys(roots):
+        seen: set[tuple[str, str]] = set()
+        for group in database.lineage_record_groups(root_id, FILE_ACTIONS):
+            key = (str(group["storage_location"]), str(group["object_sha256"]))
+            if key not in seen:
+                seen.add(key)
+                files.append((root_id, key[0], key[1], str(group["action_taken"])))
+    return files
+
+
+def _checked_bytes(storage: Storage, location: str, recorded_sha256: str) -> bytes:
+    try:
+        data = storage.read_bytes(location)
+    except StorageError as exc:
+        raise LineageError(
+            f"cannot prove records of enriched file {location}: {exc}. Run `carbonlake "
+            "lineage verify` to see what else is missing."
+        ) from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != recorded_sha256:
+        raise LineageError(
+            f"enriched file {location} has SHA-256 {actual}, but the ledger recorded "
+            f"{recorded_sha256}: the file was changed after it was written, so none of its "
+            "records can be proven. Run `carbonlake lineage verify` for the details."
+        )
+    return data
+
+
+def _records_root(records: Sequence[dict[str, Any]]) -> tuple[list[bytes], bytes]:
+    hashes = [leaf_hash(canonical_json(record)) for record in records]
+    return hashes, _tree(hashes)
+
+
+def file_entries(database: Database, storage: Storage) -> list[FileEntry]:
+    """Every enriched file's entry, computing (and caching) the records roots not yet known."""
+    files = ledger_files(database)
+    cached = database.records_roots([(location, sha) for _, location, sha, _ in files])
+    entries: list[FileEntry] = []
+    new: list[tuple[str, str, int, str]] = []
+    for root_id, location, sha, action in files:
+        known = cached.get((location, sha))
+        if known is None:
+            records = file_records(_checked_bytes(storage, location, sha), location)
+            known = (len(records), _records_root(records)[1].hex())
+            new.append((location, sha, *known))
+            cached[(location, sha)] = known
+        entries.append(FileEntry(root_id, location, sha, action, known[0], known[1]))
+    database.save_records_roots(new)
+    return entries
+
+
+# -- digest ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The hash to keep outside the workspace, and what it covers."""
+
+    root_hash: str
+    ledger_size: int
+    ledger_root_hash: str
+    files: int
+    files_root_hash: str
+    records: int
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The digest document (what ``lineage digest`` prints)."""
+        return {
+            "format": DIGEST_FORMAT,
+            "algorithm": ALGORITHM,
+            "root_hash": self.root_hash,
+            "ledger": {"size": self.ledger_size, "root_hash": self.ledger_root_hash},
+            "files": {
+                "count": self.files,
+                "root_hash": self.files_root_hash,
+                "records": self.records,
+            },
+            "created_at": self.created_at,
+        }
+
+
+def _digest_of(database: Database, entries: Sequence[FileEntry]) -> Digest:
+    point = checkpoint(database)
+    files_root = _tree([entry.leaf() for entry in entries])
+    root = interior_hash(bytes.fromhex(point.root_hash), files_root)
+    return Digest(
+        root_hash=root.hex(),
+        ledger_size=point.size,
+        ledger_root_hash=point.root_hash,
+        files=len(entries),
+        files_root_hash=files_root.hex(),
+        records=sum(entry.record_count for entry in entries),
+        created_at=utc_now(),
+    )
+
+
+def digest(database: Database, storage: Storage) -> Digest:
+    """The ledger's current digest: its Merkle root joined with every enriched file's entry."""
+    return _digest_of(database, file_entries(database, storage))
+
+
+# -- prove -------------------------------------------------------------------------
+
+
+def _record_of(node_id: str, action: str) -> str:
+    if action == lineage.RECALCULATION:
+        return node_id.partition("#recalc-")[0]
+    return node_id
+
+
+def _find(
+    storage: Storage, entry: FileEntry, record_id: str
+) -> tuple[list[dict[str, Any]], int] | None:
+    """The records of an entry's file and the record's position in it, if it holds it."""
+    data = _checked_bytes(storage, entry.storage_location, entry.object_sha256)
+    frame = read_enriched(data, entry.storage_location)
+    if not frame.height or RECORD_ID not in frame.columns:
+        return None
+    ids = frame.get_column(RECORD_ID).cast(pl.String)
+    hits = (ids == record_id).arg_true()
+    if not len(hits):
+        return None
+    return file_records(data, entry.storage_location), int(hits[0])
+
+
+def _choose_file(
+    database: Database,
+    storage: Storage,
+    entries: Sequence[FileEntry],
+    record_id: str,
+    root_id: str | None,
+) -> tuple[int, list[dict[str, Any]], int]:
+    """(entry index, the file's records, the record's position) of the version to prove:
+    the record's current result if it has one (under ``root_id``, if given), else its
+    newest calculated version."""
+    candidates = [i for i, e in enumerate(entries) if root_id is None or e.root_id == root_id]
+    if root_id is not None and not candidates:
+        raise LineageError(f"no calculated records under root_id {root_id} in the ledger")
+    current = database.emission(record_id)
+    if current is not None:
+        for index in candidates:
+            entry = entries[index]
+            if (entry.root_id, entry.storage_location) == (
+                current.get("root_id"),
+                current.get("enriched_location"),
+            ):
+                hit = _find(storage, entry, record_id)
+                if hit is not None:
+                    return index, *hit
+    found: dict[str, tuple[int, list[dict[str, Any]], int]] = {}
+    for index in reversed(candidates):  # newest first: a root's first hit is its newest
+        entry = entries[index]
+        if entry.root_id in found:
+            continue
+        hit = _find(storage, entry, record_id)
+        if hit is not None:
+            found[entry.root_id] = (index, *hit)
+    if not found:
+        where = f" under root_id {root_id}" if root_id else ""
+        raise LineageError(
+            f"no calculated record {record_id!r}{where} in any enriched file the ledger "
+            "records (a record that only failed has no result to prove; `carbonlake "
+            f"lineage trace {record_id}` shows its trail)"
+        )
+    if len(found) > 1:
+        raise LineageError(
+            f"record {record_id!r} was calculated under {len(found)} root_ids "
+            f"({', '.join(sorted(found))}) and has no current result; pick one with "
+            "--root ROOT_ID"
+        )
+    return next(iter(found.values()))
+
+
+def _status(database: Database, record_id: str, entry: FileEntry) -> dict[str, Any]:
+    current = database.emission(record_id)
+    if (
+        current is not None
+        and current.get("root_id") == entry.root_id
+        and current.get("enriched_location") == entry.storage_location
+    ):
+        return {"current": True, "note": "this is the record's current result"}
+    for old in reversed(database.emission_history(record_id)):
+        if old.get("deletion_node_id") and old.get("enriched_location") == entry.storage_location:
+            return {
+                "current": False,
+                "note": "an admin deleted this result (a tombstone): the proof shows it as "
+                "it was calculated",
+                "deleted_by": old.get("deleted_by"),
+                "deletion_reason": old.get("deletion_reason"),
+                "deletion_node_id": old.get("deletion_node_id"),
+            }
+    where = current.get("enriched_location") if current else None
+    return {
+        "current": False,
+        "note": "not the record's current result"
+        + (f" (that is in {where})" if where else " (it has none)"),
+    }
+
+
+def prove(
+    database: Database, storage: Storage, record_id: str, root_id: str | None = None
+) -> dict[str, Any]:
+    """An inclusion proof of the newest calculated version of one record against the
+    ledger's current digest (``root_hash``), as a JSON-ready document."""
+    entries = file_entries(database, storage)
+    index, records, position = _choose_file(database, storage, entries, record_id, root_id)
+    entry = entries[index]
+    hashes, records_root = _records_root(records)
+    if records_root.hex() != entry.records_root:
+        raise LineageError(
+            f"enriched file {entry.storage_location} gives records root {records_root.hex()}, "
+            f"but {entry.records_root} was cached for it: empty the proof_records_roots cache"
+        )
+    files_leaves = [e.leaf() for e in entries]
+    point = _digest_of(database, entries)
+    record = records[position]
+    node_id = record_id
+    if entry.action_taken == lineage.RECALCULATION:
+        recalculation = entry.storage_location.split("/recalculated/")[-1].split("/")[0]
+        node_id = f"{record_id}#recalc-{recalculation}"
+    return {
+        "format": PROOF_FORMAT,
+        "algorithm": ALGORITHM,
+        "record_id": record_id,
+        "record": record,
+        "lineage": {
+            "root_id": entry.root_id,
+            "node_id": node_id,
+            "action_taken": entry.action_taken,
+            "storage_location": entry.storage_location,
+            "object_sha256": entry.object_sha256,
+        },
+        "record_proof": {
+            "leaf_index": position,
+            "tree_size": len(hashes),
+            "path": [h.hex() for h in audit_path(hashes, position)],
+        },
+        "file": entry.to_dict(),
+        "file_proof": {
+            "leaf_index": index,
+            "tree_size": len(entries),
+            "path": [h.hex() for h in audit_path(files_leaves, index)],
+        },
+        "files_root_hash": point.files_root_hash,
+        "ledger": {"size": point.ledger_size, "root_hash": point.ledger_root_hash},
+        "root_hash": point.root_hash,
+        "status": _status(database, record_id, entry),
+        "created_at": point.created_at,
+    }
+
+
+# -- verify, without the workspace -------------------------------------------------
+
+
+def _malformed(origin: str, what: str) -> ConfigurationError:
+    return ConfigurationError(f"proof {origin} is malformed: {what}")
+
+
+def _hex(value: Any, origin: str, name: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 64:
+        raise _malformed(origin, f"{name} must be 64 hex digits")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise _malformed(origin, f"{name} must be 64 hex digits") from exc
+
+
+def _count(value: Any, origin: str, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _malformed(origin, f"{name} must be a whole number >= 0")
+    return value
+
+
+def _object(document: dict[str, Any], key: str, origin: str) -> dict[str, Any]:
+    value = document.get(key)
+    if not isinstance(value, dict):
+        raise _malformed(origin, f"{key!r} must be a JSON object")
+    return value
+
+
+def _path_of(section: dict[str, Any], origin: str, name: str) -> tuple[int, int, list[bytes]]:
+    index = _count(section.get("leaf_index"), origin, f"{name}.leaf_index")
+    size = _count(section.get("tree_size"), origin, f"{name}.tree_size")
+    steps = section.get("path")
+    if not isinstance(steps, list):
+        raise _malformed(origin, f"{name}.path must be a list of hex hashes")
+    return index, size, [_hex(s, origin, f"{name}.path[{i}]") for i, s in enumerate(steps)]
+
+
+def load_proof(text: str | bytes, origin: str) -> dict[str, Any]:
+    """Parse a proof document; :class:`ConfigurationError` naming ``origin`` if it is not one."""
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _malformed(origin, f"not JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise _malformed(origin, "not a JSON object")
+    if document.get("format") != PROOF_FORMAT:
+        raise _malformed(
+            origin, f"'format' is {document.get('format')!r}, expected {PROOF_FORMAT!r}"
+        )
+    if document.get("algorithm") != ALGORITHM:
+        raise _malformed(origin, f"'algorithm' must be {ALGORITHM!r}")
+    return document
+
+
+def verify_proof(
+    document: dict[str, Any], trusted_root_hash: str, origin: str = ""
+) -> dict[str, Any]:
+    """Check a proof against a root hash kept outside the workspace.
+
+    Returns ``{"ok": True, ...}``; raises :class:`ProofFailed` naming the step that
+    fails, or :class:`ConfigurationError` for a document that is not a proof.
+    Steps, bottom up: ``record`` (the record is the one named, and its lineage fields are
+    its file's), ``record_path`` (the record's leaf and audit path give the file's
+    ``records_root``), ``file_path`` (the file's entry and audit path give
+    ``files_root_hash``), ``root`` (the ledger root and files root give ``root_hash``),
+    ``root_hash`` (that is the trusted hash).
+    """
+    origin = origin or "document"
+    trusted = _hex(trusted_root_hash.strip().lower(), "--root-hash", "the root hash")
+    record = _object(document, "record", origin)
+    record_id = document.get("record_id")
+    if not isinstance(record_id, str) or not record_id:
+        raise _malformed(origin, "'record_id' must be a non-empty string")
+    entry = _object(document, "file", origin)
+    node = _object(document, "lineage", origin)
+    ledger = _object(document, "ledger", origin)
+    r_index, r_size, r_path = _path_of(
+        _object(document, "record_proof", origin), origin, "record_proof"
+    )
+    f_index, f_size, f_path = _path_of(
+        _object(document, "file_proof", origin), origin, "file_proof"
+    )
+    records_root = _hex(entry.get("records_root"), origin, "file.records_root")
+    files_root = _hex(document.get("files_root_hash"), origin, "files_root_hash")
+    ledger_root = _hex(ledger.get("root_hash"), origin, "ledger.root_hash")
+    root = _hex(document.get("root_hash"), origin, "root_hash")
+    for key in ("root_id", "storage_location", "object_sha256", "action_taken"):
+        if not isinstance(entry.get(key), str):
+            raise _malformed(origin, f"file.{key} must be a string")
+    record_count = _count(entry.get("record_count"), origin, "file.record_count")
+    try:
+        leaf_data = canonical_json(record)
+    except ValueError as exc:
+        raise _malformed(origin, f"the record cannot be encoded canonically: {exc}") from exc
+
+    if str(record.get(RECORD_ID)) != record_id:
+        raise ProofFailed(
+            "record",
+            f"the record's {RECORD_ID} is {record.get(RECORD_ID)!r}, not {record_id!r}",
+        )
+    for key in ("root_id", "storage_location", "object_sha256", "action_taken"):
+        if node.get(key) != entry[key]:
+            raise ProofFailed(
+                "record",
+                f"the record's lineage {key} {node.get(key)!r} is not its file's {entry[key]!r}",
+            )
+    if _record_of(str(node.get("node_id")), entry["action_taken"]) != record_id:
+        raise ProofFailed(
+            "record", f"lineage node_id {node.get('node_id')!r} is not of {record_id!r}"
+        )
+    if r_size != record_count:
+        raise ProofFailed(
+            "record_path",
+            f"the path is for a file of {r_size} records; the file's entry says {record_count}",
+        )
+    reached = root_from_path(leaf_hash(leaf_data), r_index, r_size, r_path)
+    if reached != records_root:
+        raise ProofFailed(
+            "record_path",
+            f"record {record_id}'s leaf and audit path lead to "
+            f"{reached.hex() if reached else 'no root'}, not the records_root "
+            f"{records_root.hex()} of {entry['storage_location']}: the record, its position "
+            "or a path step was changed",
+        )
+    file_leaf = leaf_hash(canonical_json(entry))
+    reached = root_from_path(file_leaf, f_index, f_size, f_path)
+    if reached != files_root:
+        raise ProofFailed(
+            "file_path",
+            f"the entry of {entry['storage_location']} and its audit path lead to "
+            f"{reached.hex() if reached else 'no root'}, not files_root_hash "
+            f"{files_root.hex()}: the file's entry or a path step was changed",
+        )
+    if interior_hash(ledger_root, files_root) != root:
+        raise ProofFailed(
+            "root",
+            f"SHA-256(0x01 || ledger root || files root) is not the proof's root_hash "
+            f"{root.hex()}: the ledger root, files root or root hash was changed",
+        )
+    if root != trusted:
+        raise ProofFailed(
+            "root_hash",
+            f"the proof leads to root hash {root.hex()}, not the trusted {trusted.hex()}",
+        )
+    return {
+        "ok": True,
+        "record_id": record_id,
+        "root_id": entry["root_id"],
+        "storage_location": entry["storage_location"],
+        "root_hash": root.hex(),
+        "steps": ["record", "record_path", "file_path", "root", "root_hash"],
+    }
