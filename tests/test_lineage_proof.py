@@ -414,3 +414,34 @@ def test_after_a_recalculation_the_new_result_is_proven(
     path.write_text(json.dumps(after))
     assert verify_in_process(path, root_hash).exit_code == 0
     assert independently_valid(after, root_hash)
+
+
+def test_the_column_encoder_gives_the_canonical_json_of_the_exported_objects() -> None:
+    from carbonlake import lineage_proof
+    from carbonlake.calculate import enriched_bytes
+
+    frame = pl.DataFrame(
+        {
+            "activity_event_id": ["a\"1", "é-2", "3\n", None],
+            "geo": [{"lat": 1.5, "long": -0.0}, None, {"lat": 1e-7, "long": 1e22}, None],
+            "raw_data": [9.0, float("nan"), 0.1 + 0.2, float("inf")],
+            "scope": [1, None, 3, 2],
+            "flag": [True, False, None, True],
+            "gases": [["ch4"], [], None, ["n2o", "co2"]],
+            "{odd key}": ["x", "y", "z", "w"],
+            "nested": [
+                {"inner": {"amount": 3.50325e-06, "unit": "t"}, "n": 1},
+                {"inner": None, "n": 2},
+                {"inner": {"amount": None, "unit": None}, "n": None},
+                None,
+            ],
+        }
+    )
+    data = enriched_bytes(frame)
+    fast = lineage_proof.record_leaves(data, "memory")
+    slow = [
+        lineage_proof.canonical_json(record)
+        for record in lineage_proof.file_records(data, "memory")
+    ]
+    assert fast == slow and len(fast) == 4
+    assert b'"raw_data":null' in fast[1] and b'"lat":1e-07' in fast[2]
