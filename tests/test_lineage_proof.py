@@ -129,6 +129,26 @@ def independently_valid(proof: dict[str, Any], root_hash: str) -> bool:
     if files_root is None:
         return False
     ledger_root = bytes.fromhex(proof["ledger"]["root_hash"])
+    if proof["file"]["parent_node_hash"] is not None:
+        parent_hash = None
+        for node in proof["trail"] or []:
+            fields = {k: v for k, v in node.items() if k != "node_hash"}
+            if hashlib.sha256(_canonical(fields)).hexdigest() != node["node_hash"]:
+                return False
+            if node["parent_hash"] != parent_hash:
+                return False
+            parent_hash = node["node_hash"]
+        if parent_hash != proof["file"]["parent_node_hash"]:
+            return False
+        ledger_proof = proof["ledger_proof"]
+        reached = _root(
+            _leaf(bytes.fromhex(parent_hash)),
+            ledger_proof["leaf_index"],
+            ledger_proof["tree_size"],
+            ledger_proof["path"],
+        )
+        if reached != ledger_root:
+            return False
     return _node(ledger_root, files_root).hex() == root_hash
 
 
@@ -163,6 +183,14 @@ def test_a_proof_verifies_in_another_process_without_the_workspace(
     assert proof["file"]["storage_location"].endswith(f"enriched/{root_id}/part_00001.parquet")
     assert proof["record_proof"]["tree_size"] == 5 and proof["record_proof"]["leaf_index"] == 2
     assert proof["status"]["current"] is True
+    actions = [node["action_taken"] for node in proof["trail"]]
+    assert actions == ["RAW_DATA_INPUT", "PROFILE_COMPLETE", "DQ_CHECK_PASS", "GLUE_BATCH_SPLIT"]
+    assert proof["trail"][-1]["storage_location"].endswith(
+        f"transformed/{root_id}/part_00001.parquet"
+    )
+    input_sha256 = hashlib.sha256((tmp_path / "in" / "fleet.csv").read_bytes()).hexdigest()
+    assert proof["trail"][0]["object_sha256"] == input_sha256  # the very input file
+    assert proof["ledger_proof"]["tree_size"] == checkpoint["size"]
     assert independently_valid(proof, digest["root_hash"])
 
     empty = tmp_path / "nothing-here"
@@ -206,6 +234,18 @@ def _tampered(proof: dict[str, Any], change: str, other: dict[str, Any]) -> dict
         bad["file"]["records_root"] = other["file"]["records_root"]
     elif change == "file_sha256":  # the entry claims other bytes, the lineage agrees
         bad["file"]["object_sha256"] = bad["lineage"]["object_sha256"] = "0" * 64
+    elif change == "trail_node":  # the batch node claims another transformed file
+        bad["trail"][-1]["storage_location"] += ".other"
+    elif change == "trail_rehashed":  # ... with its hash recomputed: the entry disagrees
+        node = bad["trail"][-1]
+        node["storage_location"] += ".other"
+        fields = {k: v for k, v in node.items() if k != "node_hash"}
+        node["node_hash"] = hashlib.sha256(_canonical(fields)).hexdigest()
+    elif change == "ledger_path_step":
+        step = bad["ledger_proof"]["path"][0]
+        bad["ledger_proof"]["path"][0] = ("0" if step[0] != "0" else "1") + step[1:]
+    elif change == "no_trail":
+        bad["trail"] = None
     elif change == "ledger_root":
         bad["ledger"]["root_hash"] = "ab" * 32
     return bad
@@ -220,7 +260,11 @@ def _tampered(proof: dict[str, Any], change: str, other: dict[str, Any]) -> dict
         ("swapped_record", "record_path"),
         ("records_root", "record_path"),
         ("file_sha256", "file_path"),
-        ("ledger_root", "root"),
+        ("trail_node", "trail"),
+        ("trail_rehashed", "trail"),
+        ("no_trail", "trail"),
+        ("ledger_path_step", "ledger_path"),
+        ("ledger_root", "ledger_path"),
     ],
 )
 def test_a_changed_proof_fails_naming_the_step(
@@ -422,7 +466,7 @@ def test_the_column_encoder_gives_the_canonical_json_of_the_exported_objects() -
 
     frame = pl.DataFrame(
         {
-            "activity_event_id": ["a\"1", "é-2", "3\n", None],
+            "activity_event_id": ['a"1', "é-2", "3\n", None],
             "geo": [{"lat": 1.5, "long": -0.0}, None, {"lat": 1e-7, "long": 1e22}, None],
             "raw_data": [9.0, float("nan"), 0.1 + 0.2, float("inf")],
             "scope": [1, None, 3, 2],

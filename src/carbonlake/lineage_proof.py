@@ -41,7 +41,7 @@ from . import lineage
 from ._exceptions import ConfigurationError, LineageError, StorageError
 from .calculate import read_enriched
 from .database import Database, utc_now
-from .lineage_verify import ALGORITHM, checkpoint, interior_hash, leaf_hash
+from .lineage_verify import ALGORITHM, checkpoint, interior_hash, leaf_data, leaf_hash
 from .storage import Storage
 
 PROOF_FORMAT = "carbonlake-record-proof/1"
@@ -237,12 +237,17 @@ class FileEntry:
     action_taken: str
     record_count: int
     records_root: str
+    parent_node_hash: str | None
+    """The ``node_hash`` of the batch node (``GLUE_BATCH_SPLIT``) the file's records hang
+    under; None for a recalculated file (its records hang under their earlier nodes)."""
+    parent_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The entry's fields (its canonical JSON is the files tree's leaf)."""
         return {
             "action_taken": self.action_taken,
             "object_sha256": self.object_sha256,
+            "parent_node_hash": self.parent_node_hash,
             "record_count": self.record_count,
             "records_root": self.records_root,
             "root_id": self.root_id,
@@ -254,19 +259,47 @@ class FileEntry:
         return leaf_hash(canonical_json(self.to_dict()))
 
 
-def ledger_files(database: Database) -> list[tuple[str, str, str, str]]:
-    """``(root_id, storage_location, object_sha256, action_taken)`` of every enriched file
-    the ledger records, in the digest's order: roots in the order their
-    ``RAW_DATA_INPUT`` was recorded, a root's files in the order they were first recorded."""
+@dataclass(frozen=True)
+class LedgerFile:
+    """An enriched file as the ledger's file-level view records it."""
+
+    root_id: str
+    storage_location: str
+    object_sha256: str
+    action_taken: str
+    parent_id: str | None
+    parent_node_hash: str | None
+
+
+def ledger_files(database: Database) -> list[LedgerFile]:
+    """Every enriched file the ledger records, in the digest's order: roots in the order
+    their ``RAW_DATA_INPUT`` was recorded, a root's files in the order they were first
+    recorded. A pipeline file's parent is its batch node; a recalculated file has none."""
     roots = [row[1] for row in database.iter_lineage(actions=(lineage.RAW_DATA_INPUT,))]
-    files: list[tuple[str, str, str, str]] = []
+    files: list[LedgerFile] = []
     for root_id in dict.fromkeys(roots):
         seen: set[tuple[str, str]] = set()
+        parents: dict[str, str | None] = {}
         for group in database.lineage_record_groups(root_id, FILE_ACTIONS):
             key = (str(group["storage_location"]), str(group["object_sha256"]))
-            if key not in seen:
-                seen.add(key)
-                files.append((root_id, key[0], key[1], str(group["action_taken"])))
+            if key in seen:
+                continue
+            seen.add(key)
+            action = str(group["action_taken"])
+            parent_id = str(group["parent_id"]) if action == lineage.CALCULATION_COMPLETE else None
+            parent_hash = None
+            if parent_id is not None:
+                if parent_id not in parents:
+                    node = database.lineage_node(root_id, parent_id)
+                    parents[parent_id] = node["node_hash"] if node else None
+                parent_hash = parents[parent_id]
+                if parent_hash is None:
+                    raise LineageError(
+                        f"enriched file {key[0]} hangs under batch node {parent_id} of root_id "
+                        f"{root_id}, which is not in the ledger: run `carbonlake lineage "
+                        "verify` to see what is missing"
+                    )
+            files.append(LedgerFile(root_id, key[0], key[1], action, parent_id, parent_hash))
     return files
 
 
@@ -296,17 +329,29 @@ def _records_root(leaves: Sequence[bytes]) -> tuple[list[bytes], bytes]:
 def file_entries(database: Database, storage: Storage) -> list[FileEntry]:
     """Every enriched file's entry, computing (and caching) the records roots not yet known."""
     files = ledger_files(database)
-    cached = database.records_roots([(location, sha) for _, location, sha, _ in files])
+    cached = database.records_roots([(f.storage_location, f.object_sha256) for f in files])
     entries: list[FileEntry] = []
     new: list[tuple[str, str, int, str]] = []
-    for root_id, location, sha, action in files:
+    for file in files:
+        location, sha = file.storage_location, file.object_sha256
         known = cached.get((location, sha))
         if known is None:
             leaves = record_leaves(_checked_bytes(storage, location, sha), location)
             known = (len(leaves), _records_root(leaves)[1].hex())
             new.append((location, sha, *known))
             cached[(location, sha)] = known
-        entries.append(FileEntry(root_id, location, sha, action, known[0], known[1]))
+        entries.append(
+            FileEntry(
+                file.root_id,
+                location,
+                sha,
+                file.action_taken,
+                known[0],
+                known[1],
+                file.parent_node_hash,
+                file.parent_id,
+            )
+        )
     database.save_records_roots(new)
     return entries
 
@@ -342,14 +387,25 @@ class Digest:
         }
 
 
-def _digest_of(database: Database, entries: Sequence[FileEntry]) -> Digest:
-    point = checkpoint(database)
+def _ledger_leaves(database: Database) -> list[bytes]:
+    """The ledger tree's leaf hashes in insertion order (as ``lineage checkpoint`` hashes)."""
+    return [leaf_hash(leaf_data(stored)) for stored in database.iter_lineage_hashes()]
+
+
+def _digest_of(
+    database: Database, entries: Sequence[FileEntry], ledger: Sequence[bytes] | None = None
+) -> Digest:
+    if ledger is None:
+        point = checkpoint(database)
+        ledger_size, ledger_root = point.size, point.root_hash
+    else:
+        ledger_size, ledger_root = len(ledger), _tree(ledger).hex()
     files_root = _tree([entry.leaf() for entry in entries])
-    root = interior_hash(bytes.fromhex(point.root_hash), files_root)
+    root = interior_hash(bytes.fromhex(ledger_root), files_root)
     return Digest(
         root_hash=root.hex(),
-        ledger_size=point.size,
-        ledger_root_hash=point.root_hash,
+        ledger_size=ledger_size,
+        ledger_root_hash=ledger_root,
         files=len(entries),
         files_root_hash=files_root.hex(),
         records=sum(entry.record_count for entry in entries),
@@ -458,6 +514,46 @@ def _status(database: Database, record_id: str, entry: FileEntry) -> dict[str, A
     }
 
 
+TRAIL_FIELDS = (
+    "root_id",
+    "node_id",
+    "parent_id",
+    "action_taken",
+    "storage_location",
+    "recorded_at",
+    "object_sha256",
+    "row_number",
+    "parent_hash",
+    "node_hash",
+)
+"""The fields of a ledger node in a proof's trail (``node_hash`` last: the others give it)."""
+
+
+def _trail(
+    database: Database, entry: FileEntry, ledger: Sequence[bytes]
+) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """The file-level nodes from ``RAW_DATA_INPUT`` down to the file's batch node, and the
+    batch node's audit path in the ledger tree (None, None for a recalculated file)."""
+    if entry.parent_id is None or entry.parent_node_hash is None:
+        return None, None
+    chain = lineage.trace(database, entry.parent_id, entry.root_id)
+    nodes = [{key: node.get(key) for key in TRAIL_FIELDS} for node in chain]
+    wanted = leaf_hash(leaf_data(entry.parent_node_hash))
+    try:
+        index = ledger.index(wanted)
+    except ValueError as exc:
+        raise LineageError(
+            f"batch node {entry.parent_id} of root_id {entry.root_id} is not in the ledger's "
+            "tree: run `carbonlake lineage verify`"
+        ) from exc
+    path = audit_path(ledger, index)
+    return nodes, {
+        "leaf_index": index,
+        "tree_size": len(ledger),
+        "path": [h.hex() for h in path],
+    }
+
+
 def prove(
     database: Database, storage: Storage, record_id: str, root_id: str | None = None
 ) -> dict[str, Any]:
@@ -474,7 +570,9 @@ def prove(
             f"but {entry.records_root} was cached for it: empty the proof_records_roots cache"
         )
     files_leaves = [e.leaf() for e in entries]
-    point = _digest_of(database, entries)
+    ledger = _ledger_leaves(database)
+    point = _digest_of(database, entries, ledger)
+    trail, ledger_proof = _trail(database, entry, ledger)
     record = file_records(data, entry.storage_location, position)[0]
     if canonical_json(record) != leaves[position]:
         raise LineageError(
@@ -509,6 +607,8 @@ def prove(
             "path": [h.hex() for h in audit_path(files_leaves, index)],
         },
         "files_root_hash": point.files_root_hash,
+        "trail": trail,
+        "ledger_proof": ledger_proof,
         "ledger": {"size": point.ledger_size, "root_hash": point.ledger_root_hash},
         "root_hash": point.root_hash,
         "status": _status(database, record_id, entry),
@@ -581,7 +681,10 @@ def verify_proof(
     Steps, bottom up: ``record`` (the record is the one named, and its lineage fields are
     its file's), ``record_path`` (the record's leaf and audit path give the file's
     ``records_root``), ``file_path`` (the file's entry and audit path give
-    ``files_root_hash``), ``root`` (the ledger root and files root give ``root_hash``),
+    ``files_root_hash``), ``trail`` (the file-level nodes from ``RAW_DATA_INPUT`` to the
+    file's batch node recompute their hashes and chain to each other and to the entry's
+    ``parent_node_hash``), ``ledger_path`` (the batch node's audit path gives the ledger
+    root), ``root`` (the ledger root and files root give ``root_hash``),
     ``root_hash`` (that is the trusted hash).
     """
     origin = origin or "document"
@@ -650,6 +753,7 @@ def verify_proof(
             f"{reached.hex() if reached else 'no root'}, not files_root_hash "
             f"{files_root.hex()}: the file's entry or a path step was changed",
         )
+    _check_trail(document, entry, ledger_root, origin)
     if interior_hash(ledger_root, files_root) != root:
         raise ProofFailed(
             "root",
@@ -667,5 +771,85 @@ def verify_proof(
         "root_id": entry["root_id"],
         "storage_location": entry["storage_location"],
         "root_hash": root.hex(),
-        "steps": ["record", "record_path", "file_path", "root", "root_hash"],
+        "steps": [
+            "record",
+            "record_path",
+            "file_path",
+            *(["trail", "ledger_path"] if entry.get("parent_node_hash") else []),
+            "root",
+            "root_hash",
+        ],
     }
+
+
+def _trail_node(value: Any, origin: str, i: int) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _malformed(origin, f"trail[{i}] must be a JSON object")
+    for key in TRAIL_FIELDS:
+        field_value = value.get(key)
+        if key == "row_number":
+            if field_value is not None and (
+                isinstance(field_value, bool) or not isinstance(field_value, int)
+            ):
+                raise _malformed(origin, f"trail[{i}].row_number must be a whole number or null")
+        elif field_value is not None and not isinstance(field_value, str):
+            raise _malformed(origin, f"trail[{i}].{key} must be a string or null")
+    return value
+
+
+def _check_trail(
+    document: dict[str, Any], entry: dict[str, Any], ledger_root: bytes, origin: str
+) -> None:
+    """Steps ``trail`` and ``ledger_path`` of :func:`verify_proof`."""
+    parent_hash = entry.get("parent_node_hash")
+    trail = document.get("trail")
+    if parent_hash is None:
+        if trail is not None:
+            raise ProofFailed("trail", "the file's entry has no batch node, but a trail is given")
+        return
+    if not isinstance(parent_hash, str):
+        raise _malformed(origin, "file.parent_node_hash must be a string or null")
+    if not isinstance(trail, list) or not trail:
+        raise ProofFailed("trail", "the file's entry names a batch node, but no trail is given")
+    nodes = [_trail_node(node, origin, i) for i, node in enumerate(trail)]
+    previous: dict[str, Any] | None = None
+    for i, node in enumerate(nodes):
+        recomputed = lineage.node_hash(*(node[key] for key in TRAIL_FIELDS[:-1]))
+        if recomputed != node["node_hash"]:
+            raise ProofFailed(
+                "trail",
+                f"node {node['node_id']} ({node['action_taken']}) hashes to {recomputed}, not "
+                f"its node_hash {node['node_hash']}: a field was changed",
+            )
+        if node["root_id"] != entry["root_id"]:
+            raise ProofFailed("trail", f"trail[{i}] is of root_id {node['root_id']}")
+        if previous is None:
+            if node["action_taken"] != lineage.RAW_DATA_INPUT or node["parent_hash"] is not None:
+                raise ProofFailed("trail", "the trail does not start at a RAW_DATA_INPUT node")
+        elif (
+            node["parent_id"] != previous["node_id"] or node["parent_hash"] != previous["node_hash"]
+        ):
+            raise ProofFailed(
+                "trail",
+                f"node {node['node_id']} is not chained to {previous['node_id']} before it",
+            )
+        previous = node
+    last = nodes[-1]
+    if last["action_taken"] != lineage.GLUE_BATCH_SPLIT or last["node_hash"] != parent_hash:
+        raise ProofFailed(
+            "trail",
+            f"the trail ends at {last['node_id']} ({last['action_taken']}), not at the batch "
+            f"node {parent_hash} the file's entry names",
+        )
+    section = document.get("ledger_proof")
+    if not isinstance(section, dict):
+        raise ProofFailed("ledger_path", "no ledger_proof for the batch node is given")
+    index, size, path = _path_of(section, origin, "ledger_proof")
+    reached = root_from_path(leaf_hash(leaf_data(parent_hash)), index, size, path)
+    if reached != ledger_root:
+        raise ProofFailed(
+            "ledger_path",
+            f"batch node {last['node_id']} and its audit path lead to "
+            f"{reached.hex() if reached else 'no root'}, not the ledger root "
+            f"{ledger_root.hex()}: the node or a path step was changed",
+        )
