@@ -688,7 +688,15 @@ def verify_proof(
     ``root_hash`` (that is the trusted hash).
     """
     origin = origin or "document"
-    trusted = _hex(trusted_root_hash.strip().lower(), "--root-hash", "the root hash")
+    try:
+        trusted = bytes.fromhex(trusted_root_hash.strip())
+    except ValueError:
+        trusted = b""
+    if len(trusted) != 32:
+        raise ConfigurationError(
+            f"--root-hash {trusted_root_hash!r} is not a root hash: it must be 64 hex digits "
+            "(the root_hash of `carbonlake lineage digest`)"
+        )
     record = _object(document, "record", origin)
     record_id = document.get("record_id")
     if not isinstance(record_id, str) or not record_id:
