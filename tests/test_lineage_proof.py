@@ -525,3 +525,56 @@ def test_the_library_proves_on_both_back_ends(
     checked = json.loads(json.dumps(proof))
     assert verify_proof(checked, first.root_hash)["ok"] is True
     assert independently_valid(checked, first.root_hash)
+
+
+def test_a_failed_record_has_nothing_to_prove_until_a_redrive_calculates_it(
+    tmp_path: Path,
+) -> None:
+    from carbonlake import LineageError, Pipeline
+    from carbonlake.calculate.factors import import_factor_file
+    from carbonlake.lineage_proof import digest, prove, verify_proof
+    from carbonlake.orchestrator import Context
+    from carbonlake.settings import load_settings
+
+    source = tmp_path / "m.csv"
+    source.write_text(
+        "\n".join([HEADER, activity_row("a"), activity_row("u", activity="Unicorn Power")]) + "\n"
+    )
+    context = Context.open(load_settings(tmp_path / "ws", environ={}))
+    failed = Pipeline(context).run_file(source)
+    assert failed["records_failed"] == 1
+    with pytest.raises(LineageError, match=r"no calculated record 'u'.*lineage trace u"):
+        prove(context.database, context.storage, "u")
+    factors = tmp_path / "unicorn.json"
+    factors.write_text(
+        json.dumps(
+            {
+                "format": "carbonlake-factors/1",
+                "factors": [
+                    {
+                        "category": "mobile-combustion",
+                        "activity": "Unicorn Power",
+                        "unit": "gal (US)",
+                        "co2": {"value": 2.5, "unit": "kg"},
+                    }
+                ],
+            }
+        )
+    )
+    imported, _ = import_factor_file(factors, context.database)
+    context.close()
+    overrides = {"calculate": {"factor_set": imported.label}}
+    context = Context.open(load_settings(tmp_path / "ws", environ={}, overrides=overrides))
+    try:
+        assert Pipeline(context).redrive(failed["execution_id"])["status"] == "SUCCEEDED"
+        root_hash = digest(context.database, context.storage).root_hash
+        proof = prove(context.database, context.storage, "u")
+        first = prove(context.database, context.storage, "a")
+    finally:
+        context.close()
+    assert proof["file"]["storage_location"] != first["file"]["storage_location"]
+    assert proof["file"]["parent_node_hash"] == first["file"]["parent_node_hash"]  # one batch
+    co2 = proof["record"]["emissions_output"]["calculated_emissions"]["co2"]["amount"]
+    assert Decimal(str(co2)) == pytest.approx(Decimal("10") * Decimal("2.5") / 1000)
+    assert verify_proof(json.loads(json.dumps(proof)), root_hash)["ok"] is True
+    assert independently_valid(proof, root_hash)
