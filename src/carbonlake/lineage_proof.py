@@ -13,15 +13,19 @@ exact bytes)::
 - ``ledger_root``: the ledger's Merkle root, as ``lineage checkpoint`` prints it;
 - ``files_root``: the RFC 6962 Merkle root over one leaf per enriched file the ledger
   records, the file's canonical *entry* (its root_id, location, the SHA-256 its nodes
-  recorded, the action that wrote it, its record count and ``records_root``);
+  recorded, the action that wrote it, the hash of its batch node, its record count and
+  ``records_root``);
 - ``records_root``: the RFC 6962 Merkle root over the file's records in file order, each
   leaf the canonical JSON of the record as ``emissions export --format jsonl`` gives it.
 
 Per-record leaves are not hashed on the write path: a file's ``records_root`` is
 computed the first time a digest or proof needs it, after checking the file's bytes
 against the SHA-256 its ledger nodes recorded, and cached in the database by
-(location, SHA-256). The list of enriched files comes from the ledger's file-level view
-(:meth:`Database.lineage_record_groups`), never from per-record rows.
+(location, SHA-256). The list of enriched files comes from the ledger's per-file view
+(:meth:`Database.lineage_record_groups`: one row per file, whatever stores the record
+nodes behind it); a proof holds no per-record ledger row. Its ledger part is the
+file-level trail (``RAW_DATA_INPUT`` down to the batch node) and the batch node's audit
+path in the ledger tree.
 """
 
 from __future__ import annotations
