@@ -30,6 +30,7 @@ from rich.table import Table
 from . import emissions as emissions_module
 from . import kickoff as kickoff_module
 from . import lineage as lineage_module
+from . import lineage_proof as lineage_proof_module
 from . import lineage_verify as lineage_verify_module
 from . import quality
 from . import report as report_module
@@ -1185,6 +1186,142 @@ def lineage_checkpoint(output: Path | None, workspace: Path | None, as_json: boo
     stdout.print(f"created_at {point.created_at}", highlight=False)
     if output is not None:
         stderr.print(f"checkpoint written to {escape(str(output))}")
+
+
+@lineage.command("digest")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the digest to this file; keep a copy where the ledger's owner cannot.",
+)
+@common_options
+def lineage_digest(output: Path | None, workspace: Path | None, as_json: bool) -> None:
+    """Print the ledger's digest: the root hash that record proofs lead to.
+
+    It covers the ledger's Merkle root (as `lineage checkpoint` prints it) and every
+    enriched file the ledger records with the Merkle root of its records. Keep it
+    outside the workspace; `lineage verify-proof FILE --root-hash H` checks a proof
+    from `lineage prove` against it. The first digest reads every enriched file once
+    (checking its SHA-256 against the ledger); later ones use the cached roots.
+    """
+    context = _open(workspace)
+    try:
+        found = lineage_proof_module.digest(context.database, context.storage)
+    finally:
+        context.close()
+    document = found.to_dict()
+    if output is not None:
+        _write_document(document, output)
+    if as_json:
+        _emit_json(document)
+        return
+    stdout.print(f"root_hash  {found.root_hash}", highlight=False)
+    stdout.print(
+        f"covers     the ledger's {found.ledger_size} nodes (root {found.ledger_root_hash})",
+        highlight=False,
+    )
+    stdout.print(
+        f"           {found.files} enriched files, {found.records} records "
+        f"(files root {found.files_root_hash})",
+        highlight=False,
+    )
+    stdout.print(f"created_at {found.created_at}", highlight=False)
+    if output is not None:
+        stderr.print(f"digest written to {escape(str(output))}")
+
+
+def _write_document(document: dict[str, Any], path: Path) -> None:
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+@lineage.command("prove")
+@click.argument("record_id")
+@click.option(
+    "--root", "root_id", help="The root_id, when the record was calculated under several."
+)
+@click.option(
+    "-o",
+    "--out",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the proof to this file instead of printing it.",
+)
+@common_options
+def lineage_prove(
+    record_id: str, root_id: str | None, output: Path | None, workspace: Path | None, as_json: bool
+) -> None:
+    """Print an inclusion proof of RECORD_ID against the ledger's current digest.
+
+    The proof holds the record (as `emissions export --format jsonl` gives it), its
+    lineage fields, the Merkle audit path from its leaf to its enriched file's records
+    root, the path from that file's entry to the files root, the ledger root and the
+    root hash. `lineage verify-proof FILE --root-hash H` checks it without the
+    workspace. Exits 1 if the record's enriched file no longer has the SHA-256 the
+    ledger recorded.
+    """
+    context = _open(workspace)
+    try:
+        proof = lineage_proof_module.prove(context.database, context.storage, record_id, root_id)
+    finally:
+        context.close()
+    if output is not None:
+        _write_document(proof, output)
+        if as_json:
+            _emit_json({"written": str(output), "root_hash": proof["root_hash"]})
+        else:
+            stderr.print(f"proof of {escape(record_id)} written to {escape(str(output))}")
+            stdout.print(f"root_hash  {proof['root_hash']}", highlight=False)
+        return
+    if as_json:
+        _emit_json(proof)
+        return
+    click.echo(json.dumps(proof, indent=2))
+    stderr.print(f"{escape(proof['status']['note'])}; root_hash {proof['root_hash']}")
+
+
+@lineage.command("verify-proof")
+@click.argument("proof_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--root-hash",
+    required=True,
+    help="The root hash you trust (from `lineage digest`, kept outside the workspace).",
+)
+@common_options
+def lineage_verify_proof(
+    proof_file: Path, root_hash: str, workspace: Path | None, as_json: bool
+) -> None:
+    """Check a proof from `lineage prove` against ROOT_HASH, without the workspace.
+
+    Needs no database and no storage: it recomputes the record's leaf, the audit paths
+    and the root hash from the file alone. Exits 0 when the proof leads to the root
+    hash, 1 naming the step that fails, 2 for a file that is not a proof.
+    """
+    del workspace  # the point of a proof: nothing of the workspace is read
+    try:
+        text = proof_file.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read proof {proof_file}: {exc.strerror or exc}") from exc
+    document = lineage_proof_module.load_proof(text, str(proof_file))
+    try:
+        result = lineage_proof_module.verify_proof(document, root_hash, str(proof_file))
+    except lineage_proof_module.ProofFailed as exc:
+        if as_json:
+            _emit_json({"ok": False, "step": exc.step, "message": str(exc)})
+        stderr.print(f"[bold red]proof does not hold:[/] {escape(str(exc))}", highlight=False)
+        raise Failed() from exc
+    if as_json:
+        _emit_json(result)
+        return
+    stdout.print(
+        f"proof holds: record {result['record_id']} of {result['storage_location']} "
+        f"is covered by root hash {result['root_hash']}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @lineage.command("archive")

@@ -265,6 +265,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX calculation_failures_root ON calculation_failures(root_id)
     """,
+    # 11 (or the next free number at merge): the records Merkle roots of enriched files,
+    # computed when a digest or proof first needs them (carbonlake.lineage_proof), keyed by
+    # the file and the SHA-256 its ledger nodes recorded. A cache: it can be emptied.
+    """
+    CREATE TABLE proof_records_roots (
+        storage_location TEXT NOT NULL,
+        object_sha256 TEXT NOT NULL,
+        record_count INTEGER NOT NULL,
+        records_root TEXT NOT NULL,
+        computed_at TEXT NOT NULL,
+        PRIMARY KEY (storage_location, object_sha256)
+    )
+    """,
 )
 
 EXECUTION_LIST_FIELDS = (
@@ -1074,6 +1087,37 @@ class Database:
             (root_id, *actions),
         )
         return [dict(row) for row in rows]
+
+    def records_roots(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, str]]:
+        """Cached ``(record_count, records_root)`` of enriched files, by ``(storage_location,
+        object_sha256)`` (those of ``keys`` that were computed before)."""
+        found: dict[tuple[str, str], tuple[int, str]] = {}
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            where = " OR ".join("(storage_location = ? AND object_sha256 = ?)" for _ in chunk)
+            rows = self._query(
+                "SELECT storage_location, object_sha256, record_count, records_root "
+                f"FROM proof_records_roots WHERE {where}",
+                [value for key in chunk for value in key],
+            )
+            for row in rows:
+                found[(row[0], row[1])] = (int(row[2]), str(row[3]))
+        return found
+
+    def save_records_roots(self, rows: Sequence[tuple[str, str, int, str]]) -> None:
+        """Cache ``(storage_location, object_sha256, record_count, records_root)`` of
+        enriched files (a row already there is kept: it is a function of the bytes)."""
+        if not rows:
+            return
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO proof_records_roots VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (storage_location, object_sha256) DO NOTHING",
+                [(*row, now) for row in rows],
+            )
 
     def executions_of_root(self, root_id: str) -> list[dict[str, Any]]:
         """The executions that processed one root, oldest first."""
