@@ -34,7 +34,7 @@ from . import lineage_proof as lineage_proof_module
 from . import lineage_verify as lineage_verify_module
 from . import quality
 from . import report as report_module
-from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
+from ._exceptions import CarbonlakeError, CommandFailed, ConfigurationError, InputDataError
 from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
 from .database import EXECUTION_LIST_FIELDS, Database
@@ -47,10 +47,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 stderr = Console(stderr=True, soft_wrap=True)
 stdout = Console(soft_wrap=True)
-
-
-class Failed(Exception):
-    """The work ran and failed: exit 1 after printing what is already printed."""
 
 
 def _emit_json(document: Any) -> None:
@@ -75,7 +71,7 @@ def common_options(func: F) -> F:
         as_json = kwargs.get("as_json", False)
         try:
             return func(*args, **kwargs)
-        except Failed:
+        except CommandFailed:
             sys.exit(1)
         except ConfigurationError as exc:
             _report_error(exc, as_json)
@@ -340,7 +336,7 @@ def _report_summaries(summaries: list[dict[str, Any]], as_json: bool) -> None:
         for summary in summaries:
             _print_summary(summary)
     if any(s["status"] not in ("SUCCEEDED", "SKIPPED") for s in summaries):
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.command()
@@ -389,7 +385,7 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
             highlight=False,
         )
     if summary["status"] != "SUCCEEDED":
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.group()
@@ -516,7 +512,7 @@ def dq_check(
     else:
         _print_dq_report(file, report, profile if show_profile else None)
     if not report["passed"]:
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.group()
@@ -722,7 +718,7 @@ def recalculate(
                 highlight=False,
             )
     if report["records_failed"]:
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.command()
@@ -1154,7 +1150,7 @@ def lineage_verify(
         for line in lineage_verify_module.render_report(report):
             stdout.print(line, markup=False, highlight=False)
     if not report.ok:
-        raise Failed()
+        raise CommandFailed()
 
 
 @lineage.command("checkpoint")
@@ -1617,7 +1613,7 @@ def factors_validate(
     else:
         stdout.print(f"{file}: all {count} factors consistent", markup=False, highlight=False)
     if rows:
-        raise Failed()
+        raise CommandFailed()
 
 
 @factors.command("import")
@@ -1662,7 +1658,7 @@ def factors_import(
             else:
                 _print_inconsistent(exc.inconsistent.to_dicts())
                 stderr.print(f"error: {exc}", markup=False)
-            raise Failed() from exc
+            raise CommandFailed() from exc
     finally:
         context.close()
     result = {

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _postgres
-from ._exceptions import ConfigurationError, DatabaseError, LineageError
+from ._exceptions import ConfigurationError, DatabaseBusy, DatabaseError, LineageError, StaleRow
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -447,10 +447,6 @@ class EmissionFilter:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-class _Stale(Exception):
-    """A row changed between reading it and writing: roll the transaction back."""
-
-
 RESULT_NUMBER_COLUMNS = (
     "co2_tonnes",
     "ch4_tonnes",
@@ -557,6 +553,21 @@ def _redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
+_BUSY_WORDS = ("locked", "busy", "could not serialize", "deadlock", "connection", "terminat")
+"""Words of a driver's message that say the same transaction may succeed later."""
+
+
+def _mapped(exc: sqlite3.Error, message: str) -> DatabaseError:
+    """A driver error as carbonlake's: :class:`DatabaseBusy` (retried) when the database
+    was locked, a transaction failed to serialize or the connection went away."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        word in text.lower() for word in _BUSY_WORDS
+    ):
+        return DatabaseBusy(f"{message}: {text}")
+    return DatabaseError(f"{message}: {text}")
+
+
 def utc_now() -> str:
     """The current time as an ISO 8601 UTC string (microseconds)."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -639,9 +650,15 @@ class Database:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot start a transaction on {self.path}: {exc}") from exc
+            raise _mapped(exc, f"cannot start a transaction on {self.path}") from exc
         try:
             yield conn
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+            raise  # callers say which row it was (a lineage node that exists already)
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise _mapped(exc, f"a transaction on {self.path} failed") from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -649,13 +666,13 @@ class Database:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise DatabaseError(f"cannot commit to {self.path}: {exc}") from exc
+                raise _mapped(exc, f"cannot commit to {self.path}") from exc
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self._connection().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise DatabaseError(f"query on {self.path} failed: {exc}") from exc
+            raise _mapped(exc, f"query on {self.path} failed") from exc
 
     def _query_in(
         self,
@@ -1303,12 +1320,12 @@ class Database:
                     (deleted_at, deleted_by, reason, node_id, activity_event_id, calculated_at),
                 ).rowcount
                 if moved != 1:
-                    raise _Stale
+                    raise StaleRow
                 conn.execute(
                     "DELETE FROM emissions WHERE activity_event_id = ?", (activity_event_id,)
                 )
                 self._insert_lineage_rows(conn, lineage_rows)
-        except _Stale:
+        except StaleRow:
             return False  # rolled back
         except sqlite3.IntegrityError as exc:
             raise LineageError(
