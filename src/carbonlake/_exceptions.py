@@ -13,6 +13,7 @@
     ├── CalculationError           emissions could not be calculated at all
     │   └── UnitError              a quantity's unit cannot be converted (fails one record)
     ├── LineageError               a lineage request or query is invalid
+    │   └── ProofFailed            a record's proof does not lead to the root hash
     ├── NotificationError          a notification channel refused the message
     │   └── NotificationUnavailable T  the channel did not answer; may work again
     ├── ServiceError               the HTTP service cannot start or take the job

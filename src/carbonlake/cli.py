@@ -1308,7 +1308,7 @@ def lineage_verify_proof(
         if as_json:
             _emit_json({"ok": False, "step": exc.step, "message": str(exc)})
         stderr.print(f"[bold red]proof does not hold:[/] {escape(str(exc))}", highlight=False)
-        raise Failed() from exc
+        raise CommandFailed() from exc
     if as_json:
         _emit_json(result)
         return

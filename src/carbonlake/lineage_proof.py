@@ -186,7 +186,9 @@ def _tree(hashes: Sequence[bytes]) -> bytes:
 def audit_path(hashes: Sequence[bytes], index: int) -> list[bytes]:
     """RFC 6962 audit path ``PATH(index, D[n])`` over leaf hashes, from the leaf up."""
     if not 0 <= index < len(hashes):
-        raise ValueError(f"leaf {index} of a tree of {len(hashes)}")
+        raise AssertionError(
+            f"leaf {index} of a tree of {len(hashes)}"
+        )  # callers pass an index they hold
     path: list[bytes] = []
     low, high = 0, len(hashes)
     splits: list[tuple[int, int, int]] = []
