@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Row
 
@@ -124,7 +123,12 @@ class Engine:
             event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout_ms))
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            driver_url = re.sub(r"^postgres(ql)?(\+psycopg)?://", "postgresql+psycopg://", url)
+            try:
+                driver_url = sa.make_url(url).set(drivername="postgresql+psycopg")
+            except sa_exc.ArgumentError as exc:
+                raise ConfigurationError(
+                    f"[database] url {redact(url)!r} is not a database URL: {exc}"
+                ) from exc
             try:
                 import psycopg  # noqa: F401  (the postgres extra)
             except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -183,7 +187,9 @@ class Engine:
     def insert(self, table: sa.TableClause) -> Any:
         """The dialect's INSERT of ``table`` (it has ``on_conflict_do_update``)."""
         if self.is_postgres:
-            return pg_dialect.insert(table)
+            from sqlalchemy.dialects import postgresql  # not imported for SQLite
+
+            return postgresql.insert(table)
         return sqlite_dialect.insert(table)
 
     @staticmethod
@@ -204,6 +210,44 @@ class Engine:
             conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
             return
         conn.exec_driver_sql(str(compiled), [tuple(row) for row in rows])
+
+    @staticmethod
+    def execute_in(
+        conn: Connection,
+        sql: str,
+        name: str,
+        values: Sequence[Any],
+        params: Params | None = None,
+        chunk: int = 500,
+    ) -> int:
+        """Execute a write statement whose ``IN :name`` is a list of ``values``, ``chunk``
+        values at a time, inside the caller's transaction; returns the rows it changed.
+
+        The statement is compiled once per list length for the connection's dialect (the
+        list rendered as positional parameters) and each chunk bound as a tuple:
+        rendering an expanding list on every execution cost a fifth of an upsert."""
+        statement = sa.text(sql).bindparams(sa.bindparam(name, expanding=True))
+        given = dict(params or {})
+        compiled: dict[int, tuple[str, list[int | str]]] = {}
+        changed = 0
+        for start in range(0, len(values), chunk):
+            part = list(values[start : start + chunk])
+            if not conn.dialect.positional:
+                changed += conn.execute(statement, {**given, name: part}).rowcount
+                continue
+            if len(part) not in compiled:
+                rendered = statement.bindparams(**given, **{name: part}).compile(
+                    dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+                )
+                order: list[int | str] = []
+                for key in rendered.positiontup or ():
+                    prefix, _, index = key.rpartition("_")
+                    order.append(int(index) - 1 if prefix == name and index.isdigit() else key)
+                compiled[len(part)] = (str(rendered), order)
+            text, order = compiled[len(part)]
+            bound = tuple(part[k] if isinstance(k, int) else given[k] for k in order)
+            changed += conn.exec_driver_sql(text, bound).rowcount
+        return changed
 
     # -- queries -------------------------------------------------------------------------
 

@@ -242,17 +242,17 @@ def upsert_emission_rows(engine: Engine, conn: Connection, batch: Sequence[Seque
     # chunks: a fresh file costs one indexed lookup per chunk, not per record.
     now = utc_now()
     root_id, execution_id = batch[0][1], batch[0][2]
-    to_history = sa.text(
+    ids = [row[0] for row in batch]
+    Engine.execute_in(
+        conn,
         f"INSERT INTO emissions_history ({_COLUMNS}, superseded_at, superseded_by_root) "
         f"SELECT {_COLUMNS}, :now, :root_id FROM emissions WHERE activity_event_id IN :ids "
-        "AND execution_id IS DISTINCT FROM :execution_id"
-    ).bindparams(sa.bindparam("ids", expanding=True))
-    for start in range(0, len(batch), _ID_CHUNK):
-        ids = [row[0] for row in batch[start : start + _ID_CHUNK]]
-        conn.execute(
-            to_history,
-            {"now": now, "root_id": root_id, "ids": ids, "execution_id": execution_id},
-        )
+        "AND execution_id IS DISTINCT FROM :execution_id",
+        "ids",
+        ids,
+        {"now": now, "root_id": root_id, "execution_id": execution_id},
+        _ID_CHUNK,
+    )
     insert = engine.insert(EMISSIONS)
     Engine.executemany(
         conn,
@@ -265,11 +265,14 @@ def upsert_emission_rows(engine: Engine, conn: Connection, batch: Sequence[Seque
     )
     # A record calculated now is no longer a failure (e.g. after a redrive). A failure
     # of a record with an id is keyed by that id (its primary key).
-    resolved = sa.text("DELETE FROM calculation_failures WHERE failure_key IN :ids").bindparams(
-        sa.bindparam("ids", expanding=True)
+    Engine.execute_in(
+        conn,
+        "DELETE FROM calculation_failures WHERE failure_key IN :ids",
+        "ids",
+        ids,
+        None,
+        _ID_CHUNK,
     )
-    for start in range(0, len(batch), _ID_CHUNK):
-        conn.execute(resolved, {"ids": [row[0] for row in batch[start : start + _ID_CHUNK]]})
 
 
 def insert_failure_rows(engine: Engine, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
