@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from carbonlake import Pipeline
-from carbonlake.database import LINEAGE_COLUMNS, Database
+from carbonlake.database import LINEAGE_COLUMNS, Database, EmissionFilter
 from carbonlake.db.migrate import HEAD, SCRIPTS
 from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
 from .conftest import activity_row
-from .legacy_migrations import MIGRATIONS, build_legacy
+from .legacy_migrations import MIGRATIONS, build_legacy, build_legacy_postgres
 
 
 def schema(url: str) -> dict[str, Any]:
@@ -188,3 +188,36 @@ def test_postgresql_gets_the_same_tables_and_columns(tmp_path: Path, postgres_ur
     on_postgres = schema(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
     on_sqlite = schema(f"sqlite:///{_fresh(tmp_path)}")
     assert on_postgres == on_sqlite
+
+
+@pytest.mark.parametrize("upto", [len(MIGRATIONS), 6])
+def test_a_postgresql_database_of_the_numbered_migrations_is_upgraded(
+    postgres_url: str, upto: int
+) -> None:
+    import psycopg
+
+    build_legacy_postgres(postgres_url, upto)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO executions (execution_id, name, root_id, status, input_json, "
+            "started_at) VALUES ('e1', 'n1', 'r1', 'SUCCEEDED', '{}', '2026-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO lineage (root_id, node_id, parent_id, action_taken, recorded_at) "
+            "VALUES ('r1', 'f1', 'r1', 'FILE_LANDED', 't')"
+        )
+    database = Database(postgres_url)
+    try:
+        execution = database.get_execution("e1")
+        assert execution is not None and execution["status"] == "SUCCEEDED"
+        database.insert_lineage([("r1", "rec1", "f1", "RECORD", None, "t", None, 1, "h", "h")])
+        assert [n["node_id"] for n in database.lineage_of_root("r1")] == ["f1", "rec1"]
+        database.record_failures(
+            [("k1", "r1", "e1", "rec2", "rec2", None, 2, "c", "a", None, "x", "u", "R", "r", "t")]
+        )
+        assert database.failure_stats(EmissionFilter(root_id="r1"))["records_failed"] == 1
+    finally:
+        database.close()
+    with psycopg.connect(postgres_url) as conn:
+        found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert found == (HEAD,)
