@@ -52,7 +52,8 @@ def redact(url: str) -> str:
 def _reason(exc: BaseException) -> str:
     """The driver's message of a SQLAlchemy error (without SQLAlchemy's statement dump)."""
     orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).strip()
+    text = str(orig if orig is not None else exc)
+    return text.split(" (Background on this error at:")[0].strip()
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
