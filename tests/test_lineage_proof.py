@@ -365,7 +365,7 @@ def test_a_changed_enriched_file_cannot_be_proven(ran: tuple[str, str], tmp_path
     # A workspace whose roots were never computed: the digest itself refuses the file.
     database = Database(f"sqlite:///{Path(ws) / 'carbonlake.db'}")
     with database.transaction() as conn:
-        conn.execute("DELETE FROM proof_records_roots")
+        conn.exec_driver_sql("DELETE FROM proof_records_roots")
     database.close()
     digest = run_cli("lineage", "digest", "--workspace", ws)
     assert digest.exit_code == 1 and location in digest.stderr
@@ -381,8 +381,8 @@ def test_cached_roots_give_the_same_digest(ran: tuple[str, str]) -> None:
     database = Database(f"sqlite:///{Path(ws) / 'carbonlake.db'}")
     assert len(database.records_roots([])) == 0
     with database.transaction() as conn:
-        assert conn.execute("SELECT count(*) FROM proof_records_roots").fetchone()[0] == 3
-        conn.execute("DELETE FROM proof_records_roots")
+        assert conn.exec_driver_sql("SELECT count(*) FROM proof_records_roots").fetchone()[0] == 3
+        conn.exec_driver_sql("DELETE FROM proof_records_roots")
     database.close()
     assert digest_of(ws)["root_hash"] == first["root_hash"]
 
