@@ -45,8 +45,8 @@ def _modules() -> list[str]:
 def _exception_classes() -> dict[str, type[BaseException]]:
     found: dict[str, type[BaseException]] = {}
     for name in _modules():
-        if name.endswith(("__main__", "_postgres")):
-            continue
+        if name.endswith("__main__") or name.startswith("carbonlake.db.migrations"):
+            continue  # run by Alembic only (their env reads Alembic's context)
         module = importlib.import_module(name)
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, BaseException) and value.__module__.startswith("carbonlake"):
