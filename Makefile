@@ -28,14 +28,17 @@ $(BIN)/python: | $(UV)
 # Runtime dependencies and carbonlake itself (editable).
 $(VENV)/.runtime-stamp: requirements/runtime.txt pyproject.toml | $(BIN)/python
 	@echo "setup: runtime dependencies (requirements/runtime.txt)"
-	@$(UV) pip install --quiet --require-hashes -r requirements/runtime.txt
+	@$(UV) pip install --quiet --compile-bytecode --require-hashes -r requirements/runtime.txt
 	@$(UV) pip install --quiet --no-deps -e .
+	@# Compiled bytecode: with PYTHONDONTWRITEBYTECODE set, every command would compile
+	@# its imports again (carbonlake --version 1.1-1.4 s without, 0.5 s with).
+	@$(BIN)/python -m compileall -q src/carbonlake >/dev/null
 	@touch $@
 
 # Everything `make test` needs: every extra and the dev group.
 $(VENV)/.dev-stamp: requirements/dev.txt $(VENV)/.runtime-stamp
 	@echo "setup: test and development dependencies (requirements/dev.txt)"
-	@$(UV) pip install --quiet --require-hashes -r requirements/dev.txt
+	@$(UV) pip install --quiet --compile-bytecode --require-hashes -r requirements/dev.txt
 	@touch $@
 
 demo: $(VENV)/.runtime-stamp

@@ -10,18 +10,20 @@ checkpoints, no file moves, no notifications):
 1. ``read CSV``: Polars reads the file into memory (every step after it reuses it).
 2. ``profile``: the least of a data-quality pass: per column, present values and
    exact distinct values (Polars).
-3. ``write batches``: the split files of the spec's Glue step, one JSON Lines
-   file per ``--batch-size`` records (``part_n.json`` in the spec).
+3. ``write batches``: the split files of the spec's Glue step, one Parquet
+   file per ``--batch-size`` records (as carbonlake writes them; the spec's
+   ``part_n.json`` is JSON).
 4. ``read batches``: the map reads each batch file back (with the known schema).
 5. ``calculate``: carbonlake's column-wise calculation (factor join, units, the
    arithmetic) over all records in one Polars call.
-6. ``write enriched``: one enriched JSON Lines file per batch (the spec's
+6. ``write enriched``: one enriched Parquet file per batch (the spec's
    enriched bucket), the same records ``carbonlake run`` writes.
 7. ``hash nodes``: one SHA-256 lineage node per record (carbonlake's node hash).
 8. ``store ledger`` and ``store results``: the record nodes and the results rows,
-   two ways each: written column-wise to a Parquet file, and inserted into SQLite
-   the way carbonlake does today (one row per record, same tables and indexes;
-   turning the frame into Python tuples is not counted).
+   two ways each: written column-wise to a Parquet file (as carbonlake writes its
+   results table's data files), and inserted into SQLite (the ledger the way carbonlake
+   does; the results as it did before the data lake: one row per record, same table and
+   key; turning the frame into Python tuples is not counted).
 
 Steps 1-7 plus the cheaper of the two storage ways is the floor of a
 single-threaded implementation; half of it is the floor on two cores if every
@@ -38,6 +40,7 @@ import argparse
 import io
 import json
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -48,7 +51,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from carbonlake import lineage
+from carbonlake import lineage, transform
 from carbonlake.calculate import calculate_frame
 from carbonlake.calculate.factors import shipped_factor_set
 from carbonlake.database import EMISSION_COLUMNS, LINEAGE_COLUMNS, Database
@@ -74,11 +77,13 @@ class Floor:
 
 
 def _write_batches(frame: pl.DataFrame, directory: Path, size: int) -> list[Path]:
+    """One Parquet file per ``size`` records, written the way carbonlake writes its batch
+    and enriched files (``transform.parquet_bytes``)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, start in enumerate(range(0, frame.height, size)):
-        path = directory / f"part_{index:05d}.jsonl"
-        frame.slice(start, size).write_ndjson(path)
+        path = directory / f"part_{index:05d}.parquet"
+        path.write_bytes(transform.parquet_bytes(frame.slice(start, size)))
         paths.append(path)
     return paths
 
@@ -99,7 +104,7 @@ def _node_hashes(ids: list[str], batch_size: int) -> list[str]:
             chunk,
             "batch-node-0000",
             lineage.CALCULATION_COMPLETE,
-            f"enriched/root-0000/part_{start // batch_size:05d}.jsonl",
+            f"enriched/root-0000/part_{start // batch_size:05d}.parquet",
             "2026-01-01T00:00:00+00:00",
             "0" * 64,
             list(range(start + 1, start + 1 + len(chunk))),
@@ -117,7 +122,7 @@ def _ledger(ids: list[str], hashes: list[str], batch_size: int) -> pl.DataFrame:
         pl.lit("batch-node-0000").alias("parent_id"),
         pl.lit(lineage.CALCULATION_COMPLETE).alias("action_taken"),
         pl.format(
-            "enriched/root-0000/part_{}.jsonl",
+            "enriched/root-0000/part_{}.parquet",
             (position // batch_size).cast(pl.String).str.zfill(5),
         ).alias("storage_location"),
         pl.lit("2026-01-01T00:00:00+00:00").alias("recorded_at"),
@@ -147,7 +152,7 @@ def measure_floor(path: Path, work: Path, batch_size: int = 1000) -> Floor:
     schema = frame.schema
     records = floor.timed(
         "read batches",
-        lambda: pl.concat([pl.read_ndjson(p, schema=schema) for p in batches], how="vertical"),
+        lambda: pl.concat([pl.read_parquet(p, schema=schema) for p in batches], how="vertical"),
     )
     result = floor.timed("calculate", lambda: calculate_frame(records, factor_set, ""))
     floor.timed(
@@ -159,7 +164,7 @@ def measure_floor(path: Path, work: Path, batch_size: int = 1000) -> Floor:
     emissions = result.database_rows.with_columns(
         pl.lit("root-0000").alias("root_id"),
         pl.lit("execution-0000").alias("execution_id"),
-        pl.lit("enriched/root-0000/part_00000.jsonl").alias("enriched_location"),
+        pl.lit("enriched/root-0000/part_00000.parquet").alias("enriched_location"),
         pl.lit("2026-01-01T00:00:00+00:00").alias("calculated_at"),
     ).select(EMISSION_COLUMNS)
     floor.timed(
@@ -173,10 +178,29 @@ def measure_floor(path: Path, work: Path, batch_size: int = 1000) -> Floor:
     database.migrate()
     nodes = ledger.select(LINEAGE_COLUMNS).rows()
     floor.timed("store ledger (SQLite)", lambda: database.insert_lineage(nodes))
-    rows = emissions.rows()
-    floor.timed("store results (SQLite)", lambda: database.upsert_emissions(rows))
     database.close()
+    rows = emissions.rows()
+    floor.timed("store results (SQLite)", lambda: _store_results_sqlite(work / "floor.db", rows))
     return floor
+
+
+def _store_results_sqlite(path: Path, rows: list[tuple[Any, ...]]) -> None:
+    """Upsert results rows into the database's ``emissions`` table, one row per record, the
+    way carbonlake stored results before the data lake (docs/lake.md: they are an Iceberg
+    table now, and that table is left for workspaces of before it): plain sqlite3."""
+    columns = ", ".join(EMISSION_COLUMNS)
+    marks = ", ".join("?" for _ in EMISSION_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in EMISSION_COLUMNS[1:])
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.executemany(
+                f"INSERT INTO emissions ({columns}) VALUES ({marks}) "
+                f"ON CONFLICT (activity_event_id) DO UPDATE SET {updates}",
+                rows,
+            )
+    finally:
+        conn.close()
 
 
 def summary(floor: Floor, scan_s: float, baseline_s: float | None) -> dict[str, Any]:

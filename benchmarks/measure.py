@@ -81,6 +81,16 @@ def startup_seconds(repeat: int = 3) -> float:
     )
 
 
+def interpreter_seconds(repeat: int = 3) -> float:
+    """The bare interpreter's start (``python -c pass``), fastest of ``repeat``."""
+    return min(run_measured([sys.executable, "-c", "pass"]).check().wall_s for _ in range(repeat))
+
+
+def lookup_seconds(argv: list[str], repeat: int = 3) -> float:
+    """Fastest wall time of a read-only command (e.g. ``emissions show ID``)."""
+    return min(run_measured(argv).check().wall_s for _ in range(repeat))
+
+
 def duckdb_scan_seconds(path: Path) -> tuple[float, int]:
     """Seconds DuckDB takes to count the rows of a CSV (parsing every row): the read floor."""
     import duckdb

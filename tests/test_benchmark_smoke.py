@@ -57,6 +57,8 @@ def test_report_has_every_field(smoke: tuple[dict[str, Any], Path]) -> None:
     assert result["baseline_extrapolated"] is False
     assert result["compared_records"] == ROWS
     assert result["peak_rss_mib"] > 0
+    # Reading the last record back ran both commands to exit 0 (a failure raises).
+    assert sorted(result["lookups_s"]) == ["emissions show", "lineage trace"]
     header = report["table"].splitlines()[0]
     for title, _ in harness.COLUMNS:
         assert title in header
@@ -165,8 +167,8 @@ def test_the_floor_runs_every_step_and_stores_every_record(tmp_path: Path) -> No
         "store results (SQLite)",
     ]
     # The work was really done: six batch files each way, every record stored twice.
-    assert len(list((work / "transformed").glob("*.jsonl"))) == ROWS // 500
-    assert len(list((work / "enriched").glob("*.jsonl"))) == ROWS // 500
+    assert len(list((work / "transformed").glob("*.parquet"))) == ROWS // 500
+    assert len(list((work / "enriched").glob("*.parquet"))) == ROWS // 500
     assert pl.read_parquet(work / "ledger.parquet").height == ROWS
     assert pl.read_parquet(work / "results.parquet").height == ROWS
     with sqlite3.connect(work / "floor.db") as conn:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -322,7 +323,7 @@ def test_merkle_known_values_and_growth() -> None:
 
 def delete_node(database: Database, node_id: str) -> None:
     with database.transaction() as conn:
-        conn.execute("DELETE FROM lineage WHERE node_id = ?", (node_id,))
+        conn.execute(sa.text("DELETE FROM lineage WHERE node_id = :id"), {"id": node_id})
 
 
 def test_trail_answers_where_a_number_comes_from(

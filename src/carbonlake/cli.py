@@ -30,10 +30,11 @@ from rich.table import Table
 from . import emissions as emissions_module
 from . import kickoff as kickoff_module
 from . import lineage as lineage_module
+from . import lineage_proof as lineage_proof_module
 from . import lineage_verify as lineage_verify_module
 from . import quality
 from . import report as report_module
-from ._exceptions import CarbonlakeError, ConfigurationError, InputDataError
+from ._exceptions import CarbonlakeError, CommandFailed, ConfigurationError, InputDataError
 from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
 from .database import EXECUTION_LIST_FIELDS, Database
@@ -46,10 +47,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 stderr = Console(stderr=True, soft_wrap=True)
 stdout = Console(soft_wrap=True)
-
-
-class Failed(Exception):
-    """The work ran and failed: exit 1 after printing what is already printed."""
 
 
 def _emit_json(document: Any) -> None:
@@ -74,7 +71,7 @@ def common_options(func: F) -> F:
         as_json = kwargs.get("as_json", False)
         try:
             return func(*args, **kwargs)
-        except Failed:
+        except CommandFailed:
             sys.exit(1)
         except ConfigurationError as exc:
             _report_error(exc, as_json)
@@ -339,7 +336,7 @@ def _report_summaries(summaries: list[dict[str, Any]], as_json: bool) -> None:
         for summary in summaries:
             _print_summary(summary)
     if any(s["status"] not in ("SUCCEEDED", "SKIPPED") for s in summaries):
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.command()
@@ -388,7 +385,7 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
             highlight=False,
         )
     if summary["status"] != "SUCCEEDED":
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.group()
@@ -515,7 +512,7 @@ def dq_check(
     else:
         _print_dq_report(file, report, profile if show_profile else None)
     if not report["passed"]:
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.group()
@@ -721,7 +718,7 @@ def recalculate(
                 highlight=False,
             )
     if report["records_failed"]:
-        raise Failed()
+        raise CommandFailed()
 
 
 @cli.command()
@@ -1153,7 +1150,7 @@ def lineage_verify(
         for line in lineage_verify_module.render_report(report):
             stdout.print(line, markup=False, highlight=False)
     if not report.ok:
-        raise Failed()
+        raise CommandFailed()
 
 
 @lineage.command("checkpoint")
@@ -1185,6 +1182,142 @@ def lineage_checkpoint(output: Path | None, workspace: Path | None, as_json: boo
     stdout.print(f"created_at {point.created_at}", highlight=False)
     if output is not None:
         stderr.print(f"checkpoint written to {escape(str(output))}")
+
+
+@lineage.command("digest")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the digest to this file; keep a copy where the ledger's owner cannot.",
+)
+@common_options
+def lineage_digest(output: Path | None, workspace: Path | None, as_json: bool) -> None:
+    """Print the ledger's digest: the root hash that record proofs lead to.
+
+    It covers the ledger's Merkle root (as `lineage checkpoint` prints it) and every
+    enriched file the ledger records with the Merkle root of its records. Keep it
+    outside the workspace; `lineage verify-proof FILE --root-hash H` checks a proof
+    from `lineage prove` against it. The first digest reads every enriched file once
+    (checking its SHA-256 against the ledger); later ones use the cached roots.
+    """
+    context = _open(workspace)
+    try:
+        found = lineage_proof_module.digest(context.database, context.storage)
+    finally:
+        context.close()
+    document = found.to_dict()
+    if output is not None:
+        _write_document(document, output)
+    if as_json:
+        _emit_json(document)
+        return
+    stdout.print(f"root_hash  {found.root_hash}", highlight=False)
+    stdout.print(
+        f"covers     the ledger's {found.ledger_size} nodes (root {found.ledger_root_hash})",
+        highlight=False,
+    )
+    stdout.print(
+        f"           {found.files} enriched files, {found.records} records "
+        f"(files root {found.files_root_hash})",
+        highlight=False,
+    )
+    stdout.print(f"created_at {found.created_at}", highlight=False)
+    if output is not None:
+        stderr.print(f"digest written to {escape(str(output))}")
+
+
+def _write_document(document: dict[str, Any], path: Path) -> None:
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+@lineage.command("prove")
+@click.argument("record_id")
+@click.option(
+    "--root", "root_id", help="The root_id, when the record was calculated under several."
+)
+@click.option(
+    "-o",
+    "--out",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the proof to this file instead of printing it.",
+)
+@common_options
+def lineage_prove(
+    record_id: str, root_id: str | None, output: Path | None, workspace: Path | None, as_json: bool
+) -> None:
+    """Print an inclusion proof of RECORD_ID against the ledger's current digest.
+
+    The proof holds the record (as `emissions export --format jsonl` gives it), its
+    lineage fields, the Merkle audit path from its leaf to its enriched file's records
+    root, the path from that file's entry to the files root, the ledger root and the
+    root hash. `lineage verify-proof FILE --root-hash H` checks it without the
+    workspace. Exits 1 if the record's enriched file no longer has the SHA-256 the
+    ledger recorded.
+    """
+    context = _open(workspace)
+    try:
+        proof = lineage_proof_module.prove(context.database, context.storage, record_id, root_id)
+    finally:
+        context.close()
+    if output is not None:
+        _write_document(proof, output)
+        if as_json:
+            _emit_json({"written": str(output), "root_hash": proof["root_hash"]})
+        else:
+            stderr.print(f"proof of {escape(record_id)} written to {escape(str(output))}")
+            stdout.print(f"root_hash  {proof['root_hash']}", highlight=False)
+        return
+    if as_json:
+        _emit_json(proof)
+        return
+    click.echo(json.dumps(proof, indent=2))
+    stderr.print(f"{escape(proof['status']['note'])}; root_hash {proof['root_hash']}")
+
+
+@lineage.command("verify-proof")
+@click.argument("proof_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--root-hash",
+    required=True,
+    help="The root hash you trust (from `lineage digest`, kept outside the workspace).",
+)
+@common_options
+def lineage_verify_proof(
+    proof_file: Path, root_hash: str, workspace: Path | None, as_json: bool
+) -> None:
+    """Check a proof from `lineage prove` against ROOT_HASH, without the workspace.
+
+    Needs no database and no storage: it recomputes the record's leaf, the audit paths
+    and the root hash from the file alone. Exits 0 when the proof leads to the root
+    hash, 1 naming the step that fails, 2 for a file that is not a proof.
+    """
+    del workspace  # the point of a proof: nothing of the workspace is read
+    try:
+        text = proof_file.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read proof {proof_file}: {exc.strerror or exc}") from exc
+    document = lineage_proof_module.load_proof(text, str(proof_file))
+    try:
+        result = lineage_proof_module.verify_proof(document, root_hash, str(proof_file))
+    except lineage_proof_module.ProofFailed as exc:
+        if as_json:
+            _emit_json({"ok": False, "step": exc.step, "message": str(exc)})
+        stderr.print(f"[bold red]proof does not hold:[/] {escape(str(exc))}", highlight=False)
+        raise CommandFailed() from exc
+    if as_json:
+        _emit_json(result)
+        return
+    stdout.print(
+        f"proof holds: record {result['record_id']} of {result['storage_location']} "
+        f"is covered by root hash {result['root_hash']}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @lineage.command("archive")
@@ -1480,7 +1613,7 @@ def factors_validate(
     else:
         stdout.print(f"{file}: all {count} factors consistent", markup=False, highlight=False)
     if rows:
-        raise Failed()
+        raise CommandFailed()
 
 
 @factors.command("import")
@@ -1525,7 +1658,7 @@ def factors_import(
             else:
                 _print_inconsistent(exc.inconsistent.to_dicts())
                 stderr.print(f"error: {exc}", markup=False)
-            raise Failed() from exc
+            raise CommandFailed() from exc
     finally:
         context.close()
     result = {

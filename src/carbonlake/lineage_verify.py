@@ -45,7 +45,13 @@ import polars as pl
 
 from . import calculate as calc
 from . import lineage, transform
-from ._exceptions import ConfigurationError, InputDataError, LineageError, StorageError
+from ._exceptions import (
+    ConfigurationError,
+    InputDataError,
+    LineageError,
+    StopVerifying,
+    StorageError,
+)
 from .database import RESULT_NUMBER_COLUMNS, Database, utc_now
 from .storage import Storage
 
@@ -295,10 +301,6 @@ class VerifyReport:
         return document
 
 
-class _Stop(Exception):
-    """Raised inside the verifier at the first problem when asked to stop there."""
-
-
 @dataclass
 class _Node:
     seq: int
@@ -376,7 +378,7 @@ class _Verifier:
     ) -> None:
         self.report.problems.append(Problem(kind, message, root_id, node_id, storage_location))
         if self.stop_at_first:
-            raise _Stop
+            raise StopVerifying
 
     # -- 1. nodes and links ------------------------------------------------------------
 
@@ -1261,7 +1263,7 @@ def verify(
         verifier.check_results(root_id)
         if root_id is None:
             verifier.check_unrecorded()
-    except _Stop:
+    except StopVerifying:
         report.complete = False
     report.roots = len(verifier.roots)
     return report

@@ -32,7 +32,12 @@ from email.utils import make_msgid
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ._exceptions import InputDataError
+from ._exceptions import (
+    InputDataError,
+    NotificationError,
+    NotificationUnavailable,
+)
+from ._retry import Attempts, backoff
 from .database import Database
 from .settings import NotifySettings
 
@@ -73,14 +78,6 @@ class Delivery:
     delivered: bool
     attempts: int
     error: str | None = None
-
-
-class _Transient(Exception):
-    """Worth another attempt."""
-
-
-class _Permanent(Exception):
-    """Another attempt would fail the same way."""
 
 
 def send(
@@ -138,25 +135,24 @@ def _with_retries(
     settings: NotifySettings,
     sleep: Callable[[float], None],
 ) -> Delivery:
-    attempts = max(1, settings.retry_attempts)
-    last = ""
-    for number in range(1, attempts + 1):
-        try:
-            attempt()
-            return Delivery(channel, True, number)
-        except _Permanent as exc:
-            return Delivery(channel, False, number, f"{exc} (not retried)")
-        except _Transient as exc:
-            last = str(exc)
-            if number < attempts:
-                log.info("%s attempt %d failed (%s); retrying", channel, number, last)
-                sleep(settings.retry_backoff_s * 2 ** (number - 1))
-        except Exception as exc:
-            # A notification must never stop the pipeline: whatever a channel raises is
-            # recorded as undelivered (and logged with its traceback for a bug report).
-            log.exception("%s channel failed unexpectedly", channel)
-            return Delivery(channel, False, number, f"unexpected {type(exc).__name__}: {exc}")
-    return Delivery(channel, False, attempts, f"{last} (after {attempts} attempts)")
+    def retrying(number: int, delay: float, exc: BaseException) -> None:
+        log.info("%s attempt %d failed (%s); retrying", channel, number, exc)
+
+    attempts = Attempts(backoff(settings.retry_attempts, settings.retry_backoff_s), retrying, sleep)
+    try:
+        attempts.run(attempt)
+    except NotificationUnavailable as exc:
+        return Delivery(
+            channel, False, attempts.number, f"{exc} (after {attempts.number} attempts)"
+        )
+    except NotificationError as exc:
+        return Delivery(channel, False, attempts.number, f"{exc} (not retried)")
+    except Exception as exc:
+        # A notification must never stop the pipeline: whatever a channel raises is
+        # recorded as undelivered (and logged with its traceback for a bug report).
+        log.exception("%s channel failed unexpectedly", channel)
+        return Delivery(channel, False, attempts.number, f"unexpected {type(exc).__name__}: {exc}")
+    return Delivery(channel, True, attempts.number)
 
 
 # -- e-mail -------------------------------------------------------------------------------
@@ -180,12 +176,12 @@ def _send_email(settings: NotifySettings, event: dict[str, Any]) -> None:
                 smtp.login(settings.smtp_user, settings.smtp_password)
             smtp.send_message(mail)
     except smtplib.SMTPNotSupportedError as exc:
-        raise _Permanent(
+        raise NotificationError(
             f"{server} does not support {'STARTTLS' if settings.smtp_starttls else 'login'}: "
             f"{exc}; check [notify] smtp_starttls and smtp_user"
         ) from exc
     except smtplib.SMTPAuthenticationError as exc:
-        raise _Permanent(
+        raise NotificationError(
             f"{server} refused the login of {settings.smtp_user!r} ({exc.smtp_code}); "
             "check [notify] smtp_user and smtp_password"
         ) from exc
@@ -193,15 +189,21 @@ def _send_email(settings: NotifySettings, event: dict[str, Any]) -> None:
         codes = [code for code, _ in exc.recipients.values()]
         error = f"{server} refused the recipient {settings.email_to!r} ({codes[0]})"
         raise (
-            _Transient(error) if all(400 <= c < 500 for c in codes) else _Permanent(error)
+            NotificationUnavailable(error)
+            if all(400 <= c < 500 for c in codes)
+            else NotificationError(error)
         ) from exc
     except smtplib.SMTPResponseException as exc:
         error = f"{server} answered {exc.smtp_code} {_decode(exc.smtp_error)}"
-        raise (_Transient(error) if 400 <= exc.smtp_code < 500 else _Permanent(error)) from exc
+        raise (
+            NotificationUnavailable(error)
+            if 400 <= exc.smtp_code < 500
+            else NotificationError(error)
+        ) from exc
     except ssl.SSLError as exc:
-        raise _Permanent(f"TLS with {server} failed: {exc}") from exc
+        raise NotificationError(f"TLS with {server} failed: {exc}") from exc
     except (OSError, smtplib.SMTPException) as exc:
-        raise _Transient(f"{server}: {type(exc).__name__}: {exc}") from exc
+        raise NotificationUnavailable(f"{server}: {type(exc).__name__}: {exc}") from exc
 
 
 def _decode(value: bytes | str) -> str:
@@ -230,12 +232,12 @@ def _post_webhook(settings: NotifySettings, payload: dict[str, Any]) -> None:
     except urllib.error.HTTPError as exc:
         error = f"{where} answered HTTP {exc.code} {exc.reason}"
         transient = exc.code in (408, 425, 429) or exc.code >= 500
-        raise (_Transient(error) if transient else _Permanent(error)) from exc
+        raise (NotificationUnavailable(error) if transient else NotificationError(error)) from exc
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, ssl.SSLError):
-            raise _Permanent(f"TLS with {where} failed: {exc.reason}") from exc
-        raise _Transient(f"{where}: {exc.reason}") from exc
+            raise NotificationError(f"TLS with {where} failed: {exc.reason}") from exc
+        raise NotificationUnavailable(f"{where}: {exc.reason}") from exc
     except OSError as exc:
-        raise _Transient(f"{where}: {type(exc).__name__}: {exc}") from exc
+        raise NotificationUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
     except ValueError as exc:
-        raise _Permanent(f"{where}: {exc}; check [notify] webhook_url") from exc
+        raise NotificationError(f"{where}: {exc}; check [notify] webhook_url") from exc

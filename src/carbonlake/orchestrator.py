@@ -32,7 +32,6 @@ import random
 import socket
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
@@ -48,11 +47,13 @@ from . import kickoff as kick
 from . import lake, lineage, notify, quality, transform
 from ._exceptions import (
     CarbonlakeError,
-    DatabaseError,
+    ExecutionAborted,
     InputDataError,
     PipelineStepFailed,
+    StateConflict,
     StorageError,
 )
+from ._retry import Attempts, backoff
 from .calculate.factors import FactorSet, load_factor_set
 from .database import EMISSION_COLUMNS, Database
 from .quality.rules import Rule
@@ -65,16 +66,10 @@ ProgressCallback = Callable[[str, int, int], None]
 """Called as ``(stage, done, total)`` while an execution runs."""
 
 MAX_FAILED_SAMPLES = 20
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageError, DatabaseError, OSError)
-"""Errors worth retrying: the storage or the database may answer next time."""
 
 _UNBUFFERED = sys.maxsize  # a state's lineage goes in with its checkpoint, never earlier
 GROUP_RECORDS = 20_000
 """Records calculated per Polars call and database transaction in the map."""
-
-
-class ExecutionAborted(CarbonlakeError):
-    """The execution was asked to stop (SIGTERM, Ctrl-C); it can be resumed."""
 
 
 @dataclass
@@ -144,14 +139,14 @@ def owner_alive(owner: str | None) -> bool:
 
 def retry_delays(policy: RetrySettings, rng: random.Random | None = None) -> list[float]:
     """The waits before each retry of a state (``max_attempts - 1`` of them)."""
-    rng = rng or random.Random()
-    delays = []
-    delay = policy.interval_s
-    for _ in range(policy.max_attempts - 1):
-        capped = min(delay, policy.max_delay_s)
-        delays.append(rng.uniform(0, capped) if policy.jitter else capped)
-        delay *= policy.backoff_rate
-    return delays
+    return backoff(
+        policy.max_attempts,
+        policy.interval_s,
+        policy.backoff_rate,
+        policy.max_delay_s,
+        policy.jitter,
+        rng,
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -336,12 +331,12 @@ class Pipeline:
         if status == "SUCCEEDED":
             return self.summary(execution_id)
         if status == "FAILED":
-            raise InputDataError(
+            raise StateConflict(
                 f"execution {execution_id} FAILED; `carbonlake executions redrive "
                 f"{execution_id}` re-runs what failed"
             )
         if status == "RUNNING" and owner_alive(execution["owner"]):
-            raise InputDataError(
+            raise StateConflict(
                 f"execution {execution_id} is still running in process {execution['owner']}; "
                 "resume it only once that process has stopped"
             )
@@ -356,13 +351,13 @@ class Pipeline:
         the records that could not be calculated (for example after a factor import)."""
         execution = self._execution(execution_id)
         if execution["status"] != "FAILED":
-            raise InputDataError(
+            raise StateConflict(
                 f"execution {execution_id} is {execution['status']}; only a FAILED execution "
                 "can be redriven (a stopped one is resumed with `executions resume`)"
             )
         done = self.context.database.checkpoints(execution_id)
         if "DQ_ERROR_NOTIFICATION" in done or "DQ_CHECK_FAIL" in done:
-            raise InputDataError(
+            raise StateConflict(
                 f"execution {execution_id} failed data quality; nothing to redrive. Fix the "
                 "file (see its report) and run it again"
             )
@@ -591,30 +586,33 @@ class _ExecutionRun:
         self, state: str, call: Callable[[lineage.LineageWriter], dict[str, Any]]
     ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
         """Run a state's work with retries; returns its output and its lineage rows."""
-        delays = retry_delays(self.ctx.settings.retry)
-        attempt = 0
-        while True:
-            attempt += 1
+        attempts = self._attempts_of(state)
+
+        def attempt() -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
             writer = lineage.LineageWriter(self.db, self.ctx.storage, batch_size=_UNBUFFERED)
-            try:
-                output = call(writer)
-                return output, writer.take()
-            except TRANSIENT_ERRORS as exc:
-                if attempt > len(delays):
-                    raise self._failed(state, exc, attempt) from exc
-                delay = delays[attempt - 1]
-                self.db.add_event(
-                    self.execution_id,
-                    "RetryScheduled",
-                    state,
-                    {"attempt": attempt, "delay_s": round(delay, 3), **_error(exc)},
-                )
-                time.sleep(delay)
-            except CarbonlakeError as exc:
-                raise self._failed(state, exc, attempt) from exc
-            except Exception as exc:  # a bug must end the execution FAILED, not RUNNING
-                log.exception("unexpected error in %s of execution %s", state, self.execution_id)
-                raise self._failed(state, exc, attempt) from exc
+            output = call(writer)
+            return output, writer.take()
+
+        try:
+            return attempts.run(attempt)
+        except CarbonlakeError as exc:
+            raise self._failed(state, exc, attempts.number) from exc
+        except Exception as exc:  # a bug must end the execution FAILED, not RUNNING
+            log.exception("unexpected error in %s of execution %s", state, self.execution_id)
+            raise self._failed(state, exc, attempts.number) from exc
+
+    def _attempts_of(self, state: str) -> Attempts:
+        """The retry policy of a state: ``[retry]``, each retry an event of the history."""
+
+        def scheduled(attempt: int, delay: float, exc: BaseException) -> None:
+            self.db.add_event(
+                self.execution_id,
+                "RetryScheduled",
+                state,
+                {"attempt": attempt, "delay_s": round(delay, 3), **_error(exc)},
+            )
+
+        return Attempts(retry_delays(self.ctx.settings.retry), scheduled)
 
     def _failed(self, state: str, exc: BaseException, attempts: int) -> PipelineStepFailed:
         self.db.add_event(
@@ -1081,31 +1079,16 @@ class _ExecutionRun:
         return 1
 
     def _with_retries(self, state: str, work: Callable[[], None]) -> None:
-        delays = retry_delays(self.ctx.settings.retry)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                work()
-                return
-            except TRANSIENT_ERRORS as exc:
-                if attempt > len(delays):
-                    self._last_failure = _error(exc)
-                    raise self._failed(state, exc, attempt) from exc
-                self.db.add_event(
-                    self.execution_id,
-                    "RetryScheduled",
-                    state,
-                    {"attempt": attempt, "delay_s": round(delays[attempt - 1], 3), **_error(exc)},
-                )
-                time.sleep(delays[attempt - 1])
-            except CarbonlakeError as exc:
-                self._last_failure = _error(exc)
-                raise self._failed(state, exc, attempt) from exc
-            except Exception as exc:  # a bug fails the batch with its reason, never hangs
-                log.exception("unexpected error in %s of execution %s", state, self.execution_id)
-                self._last_failure = _error(exc)
-                raise self._failed(state, exc, attempt) from exc
+        attempts = self._attempts_of(state)
+        try:
+            attempts.run(work)
+        except CarbonlakeError as exc:
+            self._last_failure = _error(exc)
+            raise self._failed(state, exc, attempts.number) from exc
+        except Exception as exc:  # a bug fails the batch with its reason, never hangs
+            log.exception("unexpected error in %s of execution %s", state, self.execution_id)
+            self._last_failure = _error(exc)
+            raise self._failed(state, exc, attempts.number) from exc
 
     def _calculate_group(self, group: list[tuple[int, dict[str, Any]]]) -> None:
         ctx = self.ctx

@@ -28,7 +28,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -36,14 +35,19 @@ from typing import IO, Any
 
 import fsspec
 
-from ._exceptions import ConfigurationError, InputDataError, StorageError
+from ._exceptions import (
+    ConfigurationError,
+    InputDataError,
+    ObjectMissing,
+    StorageError,
+    StorageUnavailable,
+)
 from .settings import BUCKETS
 
 TEMP_PREFIX = ".tmp-"
 """Objects whose name starts with this are incomplete writes, never listed."""
 
 _CHUNK = 1 << 20
-REMOTE_ATTEMPTS = 4
 """Whole-object writes to an object store are tried this often (transient 5xx happen)."""
 
 VERSIONED_BUCKETS = ("landing", "raw", "error")
@@ -228,7 +232,7 @@ class Storage:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise StorageError(
+                raise StorageUnavailable(
                     f"cannot create bucket {bucket} at {self._bases[bucket]}: {exc}"
                 ) from exc
 
@@ -237,7 +241,10 @@ class Storage:
     def exists(self, url: str) -> bool:
         """Whether an object exists at ``url``."""
         fs, path, _ = self._where(url)
-        return bool(fs.exists(path))
+        try:
+            return bool(fs.exists(path))
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot tell whether {url} exists: {exc}") from exc
 
     def read_bytes(self, url: str) -> bytes:
         """The whole content of a (small) object."""
@@ -245,9 +252,9 @@ class Storage:
             fs, path, _ = self._where(url)
             data: bytes = fs.cat_file(path)
         except FileNotFoundError as exc:
-            raise StorageError(f"object {url} does not exist") from exc
+            raise ObjectMissing(f"object {url} does not exist") from exc
         except OSError as exc:
-            raise StorageError(f"cannot read {url}: {exc}") from exc
+            raise StorageUnavailable(f"cannot read {url}: {exc}") from exc
         return data
 
     @contextlib.contextmanager
@@ -257,9 +264,9 @@ class Storage:
             fs, path, _ = self._where(url)
             handle = fs.open(path, "rb")
         except FileNotFoundError as exc:
-            raise StorageError(f"object {url} does not exist") from exc
+            raise ObjectMissing(f"object {url} does not exist") from exc
         except OSError as exc:
-            raise StorageError(f"cannot open {url}: {exc}") from exc
+            raise StorageUnavailable(f"cannot open {url}: {exc}") from exc
         with handle:
             yield handle
 
@@ -269,7 +276,7 @@ class Storage:
         if self.is_local(self.split(url)[0]):
             path = Path(self._path(url))
             if not path.is_file():
-                raise StorageError(f"object {url} does not exist")
+                raise ObjectMissing(f"object {url} does not exist")
             yield path
             return
         with tempfile.TemporaryDirectory(prefix="carbonlake-") as tmp:
@@ -292,7 +299,9 @@ class Storage:
             fs, path, _ = self._where(url)
             return int(fs.size(path))
         except FileNotFoundError as exc:
-            raise StorageError(f"object {url} does not exist") from exc
+            raise ObjectMissing(f"object {url} does not exist") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read the size of {url}: {exc}") from exc
 
     def modified(self, url: str) -> float:
         """Modification time of an object (seconds since the epoch)."""
@@ -300,7 +309,9 @@ class Storage:
             fs, path, _ = self._where(url)
             info = fs.info(path)
         except FileNotFoundError as exc:
-            raise StorageError(f"object {url} does not exist") from exc
+            raise ObjectMissing(f"object {url} does not exist") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read the details of {url}: {exc}") from exc
         for field in ("mtime", "LastModified", "last_modified", "created"):
             value = info.get(field)
             if value is None:
@@ -329,6 +340,8 @@ class Storage:
             found = fs.find(where)
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list {self._bases[bucket]}/{prefix}: {exc}") from exc
         urls = []
         for path in sorted(found):
             text = str(path)
@@ -349,9 +362,12 @@ class Storage:
             try:
                 remote: Any = fs.open(final, "wb")
             except OSError as exc:
-                raise StorageError(f"cannot write {url}: {exc}") from exc
-            with remote:
-                yield remote
+                raise StorageUnavailable(f"cannot write {url}: {exc}") from exc
+            try:
+                with remote:
+                    yield remote
+            except OSError as exc:
+                raise StorageUnavailable(f"cannot write {url}: {exc}") from exc
             return
         parent, _, name = final.rpartition("/")
         temp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
@@ -359,31 +375,17 @@ class Storage:
             fs.makedirs(parent, exist_ok=True)
             handle: Any = fs.open(temp, "wb")
         except OSError as exc:
-            raise StorageError(f"cannot write {url}: {exc}") from exc
+            raise StorageUnavailable(f"cannot write {url}: {exc}") from exc
         try:
             with handle:
                 yield handle
             fs.mv(temp, final)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 fs.rm(temp)
+            if isinstance(exc, OSError):
+                raise StorageUnavailable(f"cannot write {url}: {exc}") from exc
             raise
-
-    def _retry_remote(self, url: str, write: Any) -> None:
-        """Run a whole-object write, retrying an object store's transient errors."""
-        if self.is_local(self.split(url)[0]):
-            write()
-            return
-        delay = 0.2
-        for attempt in range(1, REMOTE_ATTEMPTS + 1):
-            try:
-                write()
-                return
-            except (OSError, StorageError):
-                if attempt == REMOTE_ATTEMPTS:
-                    raise
-                time.sleep(delay)
-                delay *= 2
 
     def write_bytes(self, url: str, data: bytes) -> None:
         """Write a whole object atomically."""
@@ -392,7 +394,7 @@ class Storage:
             with self.open_write(url) as handle:
                 handle.write(data)
 
-        self._retry_remote(url, write)
+        write()
 
     def put_file(self, source: Path, url: str) -> None:
         """Copy a local file into storage atomically, streaming it."""
@@ -402,7 +404,7 @@ class Storage:
                 shutil.copyfileobj(src, dst, _CHUNK)
 
         try:
-            self._retry_remote(url, write)
+            write()
         except FileNotFoundError as exc:
             raise InputDataError(f"input file {source} does not exist") from exc
         except IsADirectoryError as exc:
@@ -442,7 +444,7 @@ class Storage:
         except IsADirectoryError as exc:
             raise InputDataError(f"input {source} is a directory; give a CSV file") from exc
         except OSError as exc:
-            raise StorageError(f"cannot write {url}: {exc}") from exc
+            raise StorageUnavailable(f"cannot write {url}: {exc}") from exc
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -455,7 +457,7 @@ class Storage:
         url = self.current_url(url)  # a moved workspace's stored location, as it is now
         source_bucket, key = self.split(url)
         if not self.exists(url):
-            raise StorageError(f"cannot move {url}: it does not exist")
+            raise ObjectMissing(f"cannot move {url}: it does not exist")
         digest: list[str] = []
 
         def own_sha256() -> str:
@@ -501,9 +503,9 @@ class Storage:
                 return True
             os.unlink(source_path)
         except FileNotFoundError as exc:
-            raise StorageError(f"cannot move {url}: it does not exist") from exc
+            raise ObjectMissing(f"cannot move {url}: it does not exist") from exc
         except OSError as exc:
-            raise StorageError(f"cannot move {url} to {target}: {exc}") from exc
+            raise StorageUnavailable(f"cannot move {url} to {target}: {exc}") from exc
         return True
 
     def move(self, url: str, bucket: str, *, key: str | None = None) -> str:
@@ -530,21 +532,25 @@ class Storage:
                 with self.open_read(url) as src, self.open_write(target) as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
             if self.size(url) != self.size(target) or self.sha256(url) != self.sha256(target):
-                raise StorageError(
+                raise StorageUnavailable(
                     f"copy of {url} to {target} does not match the original; the original is kept"
                 )
             fs.rm(path)
         except FileNotFoundError as exc:
-            raise StorageError(f"cannot move {url}: it does not exist") from exc
+            raise ObjectMissing(f"cannot move {url}: it does not exist") from exc
         except OSError as exc:
-            raise StorageError(f"cannot move {url} to {target}: {exc}") from exc
+            raise StorageUnavailable(f"cannot move {url} to {target}: {exc}") from exc
         return target
 
     def delete(self, url: str) -> None:
         """Delete an object if it exists."""
         fs, path, _ = self._where(url)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             fs.rm(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete {url}: {exc}") from exc
 
 
 def version_key(key: str, sha256: str, copy: int = 1) -> str:

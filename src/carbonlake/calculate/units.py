@@ -36,6 +36,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .._exceptions import UnitError
+
+__all__ = ["UnitError", "conversion", "convert"]
+
 BTU_IT_JOULES = 1055.05585262
 """The International Table British thermal unit, in joules (exact by definition)."""
 US_THERM_MEGAJOULES = 105.4804
@@ -129,10 +133,6 @@ def registry() -> Any:
     ureg.define(f"us_therm = {US_THERM_MEGAJOULES} * megajoule")
     ureg.define(f"ec_therm = {EC_THERM_MEGAJOULES} * megajoule")
     return ureg
-
-
-class UnitError(ValueError):
-    """A unit spelling that cannot be read, or two units that cannot be converted."""
 
 
 def normalise(spelling: str) -> str:

@@ -24,9 +24,10 @@ from .._exceptions import (
     DatabaseError,
     InputDataError,
     LineageError,
+    ServiceError,
+    ServiceStopping,
     StorageError,
 )
-from ._runner import ServiceStopping
 
 log = logging.getLogger("carbonlake.service")
 
@@ -59,7 +60,7 @@ class Problem(BaseModel):
     """Invalid parameters, one entry each, for a 422."""
 
 
-class ProblemError(Exception):
+class ProblemError(ServiceError):
     """Raised by a route to answer with a problem document."""
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:

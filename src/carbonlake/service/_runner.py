@@ -20,14 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import CarbonlakeError
+from .._exceptions import CarbonlakeError, ServiceStopping
 from ..database import Database, utc_now
 
 log = logging.getLogger("carbonlake.service")
-
-
-class ServiceStopping(CarbonlakeError):
-    """A job was submitted while the service shuts down."""
 
 
 KEPT_OUTCOMES = 1000

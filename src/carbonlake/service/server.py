@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, ServiceError
 from ..settings import Settings
 from ._security import is_loopback
 from .app import create_app
@@ -122,7 +122,7 @@ class ServerThread:
         deadline = time.monotonic() + 15
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start on {self.url}")
+                raise ServiceError(f"the service did not start on {self.url}")
             time.sleep(0.02)
         return self.url
 

@@ -1,0 +1,1 @@
+"""The schema's Alembic revisions (``versions/``), applied when a database is opened."""

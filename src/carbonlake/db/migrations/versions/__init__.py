@@ -1,0 +1,1 @@
+"""Revisions, oldest first: each file is one step of the schema."""
