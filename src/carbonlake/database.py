@@ -506,7 +506,7 @@ class EmissionFilter:
             clauses.append(
                 "("
                 + " OR ".join(
-                    f"{c} LIKE ? ESCAPE '\\'"
+                    f"lower({c}) LIKE lower(?) ESCAPE '\\'"
                     for c in ("activity_event_id", "asset_id", "category", "activity")
                 )
                 + ")"
