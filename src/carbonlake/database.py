@@ -1458,6 +1458,31 @@ class Database:
             sql.format(marks="SELECT unnest(?::VARCHAR[])"), (*before, list(values), *after)
         )
 
+    def lake_metadata_location(self, namespace: str, table_name: str) -> str | None:
+        """Where the catalog says a lake table's current metadata file is (None: no
+        such table yet)."""
+        try:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT metadata_location FROM iceberg_tables WHERE table_namespace = ? "
+                    "AND table_name = ?",
+                    (namespace, table_name),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error:  # the catalog's tables do not exist yet
+            return None
+        return str(rows[0][0]) if rows and rows[0][0] else None
+
+    def lake_relocate(self, table_name: str, moved: dict[str, str]) -> None:
+        """Rename registered files (old URL -> new URL) of a moved workspace."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE lake_files SET file_path = ? WHERE table_name = ? AND file_path = ?",
+                [(new, table_name, old) for old, new in moved.items() if new != old],
+            )
+
     def has_legacy_results(self) -> bool:
         """Whether results are still in the database tables of before the lake."""
         rows = self._query(

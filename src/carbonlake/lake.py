@@ -438,3 +438,56 @@ def migrate_legacy_results(database: Database, storage: Storage) -> int:
 def _polars_schema() -> dict[str, Any]:
     kinds = {"BIGINT": pl.Int64, "DOUBLE": pl.Float64, "VARCHAR": pl.String}
     return {column: kinds[EMISSION_TYPES[column]] for column in EMISSION_COLUMNS}
+
+
+RELOCATION_EXECUTION = "relocation"
+"""The execution id of the commit that registers a moved workspace's table anew."""
+
+
+def relocate_if_moved(database: Database, storage: Storage) -> bool:
+    """A workspace moved or restored elsewhere: Iceberg metadata names its files by
+    absolute URL, so the table is registered anew at its new place (the registry's files
+    under their new URLs, the current ones added to a new table; earlier snapshots stay
+    in the old metadata files, the registry's earlier files keep the history readable).
+    Returns whether it was moved."""
+    metadata = database.lake_metadata_location(NAMESPACE, RESULTS_TABLE)
+    here = table_location(storage)
+    if metadata is None or metadata.startswith(here + "/"):
+        return False
+    log.warning("the results table was at %s; registering it at %s", metadata, here)
+    moved = {
+        entry["file_path"]: storage.current_url(entry["file_path"])
+        for state in ("pending", "current", "removed")
+        for entry in database.lake_files(RESULTS_TABLE, state)
+    }
+    database.lake_relocate(RESULTS_TABLE, moved)
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog(
+        NAMESPACE, uri=_catalog_uri(database.url), warehouse=warehouse_url(storage)
+    )
+    try:
+        catalog.drop_table(f"{NAMESPACE}.{RESULTS_TABLE}")
+    finally:
+        catalog.engine.dispose()
+    current = [
+        LakeFile(
+            RESULTS_TABLE,
+            e["file_path"],
+            e["root_id"],
+            e["execution_id"],
+            e["record_count"],
+            e["sha256"],
+        )
+        for e in database.lake_files(RESULTS_TABLE, "current")
+    ]
+    with _opened(database, storage, RESULTS_TABLE) as (catalog, tbl):
+        if current:
+            tbl.add_files(
+                [f.file_path for f in current],
+                snapshot_properties={
+                    EXECUTION_PROPERTY: RELOCATION_EXECUTION,
+                    COMMIT_PROPERTY: uuid.uuid4().hex,
+                },
+            )
+    return True
