@@ -692,6 +692,9 @@ class Database:
             )
         self.path: Path | str = _redact(url) if self.is_postgres else Path(url[len("sqlite:///") :])
         self._busy_timeout_ms = busy_timeout_ms
+        self.lake_filesystem: Any = None
+        """The fsspec filesystem of the lake bucket when it is not local (DuckDB reads
+        the results table's s3:// files through it; it has no httpfs here)."""
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
@@ -1366,6 +1369,8 @@ class Database:
         import duckdb  # 0.35 s to import: only commands that read results pay it
 
         con = duckdb.connect(":memory:")
+        if self.lake_filesystem is not None:
+            con.register_filesystem(self.lake_filesystem)
         try:
             # SQLite's order: NULL is the smallest value.
             con.execute("SET default_null_order = 'nulls_first_on_asc_last_on_desc'")

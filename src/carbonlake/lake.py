@@ -140,8 +140,27 @@ def _opened(database: Database, storage: Storage, table: str) -> Iterator[tuple[
         catalog.engine.dispose()
 
 
-def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, Any]:
+def _catalog(database: Database, storage: Storage) -> Any:
+    """pyiceberg's SQL catalog on the workspace database, the warehouse in storage."""
     from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, 6):
+        try:
+            return SqlCatalog(
+                NAMESPACE,
+                uri=_catalog_uri(database.url),
+                warehouse=warehouse_url(storage),
+                **storage.iceberg_properties(),
+            )
+        except DBAPIError:  # two processes creating the catalog's tables at once
+            if attempt == 5:
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, Any]:
     from pyiceberg.exceptions import (
         NamespaceAlreadyExistsError,
         NoSuchTableError,
@@ -149,9 +168,7 @@ def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, 
     )
     from sqlalchemy.exc import IntegrityError
 
-    catalog = SqlCatalog(
-        NAMESPACE, uri=_catalog_uri(database.url), warehouse=warehouse_url(storage)
-    )
+    catalog = _catalog(database, storage)
     identifier = f"{NAMESPACE}.{table}"
     for _attempt in range(5):
         with contextlib.suppress(NoSuchTableError):
@@ -461,11 +478,7 @@ def relocate_if_moved(database: Database, storage: Storage) -> bool:
         for entry in database.lake_files(RESULTS_TABLE, state)
     }
     database.lake_relocate(RESULTS_TABLE, moved)
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    catalog = SqlCatalog(
-        NAMESPACE, uri=_catalog_uri(database.url), warehouse=warehouse_url(storage)
-    )
+    catalog = _catalog(database, storage)
     try:
         catalog.drop_table(f"{NAMESPACE}.{RESULTS_TABLE}")
     finally:

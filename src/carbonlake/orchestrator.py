@@ -106,6 +106,8 @@ class Context:
         # A moved workspace registers its results table anew at its new place; one from
         # before the lake moves its results to the results table, once.
         lake.relocate_if_moved(database, storage)
+        if not storage.is_local("lake"):  # reads of the results table go through fsspec
+            database.lake_filesystem = storage.filesystem("lake")
         lake.migrate_legacy_results(database, storage)
         return cls(
             settings=settings,
