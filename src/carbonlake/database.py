@@ -546,6 +546,11 @@ def _rows_of(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> list[_Row]:
     return found
 
 
+def _present(url: str) -> bool:
+    """Whether a data file exists (checked only on local disk; remote ones are read)."""
+    return not url.startswith("file://") or Path(local_file(url)).is_file()
+
+
 def _sql_text(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
@@ -1391,8 +1396,10 @@ class Database:
             "WHERE table_name = ? AND state IN ('current', 'removed')",
             (RESULTS_TABLE,),
         )
-        current = [local_file(row[0]) for row in files if row[1] == "current"]
-        removed = [row for row in files if row[1] == "removed"]
+        # A registered local file that is gone is left out (lineage verify names it):
+        # one missing file must not make every read fail.
+        current = [local_file(row[0]) for row in files if row[1] == "current" and _present(row[0])]
+        removed = [row for row in files if row[1] == "removed" and _present(row[0])]
         with self._duckdb() as con:
             con.execute(f"CREATE VIEW emissions AS {_read_files(current)}")
             con.execute(

@@ -493,6 +493,9 @@ def relocate_if_moved(database: Database, storage: Storage) -> bool:
             e["sha256"],
         )
         for e in database.lake_files(RESULTS_TABLE, "current")
+        # A file that is not there (the database of another workspace) is left to
+        # `lineage verify` to name; the table holds what exists.
+        if storage.exists(e["file_path"])
     ]
     with _opened(database, storage, RESULTS_TABLE) as (catalog, tbl):
         if current:
