@@ -487,6 +487,31 @@ def test_a_changed_result_in_the_results_table_is_named(ledger: Ledger) -> None:
     assert problem["node_id"] == "r3" and "co2e_ar5_tonnes" in problem["message"]
 
 
+def test_a_changed_results_file_is_named_by_its_hash(ledger: Ledger) -> None:
+    """A change in a results file that no compared number shows (here the factor id) is
+    still found: each results file's SHA-256 is kept when it is registered."""
+    tamper_results(
+        ledger,
+        "r3",
+        lambda f: f.with_columns(
+            pl.when(pl.col("activity_event_id") == "r3")
+            .then(pl.lit("another-factor"))
+            .otherwise(pl.col("factor_id"))
+            .alias("factor_id")
+        ),
+    )
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "results_file_changed"
+    holder = [
+        e["file_path"]
+        for e in ledger.context.database.lake_files("emissions")
+        if "r3" in pl.read_parquet(e["file_path"].removeprefix("file://"))["activity_event_id"]
+    ]
+    assert problem["storage_location"] == holder[0]
+
+
 def test_a_deleted_result_row_is_named(ledger: Ledger) -> None:
     tamper_results(ledger, "s2", lambda f: f.filter(pl.col("activity_event_id") != "s2"))
     code, document = ledger.verify()

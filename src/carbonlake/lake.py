@@ -140,8 +140,27 @@ def _opened(database: Database, storage: Storage, table: str) -> Iterator[tuple[
         catalog.engine.dispose()
 
 
-def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, Any]:
+def _catalog(database: Database, storage: Storage) -> Any:
+    """pyiceberg's SQL catalog on the workspace database, the warehouse in storage."""
     from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, 6):
+        try:
+            return SqlCatalog(
+                NAMESPACE,
+                uri=_catalog_uri(database.url),
+                warehouse=warehouse_url(storage),
+                **storage.iceberg_properties(),
+            )
+        except DBAPIError:  # two processes creating the catalog's tables at once
+            if attempt == 5:
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, Any]:
     from pyiceberg.exceptions import (
         NamespaceAlreadyExistsError,
         NoSuchTableError,
@@ -149,9 +168,7 @@ def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, 
     )
     from sqlalchemy.exc import IntegrityError
 
-    catalog = SqlCatalog(
-        NAMESPACE, uri=_catalog_uri(database.url), warehouse=warehouse_url(storage)
-    )
+    catalog = _catalog(database, storage)
     identifier = f"{NAMESPACE}.{table}"
     for _attempt in range(5):
         with contextlib.suppress(NoSuchTableError):
@@ -438,3 +455,55 @@ def migrate_legacy_results(database: Database, storage: Storage) -> int:
 def _polars_schema() -> dict[str, Any]:
     kinds = {"BIGINT": pl.Int64, "DOUBLE": pl.Float64, "VARCHAR": pl.String}
     return {column: kinds[EMISSION_TYPES[column]] for column in EMISSION_COLUMNS}
+
+
+RELOCATION_EXECUTION = "relocation"
+"""The execution id of the commit that registers a moved workspace's table anew."""
+
+
+def relocate_if_moved(database: Database, storage: Storage) -> bool:
+    """A workspace moved or restored elsewhere: Iceberg metadata names its files by
+    absolute URL, so the table is registered anew at its new place (the registry's files
+    under their new URLs, the current ones added to a new table; earlier snapshots stay
+    in the old metadata files, the registry's earlier files keep the history readable).
+    Returns whether it was moved."""
+    metadata = database.lake_metadata_location(NAMESPACE, RESULTS_TABLE)
+    here = table_location(storage)
+    if metadata is None or metadata.startswith(here + "/"):
+        return False
+    log.warning("the results table was at %s; registering it at %s", metadata, here)
+    moved = {
+        entry["file_path"]: storage.current_url(entry["file_path"])
+        for state in ("pending", "current", "removed")
+        for entry in database.lake_files(RESULTS_TABLE, state)
+    }
+    database.lake_relocate(RESULTS_TABLE, moved)
+    catalog = _catalog(database, storage)
+    try:
+        catalog.drop_table(f"{NAMESPACE}.{RESULTS_TABLE}")
+    finally:
+        catalog.engine.dispose()
+    current = [
+        LakeFile(
+            RESULTS_TABLE,
+            e["file_path"],
+            e["root_id"],
+            e["execution_id"],
+            e["record_count"],
+            e["sha256"],
+        )
+        for e in database.lake_files(RESULTS_TABLE, "current")
+        # A file that is not there (the database of another workspace) is left to
+        # `lineage verify` to name; the table holds what exists.
+        if storage.exists(e["file_path"])
+    ]
+    with _opened(database, storage, RESULTS_TABLE) as (catalog, tbl):
+        if current:
+            tbl.add_files(
+                [f.file_path for f in current],
+                snapshot_properties={
+                    EXECUTION_PROPERTY: RELOCATION_EXECUTION,
+                    COMMIT_PROPERTY: uuid.uuid4().hex,
+                },
+            )
+    return True

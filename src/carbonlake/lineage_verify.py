@@ -52,7 +52,7 @@ from ._exceptions import (
     StopVerifying,
     StorageError,
 )
-from .database import RESULT_NUMBER_COLUMNS, Database, utc_now
+from .database import RESULT_NUMBER_COLUMNS, RESULTS_TABLE, Database, utc_now
 from .storage import Storage
 
 ALGORITHM = "RFC6962-SHA256"
@@ -379,6 +379,33 @@ class _Verifier:
         self.report.problems.append(Problem(kind, message, root_id, node_id, storage_location))
         if self.stop_at_first:
             raise StopVerifying
+
+    def check_results_files(self, root_id: str | None) -> None:
+        """Every current data file of the results table must have the SHA-256 its
+        registration recorded (a changed, added or removed row changes the bytes; the
+        record-level comparison with the enriched files names the record)."""
+        for entry in self.database.lake_files(RESULTS_TABLE):
+            if root_id is not None and entry["root_id"] != root_id:
+                continue
+            url = self.storage.current_url(entry["file_path"])
+            try:
+                found = self.storage.sha256(url)
+            except StorageError as exc:
+                self.problem(
+                    "results_file_missing",
+                    f"results file {url} of the results table cannot be read: {exc}",
+                    entry["root_id"],
+                    storage_location=url,
+                )
+                continue
+            if entry["sha256"] and found != entry["sha256"]:
+                self.problem(
+                    "results_file_changed",
+                    f"results file {url} changed since it was committed (SHA-256 {found}, "
+                    f"registered {entry['sha256']})",
+                    entry["root_id"],
+                    storage_location=url,
+                )
 
     # -- 1. nodes and links ------------------------------------------------------------
 
@@ -1261,6 +1288,7 @@ def verify(
             report.checkpoint = checkpoint.to_dict()
             verifier.check_checkpoint(checkpoint)
         verifier.check_results(root_id)
+        verifier.check_results_files(root_id)
         if root_id is None:
             verifier.check_unrecorded()
     except StopVerifying:

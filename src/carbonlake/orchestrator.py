@@ -98,7 +98,11 @@ class Context:
         database = Database(settings.database_url, settings.database.busy_timeout_ms)
         # A workspace copied or moved elsewhere still finds the objects it recorded.
         storage.add_former_root(database.first_storage_root(settings.storage_root_url))
-        # A workspace from before the lake: its results move to the results table, once.
+        # A moved workspace registers its results table anew at its new place; one from
+        # before the lake moves its results to the results table, once.
+        lake.relocate_if_moved(database, storage)
+        if not storage.is_local("lake"):  # reads of the results table go through fsspec
+            database.lake_filesystem = storage.filesystem("lake")
         lake.migrate_legacy_results(database, storage)
         return cls(
             settings=settings,

@@ -108,6 +108,22 @@ class Storage:
             options["client_kwargs"] = client
         return options
 
+    def filesystem(self, bucket: str) -> Any:
+        """The fsspec filesystem of a bucket (for engines that read through fsspec)."""
+        self._check_bucket(bucket)
+        return self._fs[bucket]
+
+    def iceberg_properties(self) -> dict[str, str]:
+        """FileIO properties for pyiceberg: fsspec's, with the S3-compatible endpoint and
+        region (the credentials come from the usual AWS chain)."""
+        # Through fsspec (s3fs), like every other object carbonlake writes.
+        properties: dict[str, str] = {"py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"}
+        if self._options.get("endpoint_url"):
+            properties["s3.endpoint"] = str(self._options["endpoint_url"])
+        if self._options.get("region"):
+            properties["s3.region"] = str(self._options["region"])
+        return properties
+
     def is_local(self, bucket: str) -> bool:
         """Whether a bucket is a folder on this machine."""
         return self._bases[bucket].startswith("file://") or "://" not in self._bases[bucket]

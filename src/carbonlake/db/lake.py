@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,6 +76,11 @@ def local_file(url: str) -> str:
     return url[len("file://") :] if url.startswith("file://") else url
 
 
+def present(url: str) -> bool:
+    """Whether a data file exists (checked only on local disk; remote ones are read)."""
+    return not url.startswith("file://") or Path(local_file(url)).is_file()
+
+
 def sql_text(value: str) -> str:
     """A SQL string literal (DuckDB's ``read_parquet`` takes its file list as literals)."""
     return "'" + value.replace("'", "''") + "'"
@@ -126,6 +132,43 @@ def insert_removed_files(
 
 class Lake(Part):
     """The lake tables' file registry, and DuckDB over their data files."""
+
+    lake_filesystem: Any = None
+    """The fsspec filesystem of the lake bucket when it is not local (DuckDB reads
+    the results table's s3:// files through it; it has no httpfs here)."""
+
+    def lake_metadata_location(self, namespace: str, table_name: str) -> str | None:
+        """Where the catalog says a lake table's current metadata file is (None: no
+        such table yet)."""
+        with self._engine.errors("query on {db} failed"), self._engine.connect() as conn:
+            if not sa.inspect(conn).has_table("iceberg_tables"):
+                return None  # the catalog's tables do not exist yet
+            found = conn.execute(
+                sa.text(
+                    "SELECT metadata_location FROM iceberg_tables "
+                    "WHERE table_namespace = :namespace AND table_name = :table"
+                ),
+                {"namespace": namespace, "table": table_name},
+            ).first()
+        return str(found[0]) if found and found[0] else None
+
+    def lake_relocate(self, table_name: str, moved: dict[str, str]) -> None:
+        """Rename registered files (old URL -> new URL) of a moved workspace."""
+        renames = [
+            {"new": new, "table": table_name, "old": old}
+            for old, new in moved.items()
+            if new != old
+        ]
+        if not renames:
+            return
+        with self._engine.transaction() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE lake_files SET file_path = :new "
+                    "WHERE table_name = :table AND file_path = :old"
+                ),
+                renames,
+            )
 
     def lake_pending(self, table_name: str, execution_id: str | None) -> list[LakeFile]:
         """Files of one execution registered but not yet committed to their table."""
@@ -274,6 +317,8 @@ class Lake(Part):
         import duckdb  # 0.35 s to import: only commands that read results pay it
 
         con = duckdb.connect(":memory:")
+        if self.lake_filesystem is not None:
+            con.register_filesystem(self.lake_filesystem)
         try:
             # SQLite's order: NULL is the smallest value.
             con.execute("SET default_null_order = 'nulls_first_on_asc_last_on_desc'")

@@ -29,6 +29,7 @@ from .lake import (
     LakeFile,
     insert_removed_files,
     local_file,
+    present,
     register_lake_files,
     sql_text,
 )
@@ -338,8 +339,10 @@ class Results(Lake):
             "WHERE table_name = :table AND state IN ('current', 'removed')",
             {"table": RESULTS_TABLE},
         )
-        current = [local_file(row[0]) for row in files if row[1] == "current"]
-        removed = [row for row in files if row[1] == "removed"]
+        # A registered local file that is gone is left out (lineage verify names it):
+        # one missing file must not make every read fail.
+        current = [local_file(row[0]) for row in files if row[1] == "current" and present(row[0])]
+        removed = [row for row in files if row[1] == "removed" and present(row[0])]
         deletions = self._engine.rows(
             "SELECT activity_event_id, calculated_at, deleted_at, deleted_by, "
             "deletion_reason, deletion_node_id FROM emission_deletions"
