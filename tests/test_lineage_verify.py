@@ -235,6 +235,16 @@ def test_a_record_moved_under_another_file_node_is_refused(ledger: Ledger) -> No
     assert "parent is GLUE_BATCH_SPLIT" in problem["message"]
 
 
+def assert_file_named_changed(ledger: Ledger, location: str) -> None:
+    """Verify fails, and its first problem names ``location`` as changed."""
+    code, document = ledger.verify()
+    assert code == 1
+    problem = first_problem(document)
+    assert problem["kind"] == "object_changed"
+    assert problem["storage_location"] == location
+    assert f"file {location} no longer matches" in problem["message"]
+
+
 @pytest.mark.parametrize(
     "which", ["raw", "batch", "enriched", "errors", "report"], ids=lambda w: f"{w}-file"
 )
@@ -250,12 +260,7 @@ def test_a_changed_file_is_named(ledger: Ledger, which: str) -> None:
     }[which]
     path = ledger.file(location)
     path.write_bytes(path.read_bytes().replace(b"1", b"2", 1))
-    code, document = ledger.verify()
-    assert code == 1
-    problem = first_problem(document)
-    assert problem["kind"] == "object_changed"
-    assert problem["storage_location"] == location
-    assert f"file {location} no longer matches" in problem["message"]
+    assert_file_named_changed(ledger, location)
 
 
 @pytest.mark.parametrize("change", ["changed", "removed", "added"])
@@ -280,12 +285,7 @@ def test_a_rewritten_parquet_batch_file_is_named(ledger: Ledger, change: str) ->
         ),
     }[change]
     path.write_bytes(transform.parquet_bytes(rewritten))
-    code, document = ledger.verify()
-    assert code == 1
-    problem = first_problem(document)
-    assert problem["kind"] == "object_changed"
-    assert problem["storage_location"] == location
-    assert f"file {location} no longer matches" in problem["message"]
+    assert_file_named_changed(ledger, location)
 
 
 @pytest.mark.parametrize("change", ["number", "removed", "added"])

@@ -1,49 +1,10 @@
-"""The database layer's public names (the layer itself is the :mod:`carbonlake.db` package)."""
+"""The database layer's public names (the layer itself is the :mod:`carbonlake.db` package).
+
+Kept so that ``from carbonlake.database import Database`` goes on working; the names and
+their list are :mod:`carbonlake.db`'s own.
+"""
 
 from __future__ import annotations
 
-from .db import (
-    EMISSION_COLUMNS,
-    EMISSION_GROUPS,
-    EMISSION_SORT_COLUMNS,
-    EMISSION_TYPES,
-    EXECUTION_LIST_FIELDS,
-    FACTOR_ROW_COLUMNS,
-    FAILURE_COLUMNS,
-    INVENTORY_BUCKET,
-    INVENTORY_GROUPS,
-    LINEAGE_CACHE_KIB,
-    LINEAGE_COLUMNS,
-    METHODS,
-    PAGE_SIZE,
-    RESULT_NUMBER_COLUMNS,
-    RESULTS_TABLE,
-    Database,
-    EmissionFilter,
-    LakeFile,
-    local_file,
-    utc_now,
-)
-
-__all__ = [
-    "EMISSION_COLUMNS",
-    "EMISSION_GROUPS",
-    "EMISSION_SORT_COLUMNS",
-    "EMISSION_TYPES",
-    "EXECUTION_LIST_FIELDS",
-    "FACTOR_ROW_COLUMNS",
-    "FAILURE_COLUMNS",
-    "INVENTORY_BUCKET",
-    "INVENTORY_GROUPS",
-    "LINEAGE_CACHE_KIB",
-    "LINEAGE_COLUMNS",
-    "METHODS",
-    "PAGE_SIZE",
-    "RESULTS_TABLE",
-    "RESULT_NUMBER_COLUMNS",
-    "Database",
-    "EmissionFilter",
-    "LakeFile",
-    "local_file",
-    "utc_now",
-]
+from .db import *  # noqa: F403
+from .db import __all__ as __all__

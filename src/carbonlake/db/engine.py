@@ -208,6 +208,26 @@ class Engine:
             return postgresql.insert(table)
         return sqlite_dialect.insert(table)
 
+    def upsert_rows(
+        self,
+        conn: Connection,
+        table: sa.TableClause,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """Insert rows (sequences in ``columns`` order) or, where a row with the same first
+        column (the table's key) exists, replace its other columns."""
+        insert = self.insert(table)
+        Engine.executemany(
+            conn,
+            insert.on_conflict_do_update(
+                index_elements=[columns[0]],
+                set_={c: insert.excluded[c] for c in columns[1:]},
+            ),
+            columns,
+            rows,
+        )
+
     @staticmethod
     def executemany(
         conn: Connection,

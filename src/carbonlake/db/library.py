@@ -127,17 +127,8 @@ class Library(Part):
         rows = [(*resource, now) for resource in resources]
         if not rows:
             return
-        insert = self._engine.insert(DQ_RESOURCES)
         with self._engine.transaction() as conn:
-            Engine.executemany(
-                conn,
-                insert.on_conflict_do_update(
-                    index_elements=["name"],
-                    set_={c: insert.excluded[c] for c in DQ_COLUMNS[1:]},
-                ),
-                DQ_COLUMNS,
-                rows,
-            )
+            self._engine.upsert_rows(conn, DQ_RESOURCES, DQ_COLUMNS, rows)
 
     def dq_resource(self, name: str) -> dict[str, Any] | None:
         """One data-quality resource with its details, or None."""

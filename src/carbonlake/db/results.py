@@ -311,16 +311,7 @@ def clear_failures(conn: Connection, record_ids: Sequence[str]) -> None:
 
 def insert_failure_rows(engine: Engine, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
     """Store records that could not be calculated inside the caller's transaction."""
-    insert = engine.insert(FAILURES)
-    Engine.executemany(
-        conn,
-        insert.on_conflict_do_update(
-            index_elements=["failure_key"],
-            set_={c: insert.excluded[c] for c in FAILURE_COLUMNS[1:]},
-        ),
-        FAILURE_COLUMNS,
-        rows,
-    )
+    engine.upsert_rows(conn, FAILURES, FAILURE_COLUMNS, rows)
 
 
 class Results(Lake):
