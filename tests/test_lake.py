@@ -25,8 +25,9 @@ from .test_record_delete import ROWS, expected_ar5_tonnes, write_input
 ALL_IDS = [row[0] for row in ROWS]
 
 
-def iceberg_table(workspace: Path) -> Any:
-    """The committed results table, opened by pyiceberg from its SQL catalog."""
+def iceberg_table(workspace: Path, name: str = "emissions") -> Any:
+    """A committed lake table (default: the results), opened by pyiceberg from its SQL
+    catalog."""
     from pyiceberg.catalog.sql import SqlCatalog
 
     catalog = SqlCatalog(
@@ -34,7 +35,7 @@ def iceberg_table(workspace: Path) -> Any:
         uri=f"sqlite:///{workspace / 'carbonlake.db'}",
         warehouse=(workspace / "lake").as_uri(),
     )
-    return catalog.load_table("carbonlake.emissions")
+    return catalog.load_table(f"carbonlake.{name}")
 
 
 def test_polars_reads_the_committed_table_and_gets_the_runs_total(
@@ -95,21 +96,44 @@ def test_a_forced_rerun_is_a_new_snapshot_and_the_earlier_results_stay_readable(
 KILL_AT = {
     # after the map's checkpoints registered the files, before the Iceberg commit
     "before-commit": "carbonlake.lake.commit",
-    # after the Iceberg commit, before the registry learned of it
+    # after the results table's commit, before the registry learned of it
     "before-registry": "carbonlake.database.Database.lake_sync",
+    # after the results table's commit and registry, before the lineage table's commit
+    "before-lineage-commit": "carbonlake.lake.commit#2",
 }
 
 KILLER = """
 import os, signal, sys
 import carbonlake.database, carbonlake.lake
-module, _, name = sys.argv[1].rpartition(".")
+target, _, nth = sys.argv[1].partition("#")
+module, _, name = target.rpartition(".")
 owner = {"carbonlake.lake": carbonlake.lake,
          "carbonlake.database.Database": carbonlake.database.Database}[module]
-setattr(owner, name, lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL))
+real, calls = getattr(owner, name), []
+def killer(*args, **kwargs):
+    calls.append(1)
+    if len(calls) >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+setattr(owner, name, killer)
 from carbonlake.cli import cli
 cli(sys.argv[2:])
 """
-"""Runs the command line with a real SIGKILL of itself at the named function's call."""
+"""Runs the command line with a real SIGKILL of itself at the named function's n-th call."""
+
+TABLES = ("emissions", "lineage")
+
+
+def lake_states(workspace: Path) -> dict[str, dict[str, int]]:
+    """How many registered files of each lake table are in each state."""
+    with sqlite3.connect(workspace / "carbonlake.db") as conn:
+        rows = conn.execute(
+            "SELECT table_name, state, count(*) FROM lake_files GROUP BY table_name, state"
+        ).fetchall()
+    states: dict[str, dict[str, int]] = {}
+    for table, state, count in rows:
+        states.setdefault(table, {})[state] = count
+    return states
 
 
 @pytest.mark.parametrize("where", list(KILL_AT))
@@ -129,8 +153,10 @@ def test_kill_9_around_the_results_commit_then_resume_commits_every_record_once(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     with sqlite3.connect(ws / "carbonlake.db") as conn:
         (execution_id,) = conn.execute("SELECT execution_id FROM executions").fetchone()
-        states = dict(conn.execute("SELECT state, count(*) FROM lake_files GROUP BY state"))
-    assert states == {"pending": 1}  # the map group's one file, registered, not current
+    # The map group's one results file and one record-lineage file, registered; the
+    # results are current once their commit is made and the registry synced.
+    results_state = "current" if where == "before-lineage-commit" else "pending"
+    assert lake_states(ws) == {"emissions": {results_state: 1}, "lineage": {"pending": 1}}
 
     resume = ["executions", "resume", execution_id, "--workspace", str(ws), "--json"]
     resumed = subprocess.run(
@@ -146,20 +172,27 @@ def test_kill_9_around_the_results_commit_then_resume_commits_every_record_once(
     table = iceberg_table(ws)
     ids = table.scan().to_arrow().column("activity_event_id").to_pylist()
     assert sorted(ids) == sorted(ALL_IDS)  # every record once
-    commits = [
-        s
-        for s in table.snapshots()
-        if s.summary.additional_properties.get("carbonlake.execution_id") == execution_id
-    ]
-    assert len(commits) == 1  # the resumed execution did not commit its file again
+    nodes = iceberg_table(ws, "lineage").scan().to_arrow()
+    assert sorted(nodes.column("node_id").to_pylist()) == sorted(ALL_IDS)  # one node each
+    assert set(nodes.column("action_taken").to_pylist()) == {"CALCULATION_COMPLETE"}
+    for name in TABLES:
+        commits = [
+            s
+            for s in iceberg_table(ws, name).snapshots()
+            if s.summary.additional_properties.get("carbonlake.execution_id") == execution_id
+        ]
+        assert len(commits) == 1, name  # the resumed execution did not commit again
+    assert lake_states(ws) == {name: {"current": 1} for name in TABLES}
     with sqlite3.connect(ws / "carbonlake.db") as conn:
-        states = dict(conn.execute("SELECT state, count(*) FROM lake_files GROUP BY state"))
         files = [
             Path(r[0].removeprefix("file://"))
             for r in conn.execute("SELECT file_path FROM lake_files")
         ]
-    assert states == {"current": 1}
-    on_disk = sorted((ws / "lake" / "carbonlake" / "emissions" / "data").rglob("*.parquet"))
+    on_disk = sorted(
+        path
+        for name in TABLES
+        for path in (ws / "lake" / "carbonlake" / name / "data").rglob("*.parquet")
+    )
     assert on_disk == sorted(files)  # no orphan file
     verify = subprocess.run(
         [sys.executable, "-m", "carbonlake.cli", "lineage", "verify", "--workspace", str(ws)],

@@ -1,19 +1,22 @@
 """Tamper evidence: `lineage verify` on a real database and real files after each kind of change.
 
 Every test runs the pipeline for real, then edits the SQLite ledger (UPDATE, DELETE,
-INSERT with sqlite3) or the stored files, and asserts that verify exits 1 and names
-the node or the file.
+INSERT with sqlite3), the Parquet file of record nodes that a RECORD_NODES node seals, or
+the stored files, and asserts that verify exits 1 and names the node or the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
@@ -86,12 +89,68 @@ class Ledger:
             self.root,
         )
 
+    def sealing_node(self) -> dict[str, Any]:
+        """The RECORD_NODES node of the first file (its map made one group, one file)."""
+        with sqlite3.connect(self.db_path) as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT * FROM lineage WHERE action_taken = 'RECORD_NODES' AND root_id = ?",
+                (self.root,),
+            ).fetchall()
+        assert len(rows) == 1
+        return dict(rows[0])
+
+    def edit_records(
+        self,
+        change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+        *,
+        rehash: Sequence[str] = (),
+        reseal: bool = False,
+    ) -> None:
+        """Rewrite the first file's record nodes with ``change``; recompute the hashes of
+        the nodes in ``rehash`` and, with ``reseal``, the file's SHA-256 in its RECORD_NODES
+        node and that node's hash (as a careful forger would)."""
+        sealing = self.sealing_node()
+        path = self.file(sealing["storage_location"])
+        table = pq.read_table(path)
+        rows = change(table.to_pylist())
+        for row in rows:
+            if row["node_id"] in rehash:
+                row["node_hash"] = node_hash(
+                    *(row[k] for k in HASHED_FIELDS), parent_hash=row["parent_hash"]
+                )
+        pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+        if reseal:
+            self.sql(
+                "UPDATE lineage SET object_sha256 = ? WHERE node_id = ?",
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+                sealing["node_id"],
+            )
+            self.rehash(sealing["node_id"])
+
     def verify(self, *extra: str | Path) -> tuple[int, dict[str, Any]]:
         result = invoke("lineage", "verify", *extra, "--workspace", self.workspace, "--json")
         return result.exit_code, json.loads(result.stdout)
 
     def file(self, location: str) -> Path:
         return Path(location.removeprefix("file://"))
+
+
+HASHED_FIELDS = (
+    "root_id",
+    "node_id",
+    "parent_id",
+    "action_taken",
+    "storage_location",
+    "recorded_at",
+    "object_sha256",
+    "row_number",
+)
+
+
+def changed(node_id: str, **fields: Any) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """An edit of record nodes: one node's fields changed."""
+    return lambda rows: [{**r, **fields} if r["node_id"] == node_id else r for r in rows]
 
 
 @pytest.fixture
@@ -123,7 +182,7 @@ def test_an_untouched_ledger_verifies(ledger: Ledger) -> None:
 
 
 def test_a_changed_record_node_is_named(ledger: Ledger) -> None:
-    ledger.sql("UPDATE lineage SET row_number = 2 WHERE node_id = 'r7'")
+    ledger.edit_records(changed("r7", row_number=2))
     code, document = ledger.verify()
     assert code == 1
     problem = first_problem(document)
@@ -165,7 +224,7 @@ def test_a_rehashed_parent_is_caught_by_its_children(ledger: Ledger) -> None:
 
 
 def test_a_deleted_record_node_is_named_by_its_row_and_id(ledger: Ledger) -> None:
-    assert ledger.sql("DELETE FROM lineage WHERE node_id = 'r6'") == 1
+    ledger.edit_records(lambda rows: [r for r in rows if r["node_id"] != "r6"], reseal=True)
     code, document = ledger.verify()
     assert code == 1
     problem = first_problem(document)
@@ -175,7 +234,31 @@ def test_a_deleted_record_node_is_named_by_its_row_and_id(ledger: Ledger) -> Non
 
     code, everything = ledger.verify("--all")
     kinds = [p["kind"] for p in everything["problems"]]
-    assert kinds == ["records_missing", "ledger_gap"]
+    assert kinds == ["records_missing"]
+
+
+def test_a_record_node_deleted_from_its_file_without_resealing_names_the_file(
+    ledger: Ledger,
+) -> None:
+    location = ledger.sealing_node()["storage_location"]
+    ledger.edit_records(lambda rows: [r for r in rows if r["node_id"] != "r6"])
+    code, everything = ledger.verify("--all")
+    assert code == 1
+    problems = {p["kind"]: p for p in everything["problems"]}
+    assert sorted(problems) == ["object_changed", "records_missing"]
+    assert problems["object_changed"]["storage_location"] == location
+    assert "RECORD_NODES" in problems["object_changed"]["message"]
+    assert "rows 6 (record ids r6)" in problems["records_missing"]["message"]
+
+
+def test_a_missing_record_file_is_named(ledger: Ledger) -> None:
+    location = ledger.sealing_node()["storage_location"]
+    ledger.file(location).unlink()
+    code, everything = ledger.verify("--all")
+    assert code == 1
+    missing = [p for p in everything["problems"] if p["kind"] == "object_missing"]
+    assert [p["storage_location"] for p in missing] == [location]
+    assert any(p["kind"] == "records_missing" for p in everything["problems"])
 
 
 def test_a_deleted_batch_node_is_named(ledger: Ledger) -> None:
@@ -222,12 +305,11 @@ def test_an_orphan_node_is_named(ledger: Ledger) -> None:
 
 def test_a_record_moved_under_another_file_node_is_refused(ledger: Ledger) -> None:
     raw = trace(ledger.context.database, "r2")[0]
-    ledger.sql(
-        "UPDATE lineage SET parent_id = ?, parent_hash = ? WHERE node_id = 'r2'",
-        raw["node_id"],
-        raw["node_hash"],
+    ledger.edit_records(
+        changed("r2", parent_id=raw["node_id"], parent_hash=raw["node_hash"]),
+        rehash=["r2"],
+        reseal=True,
     )
-    ledger.rehash("r2")
     code, document = ledger.verify(ledger.root)
     assert code == 1
     problem = first_problem(document)
@@ -343,12 +425,9 @@ def test_a_consistent_forgery_is_caught_by_a_checkpoint(ledger: Ledger, tmp_path
     assert document["ledger_size"] > point["size"]
 
     # A forger changes a node and recomputes its hash: only the checkpoint notices.
-    ledger.sql(
-        "UPDATE lineage SET recorded_at = '2020-01-01T00:00:00.000000Z' "
-        "WHERE node_id = 'r4' AND root_id = ?",
-        ledger.root,
+    ledger.edit_records(
+        changed("r4", recorded_at="2020-01-01T00:00:00.000000Z"), rehash=["r4"], reseal=True
     )
-    ledger.rehash("r4")
     code, document = ledger.verify()
     assert code == 0, document["problems"]
     code, document = ledger.verify("--checkpoint", kept)

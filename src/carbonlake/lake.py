@@ -38,7 +38,15 @@ from typing import Any
 import polars as pl
 
 from ._exceptions import DatabaseError, StorageError
-from .database import EMISSION_COLUMNS, EMISSION_TYPES, RESULTS_TABLE, Database, LakeFile
+from .database import (
+    EMISSION_COLUMNS,
+    EMISSION_TYPES,
+    LINEAGE_COLUMNS,
+    LINEAGE_TABLE,
+    RESULTS_TABLE,
+    Database,
+    LakeFile,
+)
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -74,6 +82,26 @@ def results_schema() -> Any:
             for column in EMISSION_COLUMNS
         ]
     )
+
+
+def lineage_schema() -> Any:
+    """The record lineage table's Arrow schema (LINEAGE_COLUMNS; row_number an integer)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            (column, pa.int64() if column == "row_number" else pa.string())
+            for column in LINEAGE_COLUMNS
+        ]
+    )
+
+
+TABLE_SCHEMAS = {RESULTS_TABLE: results_schema, LINEAGE_TABLE: lineage_schema}
+"""The lake's tables and their Arrow schemas."""
+
+ROW_GROUP_ROWS = 32_768
+"""Rows per Parquet row group: a file sorted by record id prunes its row groups on a
+lookup of one id by their min/max statistics (pyarrow's default, 1Mi rows, is a file)."""
 
 
 def warehouse_url(storage: Storage) -> str:
@@ -129,6 +157,47 @@ def write_results(
     )
 
 
+def write_lineage(
+    storage: Storage,
+    nodes: Sequence[Sequence[Any]],
+    *,
+    root_id: str,
+    execution_id: str | None,
+    name: str,
+) -> LakeFile:
+    """Write record-level lineage nodes (tuples in LINEAGE_COLUMNS order) as one Parquet
+    data file of the lineage table, sorted by node id (a lookup of one record prunes row
+    groups), zstd; the file appears whole. Its SHA-256 goes into the ledger (a
+    RECORD_NODES node), which seals every node it holds."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = lineage_schema()
+    columns = list(zip(*nodes, strict=True)) if nodes else [() for _ in LINEAGE_COLUMNS]
+    arrays = [
+        pa.array(list(values), type=column.type)
+        for values, column in zip(columns, schema, strict=True)
+    ]
+    table = pa.Table.from_arrays(arrays, schema=schema).sort_by("node_id")
+    buffer = io.BytesIO()
+    pq.write_table(
+        table,
+        buffer,
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+        use_dictionary=[c for c in LINEAGE_COLUMNS if c not in ("node_id", "node_hash")],
+    )
+    data = buffer.getvalue()
+    url = (
+        f"{table_location(storage, LINEAGE_TABLE)}/data/{root_id}/"
+        f"{execution_id or 'task'}-{name.replace('/', '_')}.parquet"
+    )
+    storage.write_bytes(url, data)
+    return LakeFile(
+        LINEAGE_TABLE, url, root_id, execution_id, len(nodes), hashlib.sha256(data).hexdigest()
+    )
+
+
 @contextlib.contextmanager
 def _opened(database: Database, storage: Storage, table: str) -> Iterator[tuple[Any, Any]]:
     """The catalog and a table, for one commit or read; the catalog's connections are
@@ -178,7 +247,9 @@ def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, 
             catalog.create_namespace_if_not_exists(NAMESPACE)
         with contextlib.suppress(TableAlreadyExistsError, IntegrityError):
             return catalog, catalog.create_table(
-                identifier, schema=results_schema(), location=table_location(storage, table)
+                identifier,
+                schema=TABLE_SCHEMAS[table](),
+                location=table_location(storage, table),
             )
         time.sleep(0.1)
     return catalog, catalog.load_table(identifier)
@@ -254,7 +325,8 @@ def _commit(
             before, after, snapshot_id = found if found else (set(), set(live), "")
             removed = before - after
             break
-        overlap = database.lake_overlap(list(live), todo)
+        # The lineage table only grows: its commits add files, never replace records.
+        overlap = database.lake_overlap(list(live), todo) if table == RESULTS_TABLE else {}
         replaced = sum(len(ids) for ids in overlap.values())
         whole = [path for path, ids in overlap.items() if len(ids) >= live[path].record_count]
         partial = sorted({i for path, ids in overlap.items() if path not in whole for i in ids})
@@ -463,41 +535,48 @@ RELOCATION_EXECUTION = "relocation"
 
 def relocate_if_moved(database: Database, storage: Storage) -> bool:
     """A workspace moved or restored elsewhere: Iceberg metadata names its files by
-    absolute URL, so the table is registered anew at its new place (the registry's files
+    absolute URL, so each table is registered anew at its new place (the registry's files
     under their new URLs, the current ones added to a new table; earlier snapshots stay
     in the old metadata files, the registry's earlier files keep the history readable).
     Returns whether it was moved."""
-    metadata = database.lake_metadata_location(NAMESPACE, RESULTS_TABLE)
-    here = table_location(storage)
+    moved = False
+    for table in TABLE_SCHEMAS:
+        moved = _relocate(database, storage, table) or moved
+    return moved
+
+
+def _relocate(database: Database, storage: Storage, table: str) -> bool:
+    metadata = database.lake_metadata_location(NAMESPACE, table)
+    here = table_location(storage, table)
     if metadata is None or metadata.startswith(here + "/"):
         return False
-    log.warning("the results table was at %s; registering it at %s", metadata, here)
+    log.warning("the %s table was at %s; registering it at %s", table, metadata, here)
     moved = {
         entry["file_path"]: storage.current_url(entry["file_path"])
         for state in ("pending", "current", "removed")
-        for entry in database.lake_files(RESULTS_TABLE, state)
+        for entry in database.lake_files(table, state)
     }
-    database.lake_relocate(RESULTS_TABLE, moved)
+    database.lake_relocate(table, moved)
     catalog = _catalog(database, storage)
     try:
-        catalog.drop_table(f"{NAMESPACE}.{RESULTS_TABLE}")
+        catalog.drop_table(f"{NAMESPACE}.{table}")
     finally:
         catalog.engine.dispose()
     current = [
         LakeFile(
-            RESULTS_TABLE,
+            table,
             e["file_path"],
             e["root_id"],
             e["execution_id"],
             e["record_count"],
             e["sha256"],
         )
-        for e in database.lake_files(RESULTS_TABLE, "current")
+        for e in database.lake_files(table, "current")
         # A file that is not there (the database of another workspace) is left to
         # `lineage verify` to name; the table holds what exists.
         if storage.exists(e["file_path"])
     ]
-    with _opened(database, storage, RESULTS_TABLE) as (catalog, tbl):
+    with _opened(database, storage, table) as (catalog, tbl):
         if current:
             tbl.add_files(
                 [f.file_path for f in current],

@@ -26,6 +26,7 @@ from typing import Any
 
 from ._exceptions import LineageError, StorageError
 from .database import LINEAGE_COLUMNS, Database, utc_now
+from .database import RECORD_NODES as RECORD_NODES
 from .storage import Storage
 
 RAW_DATA_INPUT = "RAW_DATA_INPUT"
@@ -48,9 +49,16 @@ RECORD_FOLLOW_UPS = (RECALCULATION, RECORD_DELETED)
 RECORD_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, *RECORD_FOLLOW_UPS)
 """Actions of one node per record; ``node_id`` is the record's ``activity_event_id`` (with
 a ``#failed-<n>``, ``#recalc-<id>`` or ``#deleted-<n>`` suffix for the later ones)."""
+SEALED_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED)
+"""Record actions whose nodes the pipeline writes to columnar files of the lineage table,
+each file sealed by a ``RECORD_NODES`` ledger node (the spec's lineage requests still add
+them to the ledger's own rows)."""
 TERMINAL_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, DQ_CHECK_FAIL)
 """Where a trail ends: one line each in the trace archive."""
 ACTIONS = (*FILE_ACTIONS, GLUE_BATCH_SPLIT, *RECORD_ACTIONS)
+"""The actions of the spec's lineage requests."""
+LEDGER_ACTIONS = (*ACTIONS, RECORD_NODES)
+"""Every action a ledger node may have."""
 
 PARENT_ACTIONS: dict[str, tuple[str, ...]] = {
     RECALCULATION: (CALCULATION_COMPLETE, RECALCULATION),
@@ -62,6 +70,7 @@ PARENT_ACTIONS: dict[str, tuple[str, ...]] = {
     GLUE_BATCH_SPLIT: (DQ_CHECK_PASS,),
     CALCULATION_COMPLETE: (GLUE_BATCH_SPLIT,),
     CALCULATION_FAILED: (GLUE_BATCH_SPLIT,),
+    RECORD_NODES: (DQ_CHECK_PASS,),
 }
 """The action a node's parent must have (``RAW_DATA_INPUT`` has no parent node)."""
 

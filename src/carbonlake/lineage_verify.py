@@ -47,6 +47,7 @@ from . import calculate as calc
 from . import lineage, transform
 from ._exceptions import (
     ConfigurationError,
+    DatabaseError,
     InputDataError,
     LineageError,
     StopVerifying,
@@ -411,9 +412,8 @@ class _Verifier:
 
     def scan(self, root_id: str | None, merkle: MerkleAccumulator | None) -> None:
         expected_seq = 1
-        for row in self.database.iter_lineage(root_id):
-            (seq, root, node, parent, action, location, at, sha, row_number, stored, phash) = row
-            self.report.nodes += 1
+        for row in self.database.iter_lineage(root_id, sealed=True):
+            seq, root, node, stored = row[0], row[1], row[2], row[9]
             if merkle is not None:
                 if seq != expected_seq:
                     self.gaps.append((expected_seq, seq, root, node))
@@ -421,44 +421,83 @@ class _Verifier:
                 merkle.add(leaf_data(stored))
                 if merkle.size == self.snapshot_at:
                     self.snapshot = merkle.root()
-            state = self.roots.get(root)
-            if state is None:
-                state = self.roots[root] = _Root()
-            self._check_hash(row)
-            if action in lineage.RECORD_FOLLOW_UPS:
-                # Hangs under a record node (which verify does not keep in memory).
-                key = (location, sha)
-                if key not in state.record_objects:
-                    state.record_objects[key] = (node, action, seq)
-                self._check_follow_up(root, node, action, parent, phash, at)
-                continue
-            if action in lineage.RECORD_ACTIONS:
-                key = (location, sha)
-                if key not in state.record_objects:
-                    state.record_objects[key] = (node, action, seq)
-            else:
-                state.nodes[node] = _Node(seq, action, stored, location, sha)
-            if action == lineage.RAW_DATA_INPUT:
-                state.raw_nodes.append(node)
-                if parent != root:
+            self._take(row)
+            if row[4] == lineage.RECORD_NODES:
+                self._take_sealed(row)
+
+    def _take_sealed(self, row: tuple[Any, ...]) -> None:
+        """The record nodes of a RECORD_NODES node's file, as ledger rows at its place (the
+        file's own SHA-256 is checked with the other objects)."""
+        seq, root, node, location = row[0], row[1], row[2], row[5]
+        try:
+            for record in self.database.record_file_nodes(location):
+                if record[0] != root or record[3] not in lineage.SEALED_ACTIONS:
                     self.problem(
                         "tree",
-                        f"RAW_DATA_INPUT node {node} of root {root} has parent_id {parent}; "
-                        "the first node of a file has its root_id as parent_id",
+                        f"record file {location} of RECORD_NODES node {node} (root {root}) "
+                        f"holds node {record[1]} of root {record[0]} with action "
+                        f"{record[3]}; it holds its root's "
+                        f"{' and '.join(lineage.SEALED_ACTIONS)} nodes only",
                         root,
-                        node,
+                        record[1],
+                        location,
                     )
-                continue
-            found = state.nodes.get(parent)
-            if found is None or found.seq >= seq:
-                state.waiting.append((seq, node, parent, action, phash))
-            else:
-                self._link(root, node, action, phash, parent, found)
-            if action in lineage.RECORD_ACTIONS:
-                state.batch_rows.setdefault(parent, _BatchRows()).add(
-                    row_number if isinstance(row_number, int) else None,
-                    action == lineage.CALCULATION_COMPLETE,
+                    continue
+                self._take((seq, *record))
+        except (DatabaseError, StorageError) as exc:
+            if not self.storage.exists(location):
+                return  # the objects' check names the missing file
+            self.problem(
+                "object_unreadable",
+                f"record file {location} of RECORD_NODES node {node} (root {root}) cannot be "
+                f"read: {exc}",
+                root,
+                node,
+                location,
+            )
+
+    def _take(self, row: tuple[Any, ...]) -> None:
+        """One ledger node: its hash, its place in its root's tree."""
+        (seq, root, node, parent, action, location, at, sha, row_number, stored, phash) = row
+        self.report.nodes += 1
+        state = self.roots.get(root)
+        if state is None:
+            state = self.roots[root] = _Root()
+        self._check_hash(row)
+        if action in lineage.RECORD_FOLLOW_UPS:
+            # Hangs under a record node (which verify does not keep in memory).
+            key = (location, sha)
+            if key not in state.record_objects:
+                state.record_objects[key] = (node, action, seq)
+            self._check_follow_up(root, node, action, parent, phash, at)
+            return
+        if action in lineage.RECORD_ACTIONS:
+            key = (location, sha)
+            if key not in state.record_objects:
+                state.record_objects[key] = (node, action, seq)
+        else:
+            state.nodes[node] = _Node(seq, action, stored, location, sha)
+        if action == lineage.RAW_DATA_INPUT:
+            state.raw_nodes.append(node)
+            if parent != root:
+                self.problem(
+                    "tree",
+                    f"RAW_DATA_INPUT node {node} of root {root} has parent_id {parent}; "
+                    "the first node of a file has its root_id as parent_id",
+                    root,
+                    node,
                 )
+            return
+        found = state.nodes.get(parent)
+        if found is None or found.seq >= seq:
+            state.waiting.append((seq, node, parent, action, phash))
+        else:
+            self._link(root, node, action, phash, parent, found)
+        if action in lineage.RECORD_ACTIONS:
+            state.batch_rows.setdefault(parent, _BatchRows()).add(
+                row_number if isinstance(row_number, int) else None,
+                action == lineage.CALCULATION_COMPLETE,
+            )
 
     def _check_follow_up(
         self, root: str, node: str, action: str, parent: str, phash: str | None, at: str

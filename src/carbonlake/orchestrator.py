@@ -49,13 +49,14 @@ from ._exceptions import (
     CarbonlakeError,
     ExecutionAborted,
     InputDataError,
+    LineageError,
     PipelineStepFailed,
     StateConflict,
     StorageError,
 )
 from ._retry import Attempts, backoff
 from .calculate.factors import FactorSet, load_factor_set
-from .database import EMISSION_COLUMNS, Database
+from .database import EMISSION_COLUMNS, LINEAGE_TABLE, Database
 from .quality.rules import Rule
 from .settings import RetrySettings, Settings
 from .storage import Storage
@@ -103,6 +104,7 @@ class Context:
         lake.relocate_if_moved(database, storage)
         if not storage.is_local("lake"):  # reads of the results table go through fsspec
             database.lake_filesystem = storage.filesystem("lake")
+        database.locate = storage.current_url  # record files of a moved workspace
         lake.migrate_legacy_results(database, storage)
         return cls(
             settings=settings,
@@ -574,6 +576,7 @@ class _ExecutionRun:
         self.redrive_number: int = execution["redrive_count"]
         self.done = self.db.checkpoints(self.execution_id)
         self._last_failure: dict[str, str] = {}
+        self._pass_node: str | None = None
         self.batch_errors: list[str] = []
         """Why batches failed in this pass (the summary's error starts with the first)."""
 
@@ -758,6 +761,13 @@ class _ExecutionRun:
         try:
             replaced = lake.commit(
                 self.ctx.database, self.ctx.storage, self.execution_id, self.root_id
+            )
+            lake.commit(
+                self.ctx.database,
+                self.ctx.storage,
+                self.execution_id,
+                self.root_id,
+                table=LINEAGE_TABLE,
             )
         except (CarbonlakeError, OSError) as exc:
             raise PipelineStepFailed(
@@ -1215,16 +1225,49 @@ class _ExecutionRun:
                     },
                 )
             )
+        files = [results_file] if results_file else []
+        # The group's record nodes are one file of the lineage table, sealed by one ledger
+        # node that keeps its SHA-256 (the checkpoint commits both with the registration).
+        record_nodes = writer.take()
+        if record_nodes:
+            nodes_file = lake.write_lineage(
+                ctx.storage,
+                record_nodes,
+                root_id=self.root_id,
+                execution_id=self.execution_id,
+                name=f"group-{group[0][0]:06d}",
+            )
+            writer.add(
+                self.root_id,
+                lineage.new_node_id(),
+                self._split_parent(group[0][1]["node_id"]),
+                lineage.RECORD_NODES,
+                nodes_file.file_path,
+                object_sha256=nodes_file.sha256,
+            )
+            files.append(nodes_file)
         self.db.commit_batches(
             self.execution_id,
             states,
             writer.take(),
-            [results_file] if results_file else [],
+            files,
             emission_rows.get_column("activity_event_id").to_list(),
             failures,
         )
         for state, output in states:
             self.done[state] = output
+
+    def _split_parent(self, batch_node_id: str) -> str:
+        """The node the batches hang under (the DQ_CHECK_PASS node), from a batch's node."""
+        if self._pass_node is None:
+            node = self.db.lineage_node(self.root_id, batch_node_id)
+            if node is None:
+                raise LineageError(
+                    f"execution {self.execution_id}: batch node {batch_node_id} of root "
+                    f"{self.root_id} is not in the ledger; run `carbonlake lineage verify`"
+                )
+            self._pass_node = str(node["parent_id"])
+        return self._pass_node
 
     def _redrive_batch(self, index: int, batch: dict[str, Any], previous: dict[str, Any]) -> int:
         self._iteration(index, batch, previous)

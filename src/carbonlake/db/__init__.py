@@ -31,7 +31,7 @@ from .catalog import Catalog
 from .engine import LINEAGE_CACHE_KIB, PAGE_SIZE, Engine
 from .executions import EXECUTION_LIST_FIELDS, Executions
 from .lake import RESULTS_TABLE, Lake, LakeFile, local_file
-from .ledger import LINEAGE_COLUMNS, Ledger
+from .ledger import LINEAGE_COLUMNS, LINEAGE_TABLE, RECORD_NODES, Ledger
 from .library import FACTOR_ROW_COLUMNS, Library
 from .migrate import migrate
 from .notifications import Notifications
@@ -61,8 +61,10 @@ __all__ = [
     "INVENTORY_GROUPS",
     "LINEAGE_CACHE_KIB",
     "LINEAGE_COLUMNS",
+    "LINEAGE_TABLE",
     "METHODS",
     "PAGE_SIZE",
+    "RECORD_NODES",
     "RESULTS_TABLE",
     "RESULT_NUMBER_COLUMNS",
     "Database",

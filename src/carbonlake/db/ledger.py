@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .base import Part, table, utc_now
+from .base import table, utc_now
 from .engine import LINEAGE_CACHE_KIB, Engine
+from .lake import Lake, local_file, present, sql_text
 
 LINEAGE_COLUMNS = (
     "root_id",
@@ -36,6 +37,35 @@ RECORDS_ROOTS = table("proof_records_roots", RECORDS_ROOT_COLUMNS)
 _SELECT = f"SELECT {', '.join(LINEAGE_COLUMNS)} FROM lineage"
 _READING = "reading the lineage ledger of {db} failed"
 
+RECORD_NODES = "RECORD_NODES"
+"""A ledger node sealing a columnar file of record nodes (one map group's
+``CALCULATION_COMPLETE`` and ``CALCULATION_FAILED`` nodes, a file of the lake table
+``lineage``): its ``storage_location`` is the file, its ``object_sha256`` the file's
+SHA-256, its parent the file's DQ_CHECK_PASS node. The records' nodes are read from the
+file as if they were rows of the ledger, right after this node; the node itself is a
+ledger entry (a leaf of the checkpoint's Merkle tree) that the lineage views do not show."""
+
+_FILE_ACTIONS = ("CALCULATION_COMPLETE", "CALCULATION_FAILED")
+"""The actions of the nodes a record file holds (lineage.RECORD_ACTIONS' first two)."""
+
+LINEAGE_TABLE = "lineage"
+"""The lake table of record-level lineage nodes (LINEAGE_COLUMNS)."""
+
+_FILE_ORDER = "ORDER BY row_number NULLS FIRST, node_id"
+"""The order of a record file's nodes in the ledger (the input's row order; the file
+itself is sorted by node_id, which lets a lookup by record id skip its row groups)."""
+
+_COLUMNS = ", ".join(LINEAGE_COLUMNS)
+_GROUP_FIELDS = (
+    "parent_id",
+    "action_taken",
+    "storage_location",
+    "object_sha256",
+    "nodes",
+    "first_recorded_at",
+    "last_recorded_at",
+)
+
 
 def insert_lineage_rows(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
     """Insert nodes (sequences in LINEAGE_COLUMNS order) inside the caller's transaction."""
@@ -43,8 +73,69 @@ def insert_lineage_rows(conn: Connection, rows: Sequence[Sequence[Any]]) -> None
         Engine.executemany(conn, sa.insert(LINEAGE), LINEAGE_COLUMNS, rows)
 
 
-class Ledger(Part):
-    """Lineage nodes."""
+class Ledger(Lake):
+    """Lineage nodes: rows of the ``lineage`` table, and the record nodes of the columnar
+    files that its RECORD_NODES nodes seal."""
+
+    locate: Any = staticmethod(lambda url: url)
+    """A stored location as it is now (set to the storage's ``current_url`` when the
+    workspace may have moved)."""
+
+    # -- the record files ---------------------------------------------------------------
+
+    def _record_files(self, root_id: str | None = None) -> list[tuple[int, str, str]]:
+        """``(seq, root_id, location)`` of the RECORD_NODES nodes (of one root), oldest
+        first; a local file that is gone is left out (``lineage verify`` names it)."""
+        sql = "SELECT seq, root_id, storage_location FROM lineage WHERE action_taken = :a"
+        params: dict[str, Any] = {"a": RECORD_NODES}
+        if root_id is not None:
+            sql += " AND root_id = :root_id"
+            params["root_id"] = root_id
+        found = []
+        for seq, root, location in self._engine.rows(sql + " ORDER BY seq", params):
+            url = self.locate(location)
+            if present(url):
+                found.append((int(seq), str(root), local_file(url)))
+        return found
+
+    def _file_rows(
+        self,
+        paths: Sequence[str],
+        where: str = "",
+        params: dict[str, Any] | None = None,
+        *,
+        select: str = _COLUMNS,
+        tail: str = "",
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a DuckDB query over record files (``filename`` names each row's file)."""
+        if not paths:
+            return []
+        files = ", ".join(sql_text(p) for p in paths)
+        sql = f"SELECT {select} FROM read_parquet([{files}], filename = true)"
+        if where:
+            sql += f" WHERE {where}"
+        with self._duckdb() as con:
+            return [tuple(row) for row in con.execute(f"{sql} {tail}", params or {}).fetchall()]
+
+    def record_file_nodes(self, location: str) -> Iterator[tuple[Any, ...]]:
+        """The nodes (LINEAGE_COLUMNS tuples) of one record file, in ledger order; raises
+        ``DatabaseError`` when it cannot be read."""
+        path = local_file(self.locate(location))
+        files = sql_text(path)
+        with self._duckdb() as con:
+            cursor = con.execute(f"SELECT {_COLUMNS} FROM read_parquet({files}) {_FILE_ORDER}")
+            while rows := cursor.fetchmany(50_000):
+                yield from (tuple(row) for row in rows)
+
+    def _in_files(
+        self, root_id: str | None, where: str, params: dict[str, Any], tail: str = ""
+    ) -> list[dict[str, Any]]:
+        """Nodes of the record files (of one root) matching ``where``, as dicts."""
+        paths = [path for _, _, path in self._record_files(root_id)]
+        return [
+            dict(zip(LINEAGE_COLUMNS, row, strict=True))
+            for row in self._file_rows(paths, where, params, tail=tail)
+        ]
 
     def insert_lineage(self, nodes: Iterable[Sequence[Any]]) -> int:
         """Insert lineage nodes (tuples in LINEAGE_COLUMNS order) in one transaction."""
@@ -73,6 +164,8 @@ class Ledger(Part):
             f"{_SELECT} WHERE root_id = :root_id AND node_id = :node_id",
             {"root_id": root_id, "node_id": node_id},
         )
+        if not rows:
+            rows = self._in_files(root_id, "node_id = $node_id", {"node_id": node_id})
         return rows[0] if rows else None
 
     def lineage_roots_of_node(self, node_id: str) -> list[str]:
@@ -80,23 +173,29 @@ class Ledger(Part):
         rows = self._engine.rows(
             "SELECT DISTINCT root_id FROM lineage WHERE node_id = :node_id", {"node_id": node_id}
         )
-        return [row[0] for row in rows]
+        roots = [row[0] for row in rows]
+        found = self._in_files(None, "node_id = $node_id", {"node_id": node_id})
+        roots += [n["root_id"] for n in found if n["root_id"] not in roots]
+        return roots
 
     def lineage_nodes_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
         """``(root_id, node_id)`` of the nodes whose node_id starts with ``prefix``, oldest
         first (a range on the unique index, not a scan)."""
+        bounds = {"low": prefix, "high": prefix + "\U0010ffff"}
         rows = self._engine.rows(
             "SELECT root_id, node_id FROM lineage WHERE node_id >= :low AND node_id < :high "
             "ORDER BY seq",
-            {"low": prefix, "high": prefix + "\U0010ffff"},
+            bounds,
         )
-        return [(row[0], row[1]) for row in rows]
+        found = [(row[0], row[1]) for row in rows]
+        in_files = self._in_files(None, "node_id >= $low AND node_id < $high", bounds)
+        return [(n["root_id"], n["node_id"]) for n in in_files] + found
 
     def lineage_of_root(self, root_id: str) -> list[dict[str, Any]]:
         """Every node of one root, in insertion order."""
-        return self._engine.dicts(
-            f"{_SELECT} WHERE root_id = :root_id ORDER BY seq", {"root_id": root_id}
-        )
+        return [
+            dict(zip(LINEAGE_COLUMNS, row[1:], strict=True)) for row in self.iter_lineage(root_id)
+        ]
 
     def lineage_nodes(self, root_id: str, node_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Several nodes of one root, by node id (in no particular order)."""
@@ -106,7 +205,11 @@ class Ledger(Part):
             node_ids,
             {"root_id": root_id},
         )
-        return [dict(row._mapping) for row in rows]
+        found = [dict(row._mapping) for row in rows]
+        rest = sorted(set(node_ids) - {n["node_id"] for n in found})
+        if rest:
+            found += self._in_files(root_id, "list_contains($ids, node_id)", {"ids": rest})
+        return found
 
     def iter_lineage(
         self,
@@ -115,29 +218,59 @@ class Ledger(Part):
         actions: Sequence[str] = (),
         exclude_actions: Sequence[str] = (),
         chunk: int = 20_000,
+        sealed: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
-        """Ledger rows as tuples ``(seq, *LINEAGE_COLUMNS)`` in insertion order, streamed.
+        """Ledger nodes as tuples ``(seq, *LINEAGE_COLUMNS)`` in insertion order, streamed.
 
-        Optionally only one root, only some actions, or all but some actions.
+        Optionally only one root, only some actions, or all but some actions. The record
+        nodes of a RECORD_NODES file come right after where its node would be, with that
+        node's ``seq``; the RECORD_NODES node itself is left out, or with ``sealed``
+        yielded instead of its file's nodes (``lineage verify`` reads those itself).
         """
+        wanted = set(actions)
+        unwanted = set(exclude_actions)
+
+        def keeps(action: str) -> bool:
+            return (not wanted or action in wanted) and action not in unwanted
+
+        records = any(keeps(a) for a in _FILE_ACTIONS)
         where: list[str] = []
         params: dict[str, Any] = {}
         if root_id is not None:
             where.append("root_id = :root_id")
             params["root_id"] = root_id
+        filters: list[str] = []
         if actions:
             marks = [f":a{i}" for i in range(len(actions))]
-            where.append(f"action_taken IN ({', '.join(marks)})")
+            filters.append(f"action_taken IN ({', '.join(marks)})")
             params.update({m[1:]: a for m, a in zip(marks, actions, strict=True)})
         if exclude_actions:
             marks = [f":x{i}" for i in range(len(exclude_actions))]
-            where.append(f"action_taken NOT IN ({', '.join(marks)})")
+            filters.append(f"action_taken NOT IN ({', '.join(marks)})")
             params.update({m[1:]: a for m, a in zip(marks, exclude_actions, strict=True)})
-        sql = f"SELECT seq, {', '.join(LINEAGE_COLUMNS)} FROM lineage"
+        if filters:
+            condition = " AND ".join(filters)
+            if records or (sealed and keeps(RECORD_NODES)):
+                condition = f"({condition}) OR action_taken = :sealing"
+                params["sealing"] = RECORD_NODES
+            where.append(f"({condition})")
+        sql = f"SELECT seq, {_COLUMNS} FROM lineage"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq"
-        yield from self._engine.stream(sql, params, chunk, _READING)
+        for row in self._engine.stream(sql, params, chunk, _READING):
+            if row[4] != RECORD_NODES:
+                yield row
+            elif sealed:
+                if keeps(RECORD_NODES):
+                    yield row
+            elif records:
+                url = self.locate(row[5])
+                if not present(url):
+                    continue  # a file that is gone: lineage verify names it
+                for node in self.record_file_nodes(row[5]):
+                    if keeps(node[3]):
+                        yield (row[0], *node)
 
     def iter_lineage_hashes(self, limit: int | None = None) -> Iterator[str | None]:
         """The ledger's ``node_hash`` values in insertion order (the first ``limit`` only)."""
@@ -157,10 +290,16 @@ class Ledger(Part):
         """``(parent_id, action_taken, count)`` of the nodes of one root."""
         rows = self._engine.rows(
             "SELECT parent_id, action_taken, count(*) FROM lineage WHERE root_id = :root_id "
-            "GROUP BY parent_id, action_taken",
-            {"root_id": root_id},
+            "AND action_taken <> :sealing GROUP BY parent_id, action_taken",
+            {"root_id": root_id, "sealing": RECORD_NODES},
         )
-        return [(row[0], row[1], int(row[2])) for row in rows]
+        counts: dict[tuple[str, str], int] = {(r[0], r[1]): int(r[2]) for r in rows}
+        paths = [path for _, _, path in self._record_files(root_id)]
+        for parent, action, count in self._file_rows(
+            paths, select="parent_id, action_taken, count(*)", tail="GROUP BY ALL"
+        ):
+            counts[(parent, action)] = counts.get((parent, action), 0) + int(count)
+        return [(parent, action, count) for (parent, action), count in counts.items()]
 
     def lineage_first_children(
         self, root_id: str, actions: Sequence[str], per_parent: int
@@ -187,7 +326,21 @@ class Ledger(Part):
                 taken[parent] = count + 1
                 wanted.append(seq)
         rows = self._engine.rows_in(f"{_SELECT} WHERE seq IN :seqs ORDER BY seq", "seqs", wanted)
-        return [dict(row._mapping) for row in rows]
+        found = [dict(row._mapping) for row in rows]
+        marked = {"actions": list(actions), "n": per_parent}
+        for _, _, path in self._record_files(root_id):
+            for row in self._file_rows(
+                [path],
+                "list_contains($actions, action_taken)",
+                marked,
+                tail="QUALIFY row_number() OVER (PARTITION BY parent_id "
+                f"{_FILE_ORDER}) <= $n {_FILE_ORDER}",
+            ):
+                node = dict(zip(LINEAGE_COLUMNS, row, strict=True))
+                if taken.get(node["parent_id"], 0) < per_parent:
+                    taken[node["parent_id"]] = taken.get(node["parent_id"], 0) + 1
+                    found.append(node)
+        return found
 
     def lineage_record_groups(self, root_id: str, actions: Sequence[str]) -> list[dict[str, Any]]:
         """Nodes of one root with one of ``actions``, grouped by parent, action, location and
@@ -196,14 +349,39 @@ class Ledger(Part):
         if not actions:
             return []
         marks = [f"a{i}" for i in range(len(actions))]
-        return self._engine.dicts(
-            "SELECT parent_id, action_taken, storage_location, object_sha256, count(*) AS nodes, "
-            "min(recorded_at) AS first_recorded_at, max(recorded_at) AS last_recorded_at "
-            "FROM lineage WHERE root_id = :root_id "
-            f"AND action_taken IN ({', '.join(':' + m for m in marks)}) "
-            "GROUP BY parent_id, action_taken, storage_location, object_sha256 ORDER BY min(seq)",
-            {"root_id": root_id, **dict(zip(marks, actions, strict=True))},
+        fields = (
+            "parent_id, action_taken, storage_location, object_sha256, count(*) AS nodes, "
+            "min(recorded_at) AS first_recorded_at, max(recorded_at) AS last_recorded_at"
         )
+        groups = [
+            (int(row["first_seq"]), 0, row)
+            for row in self._engine.dicts(
+                f"SELECT {fields}, min(seq) AS first_seq FROM lineage WHERE root_id = :root_id "
+                f"AND action_taken IN ({', '.join(':' + m for m in marks)}) "
+                "GROUP BY parent_id, action_taken, storage_location, object_sha256",
+                {"root_id": root_id, **dict(zip(marks, actions, strict=True))},
+            )
+        ]
+        if any(a in _FILE_ACTIONS for a in actions):
+            for seq, _, path in self._record_files(root_id):
+                for row in self._file_rows(
+                    [path],
+                    "list_contains($actions, action_taken)",
+                    {"actions": list(actions)},
+                    select=f"{fields}, min(row_number) AS first_row",
+                    tail="GROUP BY ALL",
+                ):
+                    *values, first_row = row
+                    group = dict(zip(_GROUP_FIELDS, values, strict=True))
+                    groups.append((seq, 1 + (first_row or 0), {**group, "first_seq": seq}))
+        groups.sort(key=lambda g: (g[0], g[1]))
+        found = []
+        for _, _, group in groups:
+            group = dict(group)
+            del group["first_seq"]
+            group["nodes"] = int(group["nodes"])
+            found.append(group)
+        return found
 
     # -- the records roots of enriched files (lineage proofs' cache) --------------------
 
