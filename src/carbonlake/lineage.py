@@ -491,12 +491,11 @@ def record_id_of(node_id: str, action_taken: str) -> str:
     return node_id
 
 
-def _locate(database: Database, node_id: str, root_id: str | None) -> tuple[str, str]:
-    """(root_id, node_id) of the node asked for or, for a record that only failed, of
-    its latest failed attempt."""
-    roots = [root_id] if root_id else database.lineage_roots_of_node(node_id)
-    if root_id and database.lineage_node(root_id, node_id) is None:
-        roots = []
+def _locate(database: Database, node_id: str, root_id: str | None) -> dict[str, Any]:
+    """The node asked for or, for a record that only failed, its latest failed attempt
+    (one lookup by id across the ledger's rows and record files)."""
+    named = [n for n in database.lineage_nodes_named(node_id) if root_id in (None, n["root_id"])]
+    roots = list(dict.fromkeys(n["root_id"] for n in named))
     if not roots:
         attempts = [
             (root, node)
@@ -504,9 +503,12 @@ def _locate(database: Database, node_id: str, root_id: str | None) -> tuple[str,
             if root_id is None or root == root_id
         ]
         latest = {root: node for root, node in attempts}
+        if len(latest) == 1:
+            ((root, node),) = latest.items()
+            found = database.lineage_node(root, node)
+            if found is not None:
+                return found
         roots = list(latest)
-        if len(roots) == 1:
-            return roots[0], latest[roots[0]]
     if not roots:
         where = f" under root_id {root_id}" if root_id else " in the ledger"
         raise LineageError(f"no lineage node {node_id!r}{where}")
@@ -515,7 +517,7 @@ def _locate(database: Database, node_id: str, root_id: str | None) -> tuple[str,
             f"node {node_id!r} appears under {len(roots)} root_ids ({', '.join(roots)}); "
             "pick one with --root ROOT_ID"
         )
-    return roots[0], node_id
+    return named[0]
 
 
 def trace(database: Database, node_id: str, root_id: str | None = None) -> list[dict[str, Any]]:
@@ -525,12 +527,13 @@ def trace(database: Database, node_id: str, root_id: str | None = None) -> list[
     damaged ledger still shows what exists; the first node's ``parent_id`` then
     points at the missing node.
     """
-    root, found = _locate(database, node_id, root_id)
-    node = database.lineage_node(root, found)
-    if node is None:
-        raise LineageError(f"no lineage node {node_id!r} under root_id {root}")
+    return _chain(database, _locate(database, node_id, root_id))
+
+
+def _chain(database: Database, node: dict[str, Any]) -> list[dict[str, Any]]:
+    root = node["root_id"]
     chain = [node]
-    seen = {found}
+    seen = {node["node_id"]}
     while node["action_taken"] != RAW_DATA_INPUT:
         parent = database.lineage_node(root, node["parent_id"])
         if parent is None or parent["node_id"] in seen:
@@ -550,8 +553,9 @@ def trail(database: Database, node_id: str, root_id: str | None = None) -> dict[
     ``complete`` is false where the chain breaks before ``RAW_DATA_INPUT`` and
     ``missing_node_id`` then names the node that is not in the ledger.
     """
-    root, _ = _locate(database, node_id, root_id)
-    chain = trace(database, node_id, root)
+    found = _locate(database, node_id, root_id)
+    root = found["root_id"]
+    chain = _chain(database, found)
     complete = chain[0]["action_taken"] == RAW_DATA_INPUT
     emission = None
     if chain[-1]["action_taken"] == CALCULATION_COMPLETE:

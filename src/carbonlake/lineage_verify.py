@@ -72,6 +72,8 @@ lineage-archive: exports of the ledger)."""
 ROOT_FOLDER_BUCKETS = ("transformed", "enriched", "dq-results")
 """Buckets whose objects sit in a folder named after their root_id."""
 _RESULT_ACTIONS = (lineage.CALCULATION_COMPLETE, lineage.RECALCULATION)
+_FOLLOW_UP_CHUNK = 50_000
+"""Parents of RECALCULATION / RECORD_DELETED nodes looked up per query."""
 RESULT_COLUMNS = RESULT_NUMBER_COLUMNS
 """The numbers of a current result that verify compares with its enriched record."""
 RESULT_BATCH_ROWS = 50_000
@@ -362,6 +364,7 @@ class _Verifier:
         self.stop_at_first = stop_at_first
         self.roots: dict[str, _Root] = {}
         self.gaps: list[tuple[int, int, str, str]] = []
+        self.follow_ups: list[tuple[str, str, str, str, str | None, str]] = []
         self._template_key: tuple[Any, ...] | None = None
         self._template = ("", "", "")
         self.snapshot_at: int | None = None
@@ -469,7 +472,9 @@ class _Verifier:
             key = (location, sha)
             if key not in state.record_objects:
                 state.record_objects[key] = (node, action, seq)
-            self._check_follow_up(root, node, action, parent, phash, at)
+            # Checked after the scan, their parents looked up many at a time (a record's
+            # node may be in a record file, where one lookup reads the root's files).
+            self.follow_ups.append((root, node, action, parent, phash, at))
             return
         if action in lineage.RECORD_ACTIONS:
             key = (location, sha)
@@ -499,11 +504,34 @@ class _Verifier:
                 action == lineage.CALCULATION_COMPLETE,
             )
 
+    def check_follow_ups(self) -> None:
+        """Every RECALCULATION and RECORD_DELETED node against its parent record node."""
+        by_root: dict[str, list[tuple[str, str, str, str, str | None, str]]] = {}
+        for entry in self.follow_ups:
+            by_root.setdefault(entry[0], []).append(entry)
+        for root, entries in by_root.items():
+            for start in range(0, len(entries), _FOLLOW_UP_CHUNK):
+                chunk = entries[start : start + _FOLLOW_UP_CHUNK]
+                parents = {
+                    n["node_id"]: n
+                    for n in self.database.lineage_nodes(root, sorted({e[3] for e in chunk}))
+                }
+                for _, node, action, parent, phash, at in chunk:
+                    self._check_follow_up(root, node, action, parent, phash, at, parents)
+        self.follow_ups.clear()
+
     def _check_follow_up(
-        self, root: str, node: str, action: str, parent: str, phash: str | None, at: str
+        self,
+        root: str,
+        node: str,
+        action: str,
+        parent: str,
+        phash: str | None,
+        at: str,
+        parents: dict[str, dict[str, Any]],
     ) -> None:
         """A RECALCULATION or RECORD_DELETED node against the record node it hangs under."""
-        found = self.database.lineage_node(root, parent)
+        found = parents.get(parent)
         allowed = lineage.PARENT_ACTIONS[action]
         if found is None:
             self.problem(
@@ -1315,6 +1343,7 @@ def verify(
         verifier.scan(root_id, merkle)
         if root_id is not None and report.nodes == 0:
             raise LineageError(f"no lineage recorded for root_id {root_id}")
+        verifier.check_follow_ups()
         verifier.resolve_waiting()
         verifier.check_roots()
         verifier.check_objects()
