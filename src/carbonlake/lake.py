@@ -229,7 +229,9 @@ def _catalog(database: Database, storage: Storage) -> Any:
     raise AssertionError("unreachable")
 
 
-def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, Any]:
+def _load_table(
+    database: Database, storage: Storage, table: str, catalog: Any = None
+) -> tuple[Any, Any]:
     from pyiceberg.exceptions import (
         NamespaceAlreadyExistsError,
         NoSuchTableError,
@@ -237,7 +239,7 @@ def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, 
     )
     from sqlalchemy.exc import IntegrityError
 
-    catalog = _catalog(database, storage)
+    catalog = catalog or _catalog(database, storage)
     identifier = f"{NAMESPACE}.{table}"
     for _attempt in range(5):
         with contextlib.suppress(NoSuchTableError):
@@ -291,15 +293,27 @@ def commit(
     root_id: str | None,
     *,
     files: Sequence[LakeFile] | None = None,
-    table: str = RESULTS_TABLE,
+    tables: Sequence[str] = (RESULTS_TABLE,),
 ) -> int:
-    """Commit an execution's registered results files to the results table (one Iceberg
-    commit, see the module's protocol); returns how many current results they replaced."""
-    pending = list(files) if files is not None else database.lake_pending(table, execution_id)
-    if not pending:
+    """Commit an execution's registered files to lake tables (one Iceberg commit per
+    table, in order, through one catalog; see the module's protocol); returns how many
+    current results they replaced."""
+    todo = [
+        (table, list(files) if files is not None else database.lake_pending(table, execution_id))
+        for table in tables
+    ]
+    todo = [(table, pending) for table, pending in todo if pending]
+    if not todo:
         return 0
-    with _opened(database, storage, table) as (catalog, tbl):
-        return _commit(database, storage, catalog, tbl, pending, execution_id, root_id, table)
+    replaced = 0
+    with _opened(database, storage, todo[0][0]) as (catalog, tbl):
+        for table, pending in todo:
+            if table != todo[0][0]:
+                tbl = _load_table(database, storage, table, catalog)[1]
+            replaced += _commit(
+                database, storage, catalog, tbl, pending, execution_id, root_id, table
+            )
+    return replaced
 
 
 def _commit(

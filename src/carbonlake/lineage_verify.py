@@ -1181,6 +1181,16 @@ class _Verifier:
     def check_deletions(self, root_id: str | None) -> None:
         """Every result the database says was deleted has its RECORD_DELETED node: a
         deletion cannot be hidden by removing its node alone."""
+        for record_id, calculated_at in self.database.unfinished_deletions():
+            self.problem(
+                "deletion_unfinished",
+                f"the result of record {record_id} calculated at {calculated_at} was deleted "
+                "(its tombstone and RECORD_DELETED node are recorded) but is still in the "
+                "results table's files, which other engines read: run `carbonlake emissions "
+                f"delete {record_id} --reason ...` again to finish it",
+                None,
+                record_id,
+            )
         for record_id, root, node_id in self.database.deletions(root_id):
             found = self.database.lineage_node(root, node_id)
             if found is None or found["action_taken"] != lineage.RECORD_DELETED:

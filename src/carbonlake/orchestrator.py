@@ -56,7 +56,7 @@ from ._exceptions import (
 )
 from ._retry import Attempts, backoff
 from .calculate.factors import FactorSet, load_factor_set
-from .database import EMISSION_COLUMNS, LINEAGE_TABLE, Database
+from .database import EMISSION_COLUMNS, LINEAGE_TABLE, RESULTS_TABLE, Database
 from .quality.rules import Rule
 from .settings import RetrySettings, Settings
 from .storage import Storage
@@ -760,14 +760,11 @@ class _ExecutionRun:
         one Iceberg commit per execution; nothing to do when they are committed)."""
         try:
             replaced = lake.commit(
-                self.ctx.database, self.ctx.storage, self.execution_id, self.root_id
-            )
-            lake.commit(
                 self.ctx.database,
                 self.ctx.storage,
                 self.execution_id,
                 self.root_id,
-                table=LINEAGE_TABLE,
+                tables=(RESULTS_TABLE, LINEAGE_TABLE),
             )
         except (CarbonlakeError, OSError) as exc:
             raise PipelineStepFailed(
