@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from .base import table, utc_now
 from .engine import LINEAGE_CACHE_KIB, Engine
-from .lake import Lake, local_file, present, sql_text
+from .lake import Lake, local_file, sql_text
 
 LINEAGE_COLUMNS = (
     "root_id",
@@ -94,7 +94,7 @@ class Ledger(Lake):
         found = []
         for seq, root, location in self._engine.rows(sql + " ORDER BY seq", params):
             url = self.locate(location)
-            if present(url):
+            if self._present(url):
                 found.append((int(seq), str(root), local_file(url)))
         return found
 
@@ -276,7 +276,7 @@ class Ledger(Lake):
                     yield row
             elif records:
                 url = self.locate(row[5])
-                if not present(url):
+                if not self._present(url):
                     continue  # a file that is gone: lineage verify names it
                 for node in self.record_file_nodes(row[5]):
                     if keeps(node[3]):

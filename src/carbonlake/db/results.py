@@ -13,9 +13,9 @@ lives in this module.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -29,10 +29,11 @@ from .lake import (
     LakeFile,
     insert_removed_files,
     local_file,
-    present,
     register_lake_files,
     sql_text,
 )
+
+_T = TypeVar("_T")
 
 EMISSION_COLUMNS = (
     "activity_event_id",
@@ -329,8 +330,10 @@ class Results(Lake):
         )
         # A registered local file that is gone is left out (lineage verify names it):
         # one missing file must not make every read fail.
-        current = [local_file(row[0]) for row in files if row[1] == "current" and present(row[0])]
-        removed = [row for row in files if row[1] == "removed" and present(row[0])]
+        current = [
+            local_file(row[0]) for row in files if row[1] == "current" and self._present(row[0])
+        ]
+        removed = [row for row in files if row[1] == "removed" and self._present(row[0])]
         deletions = self._engine.rows(
             "SELECT activity_event_id, calculated_at, deleted_at, deleted_by, "
             "deletion_reason, deletion_node_id FROM emission_deletions"
@@ -418,26 +421,52 @@ class Results(Lake):
 
     def _lake_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row of a DuckDB query on the results views, as tuples."""
-        with self._lake() as con:
-            return list(con.execute(sql, dict(params or {})).fetchall())
+        return self._lake_query(sql, params, lambda cursor: list(cursor.fetchall()))
 
     def _lake_dicts(
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Every row of a DuckDB query on the results views, as dicts by column name."""
-        with self._lake() as con:
-            cursor = con.execute(sql, dict(params or {}))
+
+        def named(cursor: Any) -> list[dict[str, Any]]:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+        return self._lake_query(sql, params, named)
+
+    def _lake_query(
+        self, sql: str, params: Mapping[str, Any] | None, fetch: Callable[[Any], _T]
+    ) -> _T:
+        """A DuckDB query on the results views; a remote data file that is gone fails it
+        once, after which the remote files are checked for existence before each read
+        (one request per file: only a damaged workspace pays it)."""
+        try:
+            with self._lake() as con:
+                return fetch(con.execute(sql, dict(params or {})))
+        except DatabaseError:
+            if self.lake_filesystem is None or self.check_remote_files:
+                raise
+            self.check_remote_files = True
+        with self._lake() as con:
+            return fetch(con.execute(sql, dict(params or {})))
 
     def _lake_stream(
         self, sql: str, params: Mapping[str, Any] | None = None, size: int = 5_000
     ) -> Iterator[tuple[Any, ...]]:
         """Rows of a DuckDB query on the results views, fetched ``size`` at a time."""
-        with self._lake() as con:
-            cursor = con.execute(sql, dict(params or {}))
-            while rows := cursor.fetchmany(size):
-                yield from rows
+        first = True
+        while True:
+            try:
+                with self._lake() as con:
+                    cursor = con.execute(sql, dict(params or {}))
+                    while rows := cursor.fetchmany(size):
+                        first = False
+                        yield from rows
+                return
+            except DatabaseError:
+                if not first or self.lake_filesystem is None or self.check_remote_files:
+                    raise
+                self.check_remote_files = True
 
     def _has_removed_results(self) -> bool:
         """Whether there may be earlier results (files no longer current, or deletions)."""
