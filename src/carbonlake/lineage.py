@@ -229,6 +229,13 @@ class LineageWriter:
                 "object that exists in this workspace's storage, whose SHA-256 it keeps."
             ) from exc
 
+    def remember(self, nodes: Iterable[dict[str, Any]]) -> None:
+        """Keep the hashes of nodes read from the ledger (parents of nodes about to be
+        added), so that adding their children does not look each parent up."""
+        with self._lock:
+            for node in nodes:
+                self._parent_hashes[(node["root_id"], node["node_id"])] = node["node_hash"]
+
     def _parent_hash(self, root_id: str, parent_id: str, action: str) -> str | None:
         if action == RAW_DATA_INPUT:
             return None
