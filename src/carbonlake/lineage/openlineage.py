@@ -58,11 +58,11 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from openlineage.client.transport.transport import Transport
 
-from . import lineage
-from ._exceptions import CarbonlakeError, ConfigurationError, LineageError, StorageError
-from .database import Database
-from .quality import rules as rule_language
-from .storage import Storage
+from .. import lineage
+from .._exceptions import CarbonlakeError, ConfigurationError, LineageError, StorageError
+from ..database import Database
+from ..quality import rules as rule_language
+from ..storage import Storage
 
 NAMESPACE = "carbonlake"
 """Default job namespace."""
@@ -74,7 +74,7 @@ DEFAULT_ENDPOINT = "api/v1/lineage"
 
 
 def _producer() -> str:
-    from . import __version__
+    from .. import __version__
 
     return f"https://pypi.org/project/carbonlake/{__version__}/"
 
@@ -469,7 +469,7 @@ class _Builder:
                 tags_run.TagsRunFacetFields(key="root_id", value=self.root_id, source="CARBONLAKE")
             ]
         )
-        from . import __version__
+        from .. import __version__
 
         engine = processing_engine_run.ProcessingEngineRunFacet(
             version=__version__, name="carbonlake"

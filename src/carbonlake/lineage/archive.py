@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from . import lineage
-from ._exceptions import LineageError
-from .database import Database
-from .storage import Storage
+from .. import lineage
+from .._exceptions import LineageError
+from ..database import Database
+from ..storage import Storage
 
 _LINES_PER_WRITE = 10_000
 

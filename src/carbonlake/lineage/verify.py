@@ -43,9 +43,9 @@ from typing import Any
 
 import polars as pl
 
-from . import calculate as calc
-from . import lineage, transform
-from ._exceptions import (
+from .. import calculate as calc
+from .. import lineage, transform
+from .._exceptions import (
     ConfigurationError,
     DatabaseError,
     InputDataError,
@@ -53,8 +53,8 @@ from ._exceptions import (
     StopVerifying,
     StorageError,
 )
-from .database import RESULT_NUMBER_COLUMNS, RESULTS_TABLE, Database, utc_now
-from .storage import Storage
+from ..database import RESULT_NUMBER_COLUMNS, RESULTS_TABLE, Database, utc_now
+from ..storage import Storage
 
 ALGORITHM = "RFC6962-SHA256"
 """How the ledger hash is computed: RFC 6962 Merkle tree hash over the node hashes."""

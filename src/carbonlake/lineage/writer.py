@@ -11,7 +11,7 @@ like the original system's queue in front of its ledger table.
 The node hash is SHA-256 over :func:`canonical_node`: a JSON object with sorted
 keys, no whitespace and UTF-8 text (RFC 8785 for these string, integer and null
 fields) of the node's fields and its parent's hash. ``docs/lineage.md`` says
-how to recompute it; :mod:`carbonlake.lineage_verify` does.
+how to recompute it; :mod:`carbonlake.lineage.verify` does.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from ._exceptions import LineageError, StorageError
-from .database import LINEAGE_COLUMNS, Database, utc_now
-from .database import RECORD_NODES as RECORD_NODES
-from .storage import Storage
+from .._exceptions import LineageError, StorageError
+from ..database import LINEAGE_COLUMNS, Database, utc_now
+from ..database import RECORD_NODES as RECORD_NODES
+from ..storage import Storage
 
 RAW_DATA_INPUT = "RAW_DATA_INPUT"
 PROFILE_COMPLETE = "PROFILE_COMPLETE"

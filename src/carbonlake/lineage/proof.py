@@ -41,12 +41,12 @@ from typing import Any
 
 import polars as pl
 
-from . import lineage
-from ._exceptions import ConfigurationError, LineageError, StorageError
-from .calculate import read_enriched
-from .database import Database, utc_now
-from .lineage_verify import ALGORITHM, checkpoint, interior_hash, leaf_data, leaf_hash
-from .storage import Storage
+from .. import lineage
+from .._exceptions import ConfigurationError, LineageError, StorageError
+from ..calculate import read_enriched
+from ..database import Database, utc_now
+from ..storage import Storage
+from .verify import ALGORITHM, checkpoint, interior_hash, leaf_data, leaf_hash
 
 PROOF_FORMAT = "carbonlake-record-proof/1"
 """The ``format`` of a proof document."""
