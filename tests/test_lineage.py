@@ -31,8 +31,8 @@ from carbonlake.lineage import (
     tree,
 )
 from carbonlake.lineage.archive import archive
+from carbonlake.lineage.nodes import _sibling_hashes
 from carbonlake.lineage.verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
-from carbonlake.lineage.writer import _sibling_hashes
 from carbonlake.orchestrator import Context
 from carbonlake.settings import Settings, load_settings
 

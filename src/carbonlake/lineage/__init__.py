@@ -1,11 +1,14 @@
 """Data lineage: the spec's lineage requests, the hashed ledger and what it answers.
 
-``writer`` turns the spec's requests into hashed ledger nodes and writes them in
-batches; ``verify``, ``archive``, ``openlineage`` and ``proof`` read the ledger back.
+``nodes`` names the actions and hashes a node, ``writer`` turns the spec's requests
+into hashed ledger nodes and writes them in batches, ``queries`` answers trace, trail,
+tree and outline; ``verify``, ``archive``, ``openlineage`` and ``proof`` read the whole
+ledger back.
+
 The names below are the ones stages and the command line use as ``lineage.X``.
 """
 
-from .writer import (
+from .nodes import (
     ACTIONS,
     CALCULATION_COMPLETE,
     CALCULATION_FAILED,
@@ -26,21 +29,25 @@ from .writer import (
     RECORD_NODES,
     SEALED_ACTIONS,
     TERMINAL_ACTIONS,
-    LineageWriter,
-    OutlineNode,
     canonical_node,
     new_node_id,
     node_hash,
-    outline,
     record_id_of,
-    record_request,
-    render_outline,
-    render_trail,
     sibling_hash,
     sibling_template,
+)
+from .queries import (
+    OutlineNode,
+    outline,
+    render_outline,
+    render_trail,
     trace,
     trail,
     tree,
+)
+from .writer import (
+    LineageWriter,
+    record_request,
     with_row_numbers,
 )
 
