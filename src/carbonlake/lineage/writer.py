@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .._exceptions import LineageError, StorageError
 from ..database import Database, utc_now
+from ..documents import BatchRef, LineageOutput, LineageRequest, RecordRef
 from ..storage import Storage
 from .nodes import (
     ACTIONS,
@@ -181,7 +182,7 @@ class LineageWriter:
 # -- requests of the spec ----------------------------------------------------------
 
 
-def _require(request: dict[str, Any], key: str) -> Any:
+def _require(request: Mapping[str, Any], key: str) -> Any:
     value = request.get(key)
     if value in (None, ""):
         action = request.get("action_taken", "?")
@@ -189,7 +190,7 @@ def _require(request: dict[str, Any], key: str) -> Any:
     return value
 
 
-def _row_number(record: dict[str, Any], action: str) -> int | None:
+def _row_number(record: Mapping[str, Any], action: str) -> int | None:
     value = record.get("row_number")
     if value is None:
         return None
@@ -202,8 +203,11 @@ def _row_number(record: dict[str, Any], action: str) -> int | None:
 
 
 def record_request(
-    request: dict[str, Any], writer: LineageWriter, *, written: bytes | None = None
-) -> dict[str, Any]:
+    request: LineageRequest | Mapping[str, Any],
+    writer: LineageWriter,
+    *,
+    written: bytes | None = None,
+) -> LineageOutput:
     """Turn one lineage request of the spec into ledger nodes; returns the spec's output.
 
     Beyond the spec, ``PROFILE_COMPLETE`` is accepted (a file-level request like
@@ -211,17 +215,19 @@ def record_request(
     ``CALCULATION_*`` request may carry its ``row_number`` in the input file.
     ``written``: the bytes the caller has just written, whole and atomically, to the
     request's ``storage_location``; their SHA-256 is the object's, so the object is
-    not read back to hash it.
+    not read back to hash it. The request is checked here, key by key, as it may come
+    from outside (the ``data_lineage`` task); hence any mapping is taken.
     """
-    action = _require(request, "action_taken")
-    root_id = _require(request, "root_id")
-    parent_id = _require(request, "parent_id")
+    fields: Mapping[str, Any] = request
+    action = _require(fields, "action_taken")
+    root_id = _require(fields, "root_id")
+    parent_id = _require(fields, "parent_id")
     if action not in ACTIONS:
         raise LineageError(f"unknown action_taken {action!r}; known: {', '.join(ACTIONS)}")
 
     if action in FILE_ACTIONS:
-        record = request.get("record") or {}
-        location = record.get("storage_location") or request.get("storage_location")
+        record = fields.get("record") or {}
+        location = record.get("storage_location") or fields.get("storage_location")
         if not location:
             raise LineageError(f"lineage request {action} lacks record.storage_location")
         if action == RAW_DATA_INPUT and parent_id != root_id:
@@ -241,12 +247,12 @@ def record_request(
             }
         }
 
-    records = request.get("records")
+    records = fields.get("records")
     if not isinstance(records, list):
         raise LineageError(f"lineage request {action} needs a 'records' list")
 
     if action == GLUE_BATCH_SPLIT:
-        out = []
+        out: list[BatchRef] = []
         for batch in records:
             if not isinstance(batch, dict):
                 raise LineageError(f"GLUE_BATCH_SPLIT batch {batch!r} is not an object")
@@ -259,7 +265,7 @@ def record_request(
             out.append({"node_id": node_id, "storage_location": location})
         return {"data_lineage": {"root_id": root_id, "action_taken": action, "records": out}}
 
-    location = _require(request, "storage_location")
+    location = _require(fields, "storage_location")
     node_ids: list[str] = []
     row_numbers: list[int | None] = []
     for record in records:
@@ -281,12 +287,13 @@ def record_request(
         object_sha256=sha,
         row_numbers=row_numbers,
     )
+    nodes: list[RecordRef] = [{"node_id": n} for n in node_ids]
     return {
         "data_lineage": {
             "root_id": root_id,
             "action_taken": action,
             "storage_location": location,
-            "records": [{"node_id": n} for n in node_ids],
+            "records": nodes,
         }
     }
 
