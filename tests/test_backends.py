@@ -15,7 +15,7 @@ from carbonlake import Pipeline
 from carbonlake.calculate.factors import import_factor_file
 from carbonlake.database import Database
 from carbonlake.lineage import trace
-from carbonlake.lineage_verify import verify
+from carbonlake.lineage.verify import verify
 from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 

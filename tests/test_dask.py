@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from carbonlake import Pipeline
-from carbonlake.lineage_verify import verify
+from carbonlake.lineage.verify import verify
 from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 

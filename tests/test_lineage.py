@@ -21,7 +21,6 @@ from carbonlake.cli import cli
 from carbonlake.database import Database
 from carbonlake.lineage import (
     LineageWriter,
-    _sibling_hashes,
     canonical_node,
     node_hash,
     outline,
@@ -31,8 +30,9 @@ from carbonlake.lineage import (
     trail,
     tree,
 )
-from carbonlake.lineage_archive import archive
-from carbonlake.lineage_verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
+from carbonlake.lineage.archive import archive
+from carbonlake.lineage.nodes import _sibling_hashes
+from carbonlake.lineage.verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
 from carbonlake.orchestrator import Context
 from carbonlake.settings import Settings, load_settings
 

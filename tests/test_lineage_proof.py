@@ -463,8 +463,8 @@ def test_after_a_recalculation_the_new_result_is_proven(
 
 
 def test_the_column_encoder_gives_the_canonical_json_of_the_exported_objects() -> None:
-    from carbonlake import lineage_proof
     from carbonlake.calculate import enriched_bytes
+    from carbonlake.lineage import proof as lineage_proof
 
     frame = pl.DataFrame(
         {
@@ -498,7 +498,7 @@ def test_the_library_proves_on_both_back_ends(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:
     from carbonlake import Pipeline
-    from carbonlake.lineage_proof import digest, prove, verify_proof
+    from carbonlake.lineage.proof import digest, prove, verify_proof
     from carbonlake.orchestrator import Context
     from carbonlake.settings import load_settings
 
@@ -532,7 +532,7 @@ def test_a_failed_record_has_nothing_to_prove_until_a_redrive_calculates_it(
 ) -> None:
     from carbonlake import LineageError, Pipeline
     from carbonlake.calculate.factors import import_factor_file
-    from carbonlake.lineage_proof import digest, prove, verify_proof
+    from carbonlake.lineage.proof import digest, prove, verify_proof
     from carbonlake.orchestrator import Context
     from carbonlake.settings import load_settings
 

@@ -23,9 +23,9 @@ from click.testing import CliRunner, Result
 from carbonlake import Pipeline, transform
 from carbonlake.cli import cli
 from carbonlake.lineage import node_hash, outline, render_outline, trace, tree
-from carbonlake.lineage_archive import archive
-from carbonlake.lineage_openlineage import run_events
-from carbonlake.lineage_verify import checkpoint, verify
+from carbonlake.lineage.archive import archive
+from carbonlake.lineage.openlineage import run_events
+from carbonlake.lineage.verify import checkpoint, verify
 from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 

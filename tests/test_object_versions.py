@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from carbonlake.lineage_verify import verify
+from carbonlake.lineage.verify import verify
 from carbonlake.orchestrator import Context, Pipeline
 from carbonlake.settings import load_settings
 

@@ -67,7 +67,7 @@ def test_sample_on_s3_equals_the_embedded_default(tmp_path: Path, s3_endpoint: s
         ):
             assert s3_rows[record_id][column] == row[column]
     assert summary["co2e_tonnes"] == reference["co2e_tonnes"]
-    from carbonlake.lineage_verify import verify
+    from carbonlake.lineage.verify import verify
 
     report = verify(context.database, context.storage)
     assert report.ok, report.problems[:3]
@@ -180,7 +180,7 @@ def test_reusing_a_key_on_s3_keeps_both_versions(tmp_path: Path, s3_endpoint: st
     """Issue 17 item 1 on an object store: the second file under a key gets a version key."""
     import hashlib
 
-    from carbonlake.lineage_verify import verify
+    from carbonlake.lineage.verify import verify
 
     bucket = f"carbon-{uuid.uuid4().hex[:8]}"
     context = Context.open(s3_settings(tmp_path / "ws", s3_endpoint, bucket))
