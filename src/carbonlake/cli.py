@@ -38,7 +38,7 @@ from ._exceptions import CarbonlakeError, CommandFailed, ConfigurationError, Inp
 from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
 from .database import EXECUTION_LIST_FIELDS, Database
-from .orchestrator import Context, Pipeline
+from .executions import Context, Pipeline
 from .settings import Settings, load_settings
 from .storage import clean_key
 from .watch import Watcher

@@ -42,10 +42,10 @@ from typing import Any
 
 import polars as pl
 
-from . import calculate as calc
-from . import kickoff as kick
-from . import lake, lineage, notify, quality, transform
-from ._exceptions import (
+from .. import calculate as calc
+from .. import kickoff as kick
+from .. import lake, lineage, notify, quality, transform
+from .._exceptions import (
     CarbonlakeError,
     ExecutionAborted,
     InputDataError,
@@ -54,12 +54,12 @@ from ._exceptions import (
     StateConflict,
     StorageError,
 )
-from ._retry import Attempts, backoff
-from .calculate.factors import FactorSet, load_factor_set
-from .database import EMISSION_COLUMNS, LINEAGE_TABLE, Database
-from .quality.rules import Rule
-from .settings import RetrySettings, Settings
-from .storage import Storage
+from .._retry import Attempts, backoff
+from ..calculate.factors import FactorSet, load_factor_set
+from ..database import EMISSION_COLUMNS, LINEAGE_TABLE, Database
+from ..quality.rules import Rule
+from ..settings import RetrySettings, Settings
+from ..storage import Storage
 
 log = logging.getLogger("carbonlake.pipeline")
 
