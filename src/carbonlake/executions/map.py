@@ -16,14 +16,12 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, as_completed
-from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import Any
 
 import polars as pl
 
 from .. import calculate as calc
-from .. import lake, lineage, transform
+from .. import lake, lineage
 from .._exceptions import (
     CarbonlakeError,
     ExecutionAborted,
@@ -31,7 +29,7 @@ from .._exceptions import (
     LineageError,
     PipelineStepFailed,
 )
-from ..database import EMISSION_COLUMNS, LINEAGE_TABLE
+from ..database import LINEAGE_TABLE
 from ..settings import Settings
 from .context import Context
 from .journal import Journal, error_fields
@@ -233,125 +231,53 @@ class BatchMap:
 
     def _calculate_group(self, group: list[tuple[int, dict[str, Any]]]) -> None:
         ctx = self.ctx
-        frames = []
-        for index, batch in group:
+        for _, batch in group:
             self._require_batch(batch["storage_location"])
-            frame = calc.read_batch(ctx.storage, batch["storage_location"], transform.batch_schema)
-            frames.append(
-                frame.with_columns(
-                    pl.lit(index, dtype=pl.Int64).alias(calc.BATCH_COLUMN),
-                    pl.int_range(pl.len(), dtype=pl.Int64).alias(calc.POSITION_COLUMN),
-                    pl.lit(
-                        transform.enriched_name(PurePosixPath(batch["storage_location"]).name)
-                    ).alias(calc.BATCH_NAME_COLUMN),
-                )
-            )
-        records = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-        result = calc.calculate_frame(records, ctx.factor_set, "")
-        # Everything per batch is computed column-wise for the whole group first.
-        keep = [c for c in result.enriched.columns if c not in calc.INTERNAL_COLUMNS]
-        written = _by_batch(result.enriched.select([*keep, calc.BATCH_COLUMN]), drop_key=True)
-        failed = _by_batch(result.failed)
-        good_ids = _lists_by_batch(result.enriched, calc.RECORD_ID, calc.POSITION_COLUMN)
-        totals = {
-            int(row[calc.BATCH_COLUMN]): calc.co2e_by_method(row)
-            for row in result.database_rows.group_by(calc.BATCH_COLUMN)
-            .agg(calc.co2e_by_method_exprs())
-            .iter_rows(named=True)
-        }
-        enriched_prefix = ctx.storage.url("enriched", f"{self.root_id}/x")[:-1]
-        emission_rows = result.database_rows.with_columns(
-            pl.lit(self.root_id).alias("root_id"),
-            pl.lit(self.execution_id).alias("execution_id"),
-            pl.concat_str(pl.lit(enriched_prefix), pl.col(calc.BATCH_NAME_COLUMN)).alias(
-                "enriched_location"
-            ),
-            pl.lit(datetime.now(UTC).isoformat()).alias("calculated_at"),
-        ).select(EMISSION_COLUMNS)
-        # The group's results are one data file of the results table, written whole before
-        # the checkpoint registers it; the table commit follows the map (lake.commit).
-        results_file = lake.write_results(
-            ctx.storage,
-            emission_rows,
+        name = f"group-{group[0][0]:06d}"
+        calculated = calc.calculate_group(
+            [(index, batch["storage_location"]) for index, batch in group],
+            storage=ctx.storage,
+            factor_set=ctx.factor_set,
             root_id=self.root_id,
             execution_id=self.execution_id,
-            name=f"group-{group[0][0]:06d}",
+            name=name,
         )
         writer = self.journal.writer()
         states: list[tuple[str, dict[str, Any]]] = []
-        failures: list[tuple[Any, ...]] = []
-        empty = result.enriched.select(keep).clear()
-        for index, batch in group:
-            key = ctx.storage.split(batch["storage_location"])[1]
-            enriched_location = ctx.storage.url("enriched", transform.enriched_key(key))
-            enriched_bytes = calc.enriched_bytes(written.get(index, empty))
-            ctx.storage.write_bytes(enriched_location, enriched_bytes)
-            bad = failed.get(index, result.failed.clear())
-            errors_location = None
-            if bad.height:
-                errors_location = calc.errors_location(enriched_location)
-                ctx.storage.write_bytes(
-                    errors_location,
-                    calc.enriched_bytes(
-                        bad.drop(["__node_id", *calc.INTERNAL_COLUMNS], strict=False)
-                    ),
-                )
+        for (index, batch), done in zip(group, calculated.batches, strict=True):
             first_row = batch.get("first_row", index * self.batch_size + 1)
-            ids, positions = good_ids.get(index, ([], []))
-            lineage.record_request(
-                {
-                    "root_id": self.root_id,
-                    "parent_id": batch["node_id"],
-                    "action_taken": lineage.CALCULATION_COMPLETE,
-                    "storage_location": enriched_location,
-                    "records": [
-                        {"node_id": n, "row_number": first_row + p}
-                        for n, p in zip(ids, positions, strict=True)
-                    ],
-                },
+            self._record_calculation(
                 writer,
-                written=enriched_bytes,
-            )
-            failed_records = _failed_records(bad)
-            if failed_records:
-                lineage.record_request(
-                    {
-                        "root_id": self.root_id,
-                        "parent_id": batch["node_id"],
-                        "action_taken": lineage.CALCULATION_FAILED,
-                        "storage_location": errors_location,
-                        "records": [
-                            {
-                                "node_id": self._failed_node_id(r["node_id"]),
-                                "row_number": first_row + r["position"],
-                            }
-                            for r in failed_records
-                        ],
-                    },
-                    writer,
-                )
-            failures += calc.failure_rows(
-                bad,
-                [r["node_id"] for r in failed_records],
-                self.root_id,
-                self.execution_id,
+                batch["node_id"],
+                done.enriched_location,
+                [
+                    {"node_id": n, "row_number": first_row + p}
+                    for n, p in zip(done.record_ids, done.positions, strict=True)
+                ],
+                done.errors_location,
+                [
+                    {"node_id": r["node_id"], "row_number": first_row + r["position"]}
+                    for r in done.failed_records
+                ],
+                written=done.enriched_bytes,
             )
             states.append(
                 (
                     MapState(batch["node_id"]).name,
                     {
-                        "storage_location": enriched_location,
-                        "errors_storage_location": errors_location,
-                        "records_calculated": len(ids),
-                        "records_failed": bad.height,
+                        "storage_location": done.enriched_location,
+                        "errors_storage_location": done.errors_location,
+                        "records_calculated": len(done.record_ids),
+                        "records_failed": done.failed_count,
                         "failed_records": [
                             {"node_id": r["node_id"], "reason": r["reason"]}
-                            for r in failed_records[:MAX_FAILED_SAMPLES]
+                            for r in done.failed_records[:MAX_FAILED_SAMPLES]
                         ],
-                        "co2e_tonnes": totals.get(index, calc.co2e_by_method({})),
+                        "co2e_tonnes": done.co2e_tonnes,
                     },
                 )
             )
+        results_file = calculated.results_file
         files = [results_file] if results_file else []
         # The group's record nodes are one file of the lineage table, sealed by one ledger
         # node that keeps its SHA-256 (the checkpoint commits both with the registration).
@@ -362,7 +288,7 @@ class BatchMap:
                 record_nodes,
                 root_id=self.root_id,
                 execution_id=self.execution_id,
-                name=f"group-{group[0][0]:06d}",
+                name=name,
             )
             writer.add(
                 self.root_id,
@@ -378,8 +304,8 @@ class BatchMap:
             states,
             writer.take(),
             files,
-            emission_rows.get_column("activity_event_id").to_list(),
-            failures,
+            calculated.emission_rows.get_column("activity_event_id").to_list(),
+            calculated.failure_rows,
         )
         for state, output in states:
             self.done[state] = output
@@ -450,38 +376,40 @@ class BatchMap:
         # may still write; each failed attempt gets a node of its own.
         return f"{node_id}#failed-{self.redrive_number + 1}"
 
-    def _record_lineage(
+    def _record_calculation(
         self,
         writer: lineage.LineageWriter,
         parent_id: str,
-        calculations: dict[str, Any],
-        rows: dict[str, int],
+        enriched_location: str,
+        records: list[dict[str, Any]],
+        errors_location: str | None,
+        failed: list[dict[str, Any]],
+        written: bytes | None = None,
     ) -> None:
+        """A batch's calculation lineage: one CALCULATION_COMPLETE request for the
+        records calculated (``written``: the enriched file's bytes, when at hand) and one
+        CALCULATION_FAILED request for those that failed, each failure a node of its own."""
         lineage.record_request(
             {
                 "root_id": self.root_id,
                 "parent_id": parent_id,
                 "action_taken": lineage.CALCULATION_COMPLETE,
-                "storage_location": calculations["storage_location"],
-                "records": lineage.with_row_numbers(calculations["records"], rows),
+                "storage_location": enriched_location,
+                "records": records,
             },
             writer,
+            written=written,
         )
-        if calculations["failed_records"]:
-            failed = [
-                {
-                    "node_id": self._failed_node_id(r["node_id"]),
-                    "row_number": rows.get(r["node_id"]),
-                }
-                for r in calculations["failed_records"]
-            ]
+        if failed:
             lineage.record_request(
                 {
                     "root_id": self.root_id,
                     "parent_id": parent_id,
                     "action_taken": lineage.CALCULATION_FAILED,
-                    "storage_location": calculations["errors_storage_location"],
-                    "records": failed,
+                    "storage_location": errors_location,
+                    "records": [
+                        {**r, "node_id": self._failed_node_id(r["node_id"])} for r in failed
+                    ],
                 },
                 writer,
             )
@@ -516,7 +444,17 @@ class BatchMap:
             execution_id=self.execution_id,
             root_id=self.root_id,
         )["calculations"]
-        self._record_lineage(writer, item["data_lineage"]["parent_id"], calculations, rows)
+        self._record_calculation(
+            writer,
+            item["data_lineage"]["parent_id"],
+            calculations["storage_location"],
+            lineage.with_row_numbers(calculations["records"], rows),
+            calculations["errors_storage_location"],
+            [
+                {"node_id": r["node_id"], "row_number": rows.get(r["node_id"])}
+                for r in calculations["failed_records"]
+            ],
+        )
         return _iteration_output(calculations)
 
     def commit_results(self) -> None:
@@ -568,44 +506,3 @@ def _iteration_output(calculations: dict[str, Any]) -> dict[str, Any]:
         "failed_records": calculations["failed_records"][:MAX_FAILED_SAMPLES],
         "co2e_tonnes": calculations["co2e_tonnes"],
     }
-
-
-def _by_batch(frame: pl.DataFrame, drop_key: bool = False) -> dict[int, pl.DataFrame]:
-    """A frame of several batches, split by batch index."""
-    if not frame.height:
-        return {}
-    parts = frame.partition_by(
-        calc.BATCH_COLUMN, as_dict=True, maintain_order=True, include_key=not drop_key
-    )
-    return {int(key[0]): part for key, part in parts.items()}
-
-
-def _lists_by_batch(
-    frame: pl.DataFrame, first: str, second: str
-) -> dict[int, tuple[list[Any], list[Any]]]:
-    """Two columns of a frame as Python lists, per batch index (one pass)."""
-    grouped = frame.group_by(calc.BATCH_COLUMN, maintain_order=True).agg(first, second)
-    return {int(b): (x, y) for b, x, y in grouped.iter_rows()}
-
-
-def _failed_records(bad: pl.DataFrame) -> list[dict[str, Any]]:
-    """``node_id``, ``reason`` and ``position`` of a batch's failed records."""
-    if not bad.height:
-        return []
-    ids = bad[calc.RECORD_ID].to_list()
-    duplicated = bad[calc.RECORD_ID].is_duplicated().to_list()
-    return [
-        {
-            "node_id": record_id if record_id and not dup else fallback,
-            "reason": reason,
-            "position": position,
-        }
-        for record_id, dup, fallback, reason, position in zip(
-            ids,
-            duplicated,
-            bad["__node_id"].to_list(),
-            bad["error"].to_list(),
-            bad[calc.POSITION_COLUMN].to_list(),
-            strict=True,
-        )
-    ]

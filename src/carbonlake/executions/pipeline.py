@@ -24,7 +24,6 @@ batches at once.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import threading
 import uuid
@@ -562,49 +561,41 @@ class _ExecutionRun:
         # A transform that ran before a crash may have left batches: start clean.
         for stale in storage.list("transformed", self.root_id):
             storage.delete(stale)
-        if self.pipeline.distributed():
-            return self._distributed_transform(raw_location)
-        output: dict[str, Any] = transform.run(
-            {"JobName": transform.JOB_NAME, "Arguments": {"--UNIQUE_DIRECTORY": self.root_id}},
+        event = {"JobName": transform.JOB_NAME, "Arguments": {"--UNIQUE_DIRECTORY": self.root_id}}
+        if not self.pipeline.distributed():
+            return transform.run(
+                event, storage=storage, batch_size=self.batch_size, raw_location=raw_location
+            )
+
+        def on_workers(ranges: list[transform.ChunkRange]) -> list[tuple[str, int]]:
+            # Every worker reads its byte range of the raw file and writes its own batches.
+            runner = self.pipeline.open_runner(self.execution_id, self.root_id)
+            try:
+                futures = [
+                    runner.submit(
+                        split_chunk_task,
+                        self.ctx.settings,
+                        raw_location,
+                        self.root_id,
+                        chunk,
+                        start,
+                        end,
+                        self.batch_size,
+                    )
+                    for chunk, start, end in ranges
+                ]
+                return [pair for future in futures for pair in future.result()]
+            finally:
+                runner.close()
+
+        return transform.run(
+            event,
             storage=storage,
             batch_size=self.batch_size,
             raw_location=raw_location,
+            chunk_bytes=int(self.ctx.settings.pipeline.split_chunk_mb * (1 << 20)),
+            map_chunks=on_workers,
         )
-        return output
-
-    def _distributed_transform(self, raw_location: str) -> dict[str, Any]:
-        """The split spread over the Dask workers: one byte range of the raw file each,
-        every worker reading its range and writing its own batch files."""
-        chunk_bytes = max(1, int(self.ctx.settings.pipeline.split_chunk_mb * (1 << 20)))
-        offsets = transform.chunk_boundaries(self.ctx.storage, raw_location, chunk_bytes)
-        ranges = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(offsets)) if b > a]
-        runner = self.pipeline.open_runner(self.execution_id, self.root_id)
-        try:
-            futures = [
-                runner.submit(
-                    split_chunk_task,
-                    self.ctx.settings,
-                    raw_location,
-                    self.root_id,
-                    chunk,
-                    start,
-                    end,
-                    self.batch_size,
-                )
-                for chunk, start, end in ranges
-            ]
-            written = [pair for future in futures for pair in future.result()]
-        finally:
-            runner.close()
-        return {
-            "job_name": transform.JOB_NAME,
-            "job_id": f"jr_{uuid.uuid4().hex}",
-            "job_state": "SUCCEEDED",
-            "batches": len(written),
-            "records": sum(n for _, n in written),
-            "batch_records": [n for _, n in written],
-            "chunks": len(ranges),
-        }
 
     def _split(
         self, writer: lineage.LineageWriter, pass_node: str, transformed: dict[str, Any]
