@@ -21,7 +21,7 @@ import polars as pl
 
 from .. import lake, transform
 from .._exceptions import CalculationError, InputDataError
-from ..database import EMISSION_COLUMNS, Database
+from ..database import EMISSION_COLUMNS, Database, LakeFile
 from ..storage import Storage
 from . import units
 from .factors import AR6_GWP, GWP, FactorSet, load_factor_set
@@ -32,6 +32,7 @@ __all__ = [
     "FactorSet",
     "calculate",
     "calculate_frame",
+    "calculate_group",
     "calculate_records",
     "load_factor_set",
 ]
@@ -636,38 +637,49 @@ class GroupCalculation:
     batches: list[BatchCalculation]
     emission_rows: pl.DataFrame
     """The group's rows of the results table (``EMISSION_COLUMNS``)."""
-    results_file: Any
+    results_file: LakeFile | None
     """The results table's data file of the group (written, not yet registered), or
     ``None`` when no record was calculated."""
     failure_rows: list[tuple[Any, ...]]
     """The failed records as rows of calculation_failures."""
 
 
+@dataclass
+class BatchFrame:
+    """A batch to calculate: its records and where its enriched file goes."""
+
+    index: int
+    """The batch's index in its group (in an execution: in the execution's split)."""
+    records: pl.DataFrame
+    enriched_location: str
+    name: str | None = None
+    """The batch's name in the ids of failed records without one (default: the
+    enriched file's name)."""
+
+
 def calculate_group(
-    batches: list[tuple[int, str]],
+    batches: list[BatchFrame],
     *,
     storage: Storage,
     factor_set: FactorSet,
     root_id: str,
-    execution_id: str,
+    execution_id: str | None,
     name: str,
 ) -> GroupCalculation:
-    """Calculate consecutive batch files ``(index, location)`` together: one Polars call
-    for the group, then per batch its enriched file and its failed records' file; the
-    group's results are one data file of the results table, named ``name``. Nothing is
-    registered: the caller commits it all with the batches' checkpoints."""
-    frames = []
-    for index, location in batches:
-        frame = read_batch(storage, location, transform.batch_schema)
-        frames.append(
-            frame.with_columns(
-                pl.lit(index, dtype=pl.Int64).alias(BATCH_COLUMN),
-                pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION_COLUMN),
-                pl.lit(transform.enriched_name(PurePosixPath(location).name)).alias(
-                    BATCH_NAME_COLUMN
-                ),
-            )
+    """Calculate batches together: one Polars call for the group, then per batch its
+    enriched file and its failed records' file; the group's results are one data file
+    of the results table, named ``name``. Nothing is registered: the caller registers
+    the results file and the failures (an execution with the batches' checkpoints)."""
+    frames = [
+        batch.records.with_columns(
+            pl.lit(batch.index, dtype=pl.Int64).alias(BATCH_COLUMN),
+            pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION_COLUMN),
+            pl.lit(batch.name or PurePosixPath(batch.enriched_location).name).alias(
+                BATCH_NAME_COLUMN
+            ),
         )
+        for batch in batches
+    ]
     records = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     result = calculate_frame(records, factor_set, "")
     # Everything per batch is computed column-wise for the whole group first.
@@ -681,35 +693,33 @@ def calculate_group(
         .agg(co2e_by_method_exprs())
         .iter_rows(named=True)
     }
-    enriched_prefix = storage.url("enriched", f"{root_id}/x")[:-1]
+    locations = {batch.index: batch.enriched_location for batch in batches}
     rows = emission_rows(
         result.database_rows,
         root_id=root_id,
         execution_id=execution_id,
-        enriched_location=pl.concat_str(pl.lit(enriched_prefix), pl.col(BATCH_NAME_COLUMN)),
+        enriched_location=pl.col(BATCH_COLUMN).replace_strict(locations, return_dtype=pl.String),
     )
-    # Written whole before the checkpoint registers it; the table commit follows the map.
+    # Written whole before it is registered (in an execution: after the map, lake.commit).
     results_file = lake.write_results(
         storage, rows, root_id=root_id, execution_id=execution_id, name=name
     )
     out: list[BatchCalculation] = []
     failure_list: list[tuple[Any, ...]] = []
     empty = result.enriched.select(keep).clear()
-    for index, location in batches:
-        key = storage.split(location)[1]
-        enriched_location = storage.url("enriched", transform.enriched_key(key))
-        data = enriched_bytes(written.get(index, empty))
-        storage.write_bytes(enriched_location, data)
-        bad = failed.get(index, result.failed.clear())
-        ids, positions = good_ids.get(index, ([], []))
+    for batch in batches:
+        data = enriched_bytes(written.get(batch.index, empty))
+        storage.write_bytes(batch.enriched_location, data)
+        bad = failed.get(batch.index, result.failed.clear())
+        ids, positions = good_ids.get(batch.index, ([], []))
         node_ids = failed_record_ids(bad)
         failure_list += failure_rows(bad, node_ids, root_id, execution_id)
         out.append(
             BatchCalculation(
-                index=index,
-                enriched_location=enriched_location,
+                index=batch.index,
+                enriched_location=batch.enriched_location,
                 enriched_bytes=data,
-                errors_location=write_errors(storage, enriched_location, bad),
+                errors_location=write_errors(storage, batch.enriched_location, bad),
                 record_ids=ids,
                 positions=positions,
                 failed_records=[
@@ -722,7 +732,7 @@ def calculate_group(
                     )
                 ],
                 failed_count=bad.height,
-                co2e_tonnes=totals.get(index, co2e_by_method({})),
+                co2e_tonnes=totals.get(batch.index, co2e_by_method({})),
             )
         )
     return GroupCalculation(out, rows, results_file, failure_list)
@@ -792,43 +802,32 @@ def calculate_records(
 ) -> dict[str, Any]:
     """Calculate typed records, write them to ``enriched_location`` (failures next to it,
     in ``.errors.parquet``) and store their results; returns the task's output."""
-    result = calculate_frame(
-        records, factor_set, batch_name or PurePosixPath(enriched_location).name
-    )
-    storage.write_bytes(enriched_location, enriched_bytes(result.enriched))
-    failed_location = write_errors(storage, enriched_location, result.failed)
-    rows = emission_rows(
-        result.database_rows,
-        root_id=root_id,
-        execution_id=execution_id,
-        enriched_location=pl.lit(enriched_location),
-    )
-    # One data file of the results table; inside an execution its commit follows the map
-    # (the orchestrator's), on its own (the task) it is committed now.
-    results_file = lake.write_results(
-        storage,
-        rows,
+    calculated = calculate_group(
+        [BatchFrame(0, records, enriched_location, batch_name)],
+        storage=storage,
+        factor_set=factor_set,
         root_id=root_id,
         execution_id=execution_id,
         name=PurePosixPath(enriched_location).stem,
     )
-    files = [results_file] if results_file else []
-    database.register_results(files, rows.get_column("activity_event_id").to_list())
+    batch = calculated.batches[0]
+    # One data file of the results table; inside an execution its commit follows the map
+    # (the execution's), on its own (the task) it is committed now.
+    files = [calculated.results_file] if calculated.results_file else []
+    database.register_results(
+        files, calculated.emission_rows.get_column("activity_event_id").to_list()
+    )
     if files and execution_id is None:
         lake.commit(database, storage, None, root_id, files=files)
-
-    totals = co2e_by_method(result.database_rows.select(co2e_by_method_exprs()).row(0, named=True))
-    failed_ids = failed_record_ids(result.failed)
-    database.record_failures(failure_rows(result.failed, failed_ids, root_id, execution_id))
+    database.record_failures(calculated.failure_rows)
     return {
         "calculations": {
             "storage_location": enriched_location,
-            "records": [{"node_id": n} for n in result.enriched[RECORD_ID].to_list()],
+            "records": [{"node_id": n} for n in batch.record_ids],
             "failed_records": [
-                {"node_id": n, "reason": reason}
-                for n, reason in zip(failed_ids, result.failed["error"].to_list(), strict=True)
+                {"node_id": r["node_id"], "reason": r["reason"]} for r in batch.failed_records
             ],
-            "errors_storage_location": failed_location,
-            "co2e_tonnes": totals,
+            "errors_storage_location": batch.errors_location,
+            "co2e_tonnes": batch.co2e_tonnes,
         }
     }

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from .. import calculate as calc
-from .. import lake, lineage
+from .. import lake, lineage, transform
 from .._exceptions import (
     CarbonlakeError,
     ExecutionAborted,
@@ -231,11 +231,21 @@ class BatchMap:
 
     def _calculate_group(self, group: list[tuple[int, dict[str, Any]]]) -> None:
         ctx = self.ctx
-        for _, batch in group:
-            self._require_batch(batch["storage_location"])
+        frames = []
+        for index, batch in group:
+            location = batch["storage_location"]
+            self._require_batch(location)
+            key = ctx.storage.split(location)[1]
+            frames.append(
+                calc.BatchFrame(
+                    index,
+                    calc.read_batch(ctx.storage, location, transform.batch_schema),
+                    ctx.storage.url("enriched", transform.enriched_key(key)),
+                )
+            )
         name = f"group-{group[0][0]:06d}"
         calculated = calc.calculate_group(
-            [(index, batch["storage_location"]) for index, batch in group],
+            frames,
             storage=ctx.storage,
             factor_set=ctx.factor_set,
             root_id=self.root_id,
@@ -473,7 +483,7 @@ class BatchMap:
             )
         except (CarbonlakeError, OSError) as exc:
             raise PipelineStepFailed(
-                State.COMMIT_RESULTS,
+                State.COMMIT_RESULTS.value,
                 self.execution_id,
                 self.root_id,
                 f"the results could not be committed to the results table: {exc}; resume with "

@@ -331,7 +331,7 @@ class Pipeline:
         try:
             return open_runner(self.context.settings.pipeline, self.executor)
         except ConfigurationError as exc:
-            raise PipelineStepFailed(State.MAP, execution_id, root_id, str(exc)) from exc
+            raise PipelineStepFailed(State.MAP.value, execution_id, root_id, str(exc)) from exc
 
 
 class _ExecutionRun:
@@ -365,6 +365,7 @@ class _ExecutionRun:
 
     def state(self, name: str, call: StateWork) -> dict[str, Any]:
         """Run a state unless a checkpoint says it completed; checkpoint it atomically."""
+        name = str(name)  # a State member is recorded as its plain name
         if name in self.done:
             return self.done[name]
         self.journal.check_stop()
@@ -375,10 +376,21 @@ class _ExecutionRun:
         self.done[name] = output
         return output
 
-    def _node(self, writer: lineage.LineageWriter, request: dict[str, Any]) -> str:
-        node_id: str = lineage.record_request({"root_id": self.root_id, **request}, writer)[
-            "data_lineage"
-        ]["node_id"]
+    def _file_node(self, state: State, action: str, parent_id: str, location: str) -> str:
+        """A state whose work is one file-level lineage node (the spec's ``action``,
+        pointing at ``location``, under ``parent_id``); returns the node's id."""
+
+        def work(writer: lineage.LineageWriter) -> dict[str, Any]:
+            request = {
+                "root_id": self.root_id,
+                "parent_id": parent_id,
+                "action_taken": action,
+                "record": {"storage_location": location},
+            }
+            output = lineage.record_request(request, writer)
+            return {"node_id": output["data_lineage"]["node_id"]}
+
+        node_id: str = self.state(state, work)["node_id"]
         return node_id
 
     # -- the state machine -----------------------------------------------------------------
@@ -388,21 +400,9 @@ class _ExecutionRun:
         root_id = self.root_id
         landing = self.input["storage_location"]
 
-        raw_node = self.state(
-            "RAW_DATA_INPUT",
-            lambda w: {
-                "node_id": self._node(
-                    w,
-                    {
-                        "parent_id": root_id,
-                        "action_taken": lineage.RAW_DATA_INPUT,
-                        "record": {"storage_location": landing},
-                    },
-                )
-            },
-        )["node_id"]
+        raw_node = self._file_node(State.RAW_DATA_INPUT, lineage.RAW_DATA_INPUT, root_id, landing)
         resources = self.state(
-            "DQ_SETUP",
+            State.DQ_SETUP,
             lambda w: quality.setup(
                 {"event_type": "SETUP", "storage_location": landing, "root_id": root_id},
                 database=ctx.database,
@@ -410,7 +410,7 @@ class _ExecutionRun:
             )["data_quality"],
         )
         dq_results = self.state(
-            "DQ_PROFILE",
+            State.DQ_PROFILE,
             lambda w: quality.profile(
                 {"Name": resources["job_name"]},
                 storage=ctx.storage,
@@ -420,7 +420,7 @@ class _ExecutionRun:
             )["data_quality"]["results"],
         )
         self.state(
-            "DQ_CLEANUP",
+            State.DQ_CLEANUP,
             lambda w: quality.cleanup(
                 {
                     "event_type": "CLEANUP",
@@ -432,55 +432,23 @@ class _ExecutionRun:
             ),
         )
         report_url = quality.report_location(dq_results, ctx.storage)
-        profile_node = self.state(
-            "PROFILE_COMPLETE",
-            lambda w: {
-                "node_id": self._node(
-                    w,
-                    {
-                        "parent_id": raw_node,
-                        "action_taken": lineage.PROFILE_COMPLETE,
-                        "record": {"storage_location": report_url},
-                    },
-                )
-            },
-        )["node_id"]
+        profile_node = self._file_node(
+            State.PROFILE_COMPLETE, lineage.PROFILE_COMPLETE, raw_node, report_url
+        )
         checked = self.state(
-            "DQ_CHECK_RESULTS", lambda w: self._check_results(landing, dq_results, report_url)
+            State.DQ_CHECK_RESULTS, lambda w: self._check_results(landing, dq_results, report_url)
         )
         location = checked["storage_location"]
         if not checked["status"]:
-            self.state(
-                "DQ_CHECK_FAIL",
-                lambda w: {
-                    "node_id": self._node(
-                        w,
-                        {
-                            "parent_id": profile_node,
-                            "action_taken": lineage.DQ_CHECK_FAIL,
-                            "record": {"storage_location": location},
-                        },
-                    )
-                },
-            )
-            self.state("DQ_ERROR_NOTIFICATION", lambda w: self._notify(landing, report_url))
+            self._file_node(State.DQ_CHECK_FAIL, lineage.DQ_CHECK_FAIL, profile_node, location)
+            self.state(State.DQ_ERROR_NOTIFICATION, lambda w: self._notify(landing, report_url))
             return
 
-        pass_node = self.state(
-            "DQ_CHECK_PASS",
-            lambda w: {
-                "node_id": self._node(
-                    w,
-                    {
-                        "parent_id": profile_node,
-                        "action_taken": lineage.DQ_CHECK_PASS,
-                        "record": {"storage_location": location},
-                    },
-                )
-            },
-        )["node_id"]
-        transformed = self.state("TRANSFORM", lambda w: self._transform(location))
-        split = self.state("BATCH_SPLIT", lambda w: self._split(w, pass_node, transformed))
+        pass_node = self._file_node(
+            State.DQ_CHECK_PASS, lineage.DQ_CHECK_PASS, profile_node, location
+        )
+        transformed = self.state(State.TRANSFORM, lambda w: self._transform(location))
+        split = self.state(State.BATCH_SPLIT, lambda w: self._split(w, pass_node, transformed))
         runner = self.pipeline.open_runner(self.execution_id, self.root_id)
         try:
             self.map.run(split, runner)
