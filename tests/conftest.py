@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonlake.orchestrator import Context
+from carbonlake.executions import Context
 from carbonlake.settings import Settings, load_settings
 
 PACKAGE_DATA = Path(__file__).resolve().parents[1] / "src" / "carbonlake" / "data"

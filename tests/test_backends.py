@@ -14,9 +14,9 @@ import pytest
 from carbonlake import Pipeline
 from carbonlake.calculate.factors import import_factor_file
 from carbonlake.database import Database
+from carbonlake.executions import Context
 from carbonlake.lineage import trace
 from carbonlake.lineage.verify import verify
-from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
 from .conftest import HEADER, SAMPLE, activity_row

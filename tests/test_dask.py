@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from carbonlake import Pipeline
+from carbonlake.executions import Context
 from carbonlake.lineage.verify import verify
-from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
 from .conftest import HEADER, SAMPLE, activity_row

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from carbonlake import Pipeline
 from carbonlake.cli import cli
+from carbonlake.executions import Context, retry_delays
 from carbonlake.lineage import trace
-from carbonlake.orchestrator import Context, retry_delays
 from carbonlake.settings import RetrySettings, load_settings
 
 from .conftest import HEADER, activity_row

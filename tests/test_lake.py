@@ -17,7 +17,7 @@ import pytest
 
 from carbonlake import Pipeline
 from carbonlake.database import EMISSION_COLUMNS
-from carbonlake.orchestrator import Context
+from carbonlake.executions import Context
 from carbonlake.settings import load_settings
 
 from .test_record_delete import ROWS, expected_ar5_tonnes, write_input

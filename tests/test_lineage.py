@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from carbonlake import LineageError, Pipeline, tasks
 from carbonlake.cli import cli
 from carbonlake.database import Database
+from carbonlake.executions import Context
 from carbonlake.lineage import (
     LineageWriter,
     canonical_node,
@@ -33,7 +34,6 @@ from carbonlake.lineage import (
 from carbonlake.lineage.archive import archive
 from carbonlake.lineage.nodes import _sibling_hashes
 from carbonlake.lineage.verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
-from carbonlake.orchestrator import Context
 from carbonlake.settings import Settings, load_settings
 
 from .conftest import activity_row

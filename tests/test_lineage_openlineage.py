@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 
 from carbonlake import Pipeline
 from carbonlake.cli import cli
+from carbonlake.executions import Context
 from carbonlake.lineage import trace
 from carbonlake.lineage.openlineage import dataset_id
-from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
 from .conftest import HEADER, activity_row

@@ -498,8 +498,8 @@ def test_the_library_proves_on_both_back_ends(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:
     from carbonlake import Pipeline
+    from carbonlake.executions import Context
     from carbonlake.lineage.proof import digest, prove, verify_proof
-    from carbonlake.orchestrator import Context
     from carbonlake.settings import load_settings
 
     url = (
@@ -532,8 +532,8 @@ def test_a_failed_record_has_nothing_to_prove_until_a_redrive_calculates_it(
 ) -> None:
     from carbonlake import LineageError, Pipeline
     from carbonlake.calculate.factors import import_factor_file
+    from carbonlake.executions import Context
     from carbonlake.lineage.proof import digest, prove, verify_proof
-    from carbonlake.orchestrator import Context
     from carbonlake.settings import load_settings
 
     source = tmp_path / "m.csv"

@@ -22,11 +22,11 @@ from click.testing import CliRunner, Result
 
 from carbonlake import Pipeline, transform
 from carbonlake.cli import cli
+from carbonlake.executions import Context
 from carbonlake.lineage import node_hash, outline, render_outline, trace, tree
 from carbonlake.lineage.archive import archive
 from carbonlake.lineage.openlineage import run_events
 from carbonlake.lineage.verify import checkpoint, verify
-from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
 from .conftest import activity_row

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from carbonlake import Pipeline
 from carbonlake.database import EMISSION_COLUMNS, LINEAGE_COLUMNS, Database, EmissionFilter
 from carbonlake.db.migrate import HEAD, SCRIPTS
-from carbonlake.orchestrator import Context
+from carbonlake.executions import Context
 from carbonlake.settings import load_settings
 
 from .conftest import activity_row

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from carbonlake.executions import Context, Pipeline
 from carbonlake.lineage.verify import verify
-from carbonlake.orchestrator import Context, Pipeline
 from carbonlake.settings import load_settings
 
 from .conftest import activity_row

@@ -13,8 +13,8 @@ import pytest
 
 from carbonlake import Pipeline
 from carbonlake.emissions import export
+from carbonlake.executions import Context
 from carbonlake.lineage import trace, tree
-from carbonlake.orchestrator import Context
 from carbonlake.settings import load_settings
 
 from .conftest import FACTORS_CSV, HEADER, SAMPLE, activity_row

@@ -11,7 +11,7 @@ import pytest
 
 from carbonlake import tasks
 from carbonlake.calculate.factors import load_factor_set
-from carbonlake.orchestrator import Context
+from carbonlake.executions import Context
 from carbonlake.quality import check_file, default_rules, factor_set_lists
 from carbonlake.quality.gate import MAX_SAMPLES, evaluate
 from carbonlake.quality.rules import rules_from_document

@@ -27,8 +27,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from carbonlake import ConfigurationError
+from carbonlake.executions import Context, Pipeline
 from carbonlake.notify import DQ_FAILURE_SUBJECT, deliver
-from carbonlake.orchestrator import Context, Pipeline
 from carbonlake.settings import NotifySettings, load_settings
 
 from .conftest import HEADER, activity_row

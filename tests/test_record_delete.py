@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from carbonlake import ConfigurationError, InputDataError, emissions
 from carbonlake.calculate.recalculate import recalculate
 from carbonlake.cli import cli
+from carbonlake.executions import Context
 from carbonlake.lineage.verify import checkpoint, verify
-from carbonlake.orchestrator import Context
 from carbonlake.service import create_app
 from carbonlake.settings import load_settings
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from carbonlake.orchestrator import Context, Pipeline
+from carbonlake.executions import Context, Pipeline
 from carbonlake.quality import check_file, load_ruleset
 
 from .conftest import HEADER, activity_row

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from carbonlake import Pipeline
-from carbonlake.orchestrator import Context
+from carbonlake.executions import Context
 from carbonlake.settings import load_settings
 from carbonlake.storage import Storage
 

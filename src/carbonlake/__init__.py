@@ -13,7 +13,7 @@ from ._exceptions import (
     PipelineStepFailed,
     StorageError,
 )
-from .orchestrator import Context, Pipeline
+from .executions import Context, Pipeline
 from .settings import Settings, load_settings
 
 __version__ = "0.1.0"

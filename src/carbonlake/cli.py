@@ -36,9 +36,9 @@ from ._exceptions import CarbonlakeError, CommandFailed, ConfigurationError, Inp
 from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
 from .database import EXECUTION_LIST_FIELDS, Database
+from .executions import Context, Pipeline
 from .lineage import proof as lineage_proof_module
 from .lineage import verify as lineage_verify_module
-from .orchestrator import Context, Pipeline
 from .settings import Settings, load_settings
 from .storage import clean_key
 from .watch import Watcher

@@ -36,7 +36,7 @@ from .documents import (
     TransformEvent,
     TransformOutput,
 )
-from .orchestrator import Context
+from .executions import Context
 from .settings import Settings, load_settings
 
 __all__ = [

@@ -330,20 +330,45 @@ def split_chunk(
         )
 
 
+ChunkRange = tuple[int, int, int]
+"""``(chunk, start, end)``: one byte range of a raw file, split by one worker."""
+
+ChunkMapper = Callable[[list[ChunkRange]], list[tuple[str, int]]]
+"""Splits each range (:func:`split_chunk`, on workers) and returns (URL, records) per
+batch of all of them, in order."""
+
+
 def run(
-    event: TransformEvent, *, storage: Storage, batch_size: int, raw_location: str
+    event: TransformEvent,
+    *,
+    storage: Storage,
+    batch_size: int,
+    raw_location: str,
+    chunk_bytes: int = 0,
+    map_chunks: ChunkMapper | None = None,
 ) -> dict[str, Any]:
     """The spec's Glue job: ``{"JobName", "Arguments": {"--UNIQUE_DIRECTORY"}}`` in.
 
-    Returns ``{"job_name", "job_id", "job_state"}`` plus ``batches`` and
-    ``records`` for the orchestrator's summary.
+    Returns ``{"job_name", "job_id", "job_state"}`` plus ``batches``, ``records`` and
+    ``batch_records`` for the execution's summary. With ``map_chunks`` the split is
+    spread over workers, one range of about ``chunk_bytes`` bytes each (the output then
+    says how many ``chunks``).
     """
     arguments = event.get("Arguments") or {}
     root_id = arguments.get("--UNIQUE_DIRECTORY")
     if not root_id:
         raise InputDataError("transform needs Arguments['--UNIQUE_DIRECTORY'] (the root_id)")
     job_name = event.get("JobName") or JOB_NAME
-    urls, records, counts = split(raw_location, root_id, storage=storage, batch_size=batch_size)
+    extra: dict[str, Any] = {}
+    if map_chunks is None:
+        urls, records, counts = split(raw_location, root_id, storage=storage, batch_size=batch_size)
+    else:
+        offsets = chunk_boundaries(storage, raw_location, max(1, chunk_bytes))
+        ranges = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(offsets)) if b > a]
+        written = map_chunks(ranges)
+        urls, counts = [u for u, _ in written], [n for _, n in written]
+        records = sum(counts)
+        extra["chunks"] = len(ranges)
     return {
         "job_name": job_name,
         "job_id": f"jr_{uuid.uuid4().hex}",
@@ -351,6 +376,7 @@ def run(
         "batches": len(urls),
         "records": records,
         "batch_records": counts,
+        **extra,
     }
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import kickoff as kick
 from ._exceptions import CarbonlakeError
-from .orchestrator import Pipeline
+from .executions import Pipeline
 
 log = logging.getLogger("carbonlake.watch")
 

@@ -21,7 +21,7 @@ import polars as pl
 
 from .. import lake, transform
 from .._exceptions import CalculationError, InputDataError
-from ..database import EMISSION_COLUMNS, Database
+from ..database import EMISSION_COLUMNS, Database, LakeFile
 from ..documents import CalculateEvent, CalculateOutput
 from ..storage import Storage
 from . import units
@@ -33,6 +33,7 @@ __all__ = [
     "FactorSet",
     "calculate",
     "calculate_frame",
+    "calculate_group",
     "calculate_records",
     "load_factor_set",
 ]
@@ -566,6 +567,196 @@ def errors_location(enriched_location: str) -> str:
     return f"{folder}/errors/{name}.errors.parquet"
 
 
+def failed_record_ids(failed: pl.DataFrame) -> list[str]:
+    """The lineage node id of each failed record: its ``activity_event_id``, or, where
+    that is missing or not unique in the batch, the id the calculation generated."""
+    if not failed.height:
+        return []
+    return [
+        record_id if record_id and not duplicated else fallback
+        for record_id, duplicated, fallback in zip(
+            failed[RECORD_ID].to_list(),
+            failed[RECORD_ID].is_duplicated().to_list(),
+            failed["__node_id"].to_list(),
+            strict=True,
+        )
+    ]
+
+
+def emission_rows(
+    database_rows: pl.DataFrame,
+    *,
+    root_id: str,
+    execution_id: str | None,
+    enriched_location: pl.Expr,
+) -> pl.DataFrame:
+    """The results table's rows (``EMISSION_COLUMNS``) of calculated records, stamped
+    with their root, execution, enriched file and the time of the calculation."""
+    return database_rows.with_columns(
+        pl.lit(root_id).alias("root_id"),
+        pl.lit(execution_id, dtype=pl.String).alias("execution_id"),
+        enriched_location.alias("enriched_location"),
+        pl.lit(datetime.now(UTC).isoformat()).alias("calculated_at"),
+    ).select(EMISSION_COLUMNS)
+
+
+def write_errors(storage: Storage, enriched_location: str, failed: pl.DataFrame) -> str | None:
+    """Write a batch's failed records next to its enriched file (:func:`errors_location`);
+    where they are, ``None`` when no record failed."""
+    if not failed.height:
+        return None
+    location = errors_location(enriched_location)
+    storage.write_bytes(
+        location, enriched_bytes(failed.drop(["__node_id", *INTERNAL_COLUMNS], strict=False))
+    )
+    return location
+
+
+@dataclass
+class BatchCalculation:
+    """One batch's share of a group's calculation, its enriched (and errors) file written."""
+
+    index: int
+    """The batch's index in the execution's split."""
+    enriched_location: str
+    enriched_bytes: bytes
+    errors_location: str | None
+    record_ids: list[Any]
+    """The calculated records' ``activity_event_id``, in file order ..."""
+    positions: list[int]
+    """... and their positions in the batch file (0 for its first record)."""
+    failed_records: list[dict[str, Any]]
+    """``node_id``, ``reason`` and ``position`` of each record that failed."""
+    failed_count: int
+    co2e_tonnes: dict[str, dict[str, float]]
+
+
+@dataclass
+class GroupCalculation:
+    """A group of batches calculated in one Polars call (:func:`calculate_group`)."""
+
+    batches: list[BatchCalculation]
+    emission_rows: pl.DataFrame
+    """The group's rows of the results table (``EMISSION_COLUMNS``)."""
+    results_file: LakeFile | None
+    """The results table's data file of the group (written, not yet registered), or
+    ``None`` when no record was calculated."""
+    failure_rows: list[tuple[Any, ...]]
+    """The failed records as rows of calculation_failures."""
+
+
+@dataclass
+class BatchFrame:
+    """A batch to calculate: its records and where its enriched file goes."""
+
+    index: int
+    """The batch's index in its group (in an execution: in the execution's split)."""
+    records: pl.DataFrame
+    enriched_location: str
+    name: str | None = None
+    """The batch's name in the ids of failed records without one (default: the
+    enriched file's name)."""
+
+
+def calculate_group(
+    batches: list[BatchFrame],
+    *,
+    storage: Storage,
+    factor_set: FactorSet,
+    root_id: str,
+    execution_id: str | None,
+    name: str,
+) -> GroupCalculation:
+    """Calculate batches together: one Polars call for the group, then per batch its
+    enriched file and its failed records' file; the group's results are one data file
+    of the results table, named ``name``. Nothing is registered: the caller registers
+    the results file and the failures (an execution with the batches' checkpoints)."""
+    frames = [
+        batch.records.with_columns(
+            pl.lit(batch.index, dtype=pl.Int64).alias(BATCH_COLUMN),
+            pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION_COLUMN),
+            pl.lit(batch.name or PurePosixPath(batch.enriched_location).name).alias(
+                BATCH_NAME_COLUMN
+            ),
+        )
+        for batch in batches
+    ]
+    records = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    result = calculate_frame(records, factor_set, "")
+    # Everything per batch is computed column-wise for the whole group first.
+    keep = [c for c in result.enriched.columns if c not in INTERNAL_COLUMNS]
+    written = _by_batch(result.enriched.select([*keep, BATCH_COLUMN]), drop_key=True)
+    failed = _by_batch(result.failed)
+    good_ids = _lists_by_batch(result.enriched, RECORD_ID, POSITION_COLUMN)
+    totals = {
+        int(row[BATCH_COLUMN]): co2e_by_method(row)
+        for row in result.database_rows.group_by(BATCH_COLUMN)
+        .agg(co2e_by_method_exprs())
+        .iter_rows(named=True)
+    }
+    locations = {batch.index: batch.enriched_location for batch in batches}
+    rows = emission_rows(
+        result.database_rows,
+        root_id=root_id,
+        execution_id=execution_id,
+        enriched_location=pl.col(BATCH_COLUMN).replace_strict(locations, return_dtype=pl.String),
+    )
+    # Written whole before it is registered (in an execution: after the map, lake.commit).
+    results_file = lake.write_results(
+        storage, rows, root_id=root_id, execution_id=execution_id, name=name
+    )
+    out: list[BatchCalculation] = []
+    failure_list: list[tuple[Any, ...]] = []
+    empty = result.enriched.select(keep).clear()
+    for batch in batches:
+        data = enriched_bytes(written.get(batch.index, empty))
+        storage.write_bytes(batch.enriched_location, data)
+        bad = failed.get(batch.index, result.failed.clear())
+        ids, positions = good_ids.get(batch.index, ([], []))
+        node_ids = failed_record_ids(bad)
+        failure_list += failure_rows(bad, node_ids, root_id, execution_id)
+        out.append(
+            BatchCalculation(
+                index=batch.index,
+                enriched_location=batch.enriched_location,
+                enriched_bytes=data,
+                errors_location=write_errors(storage, batch.enriched_location, bad),
+                record_ids=ids,
+                positions=positions,
+                failed_records=[
+                    {"node_id": n, "reason": reason, "position": position}
+                    for n, reason, position in zip(
+                        node_ids,
+                        bad["error"].to_list() if bad.height else [],
+                        bad[POSITION_COLUMN].to_list() if bad.height else [],
+                        strict=True,
+                    )
+                ],
+                failed_count=bad.height,
+                co2e_tonnes=totals.get(batch.index, co2e_by_method({})),
+            )
+        )
+    return GroupCalculation(out, rows, results_file, failure_list)
+
+
+def _by_batch(frame: pl.DataFrame, drop_key: bool = False) -> dict[int, pl.DataFrame]:
+    """A frame of several batches, split by batch index."""
+    if not frame.height:
+        return {}
+    parts = frame.partition_by(
+        BATCH_COLUMN, as_dict=True, maintain_order=True, include_key=not drop_key
+    )
+    return {int(key[0]): part for key, part in parts.items()}
+
+
+def _lists_by_batch(
+    frame: pl.DataFrame, first: str, second: str
+) -> dict[int, tuple[list[Any], list[Any]]]:
+    """Two columns of a frame as Python lists, per batch index (one pass)."""
+    grouped = frame.group_by(BATCH_COLUMN, maintain_order=True).agg(first, second)
+    return {int(b): (x, y) for b, x, y in grouped.iter_rows()}
+
+
 def calculate(
     event: CalculateEvent,
     *,
@@ -616,58 +807,34 @@ def calculate_records(
     in ``.errors.parquet``) and store their results; returns the task's output.
 
     The output has the shape of :class:`~carbonlake.documents.CalculateOutput`, typed as a plain
-    dict while the orchestrator's states read it as one.
+    dict while the executions' states read it as one.
     """
-    result = calculate_frame(
-        records, factor_set, batch_name or PurePosixPath(enriched_location).name
-    )
-    storage.write_bytes(enriched_location, enriched_bytes(result.enriched))
-    failed_location = None
-    if result.failed.height:
-        failed_location = errors_location(enriched_location)
-        storage.write_bytes(failed_location, enriched_bytes(result.failed.drop("__node_id")))
-
-    now = datetime.now(UTC).isoformat()
-    rows = result.database_rows.with_columns(
-        pl.lit(root_id).alias("root_id"),
-        pl.lit(execution_id, dtype=pl.String).alias("execution_id"),
-        pl.lit(enriched_location).alias("enriched_location"),
-        pl.lit(now).alias("calculated_at"),
-    ).select(EMISSION_COLUMNS)
-    # One data file of the results table; inside an execution its commit follows the map
-    # (the orchestrator's), on its own (the task) it is committed now.
-    results_file = lake.write_results(
-        storage,
-        rows,
+    calculated = calculate_group(
+        [BatchFrame(0, records, enriched_location, batch_name)],
+        storage=storage,
+        factor_set=factor_set,
         root_id=root_id,
         execution_id=execution_id,
         name=PurePosixPath(enriched_location).stem,
     )
-    files = [results_file] if results_file else []
-    database.register_results(files, rows.get_column("activity_event_id").to_list())
+    batch = calculated.batches[0]
+    # One data file of the results table; inside an execution its commit follows the map
+    # (the execution's), on its own (the task) it is committed now.
+    files = [calculated.results_file] if calculated.results_file else []
+    database.register_results(
+        files, calculated.emission_rows.get_column("activity_event_id").to_list()
+    )
     if files and execution_id is None:
         lake.commit(database, storage, None, root_id, files=files)
-
-    totals = co2e_by_method(result.database_rows.select(co2e_by_method_exprs()).row(0, named=True))
-    failed_ids = [
-        record_id if record_id and not duplicated else fallback
-        for record_id, duplicated, fallback in zip(
-            result.failed[RECORD_ID].to_list() if result.failed.height else [],
-            result.failed[RECORD_ID].is_duplicated().to_list() if result.failed.height else [],
-            result.failed["__node_id"].to_list() if result.failed.height else [],
-            strict=True,
-        )
-    ]
-    database.record_failures(failure_rows(result.failed, failed_ids, root_id, execution_id))
+    database.record_failures(calculated.failure_rows)
     return {
         "calculations": {
             "storage_location": enriched_location,
-            "records": [{"node_id": n} for n in result.enriched[RECORD_ID].to_list()],
+            "records": [{"node_id": n} for n in batch.record_ids],
             "failed_records": [
-                {"node_id": n, "reason": reason}
-                for n, reason in zip(failed_ids, result.failed["error"].to_list(), strict=True)
+                {"node_id": r["node_id"], "reason": r["reason"]} for r in batch.failed_records
             ],
-            "errors_storage_location": failed_location,
-            "co2e_tonnes": totals,
+            "errors_storage_location": batch.errors_location,
+            "co2e_tonnes": batch.co2e_tonnes,
         }
     }

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from ..orchestrator import Context, Pipeline
+from ..executions import Context, Pipeline
 from ..settings import Settings
 from ._runner import Runner
 

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..orchestrator import Context, Pipeline
+from ..executions import Context, Pipeline
 from ..settings import Settings, load_settings
 from . import _problems, _security
 from ._runner import Runner

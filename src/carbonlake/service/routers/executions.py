@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from ...database import EXECUTION_LIST_FIELDS
+from ...executions.states import MapState, State, base_state
 from .._problems import ProblemError, responses
 from .._state import Service, ServiceDep
 
@@ -17,20 +18,25 @@ ExecutionStatus = Literal[
 LIST_FIELDS = EXECUTION_LIST_FIELDS
 
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("landed", "Landed", ("RAW_DATA_INPUT",)),
+    ("landed", "Landed", (State.RAW_DATA_INPUT,)),
     (
         "profile",
         "Data-quality profile",
-        ("DQ_SETUP", "DQ_PROFILE", "DQ_CLEANUP", "PROFILE_COMPLETE"),
+        (State.DQ_SETUP, State.DQ_PROFILE, State.DQ_CLEANUP, State.PROFILE_COMPLETE),
     ),
     (
         "check",
         "Data-quality check",
-        ("DQ_CHECK_RESULTS", "DQ_CHECK_PASS", "DQ_CHECK_FAIL", "DQ_ERROR_NOTIFICATION"),
+        (
+            State.DQ_CHECK_RESULTS,
+            State.DQ_CHECK_PASS,
+            State.DQ_CHECK_FAIL,
+            State.DQ_ERROR_NOTIFICATION,
+        ),
     ),
-    ("transform", "Transform", ("TRANSFORM",)),
-    ("split", "Split into batches", ("BATCH_SPLIT",)),
-    ("calculate", "Calculate emissions", ("MAP",)),
+    ("transform", "Transform", (State.TRANSFORM,)),
+    ("split", "Split into batches", (State.BATCH_SPLIT,)),
+    ("calculate", "Calculate emissions", (State.MAP,)),
 )
 """The stages a page shows, and the spec's states in each."""
 
@@ -52,7 +58,7 @@ def stages(
     finished: dict[str, str] = {}
     for event in events:
         state = event.get("state") or ""
-        base = "MAP" if state.startswith("MAP:") else state
+        base = base_state(state)
         kind = event["event_type"]
         if kind in ("StateEntered", "MapIterationStarted"):
             started.setdefault(base, event["at"])
@@ -69,7 +75,7 @@ def stages(
     found = []
     for stage, title, states in STAGES:
         if stage == "calculate":
-            mine = [v for k, v in state_of.items() if k.startswith("MAP:")]
+            mine = [v for k, v in state_of.items() if MapState.is_map(k)]
         else:
             mine = [state_of[s] for s in states if s in state_of]
         if "failed" in mine or (stage == "check" and dq_failed):
@@ -88,11 +94,11 @@ def stages(
             "stage": stage,
             "title": title,
             "status": value,
-            "started_at": started.get("MAP" if stage == "calculate" else states[0]),
+            "started_at": started.get(State.MAP if stage == "calculate" else states[0]),
             "finished_at": max(
                 (
                     finished[s]
-                    for s in (("MAP",) if stage == "calculate" else states)
+                    for s in ((State.MAP,) if stage == "calculate" else states)
                     if s in finished
                 ),
                 default=None,
