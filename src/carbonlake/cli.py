@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -27,21 +27,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+# The stages, the database layer and storage are imported by the commands that use
+# them: `carbonlake --version` and the read-only commands start without the pipeline's
+# imports (Polars, pyarrow, the calculation, the data-quality gate).
 from . import emissions as emissions_module
-from . import kickoff as kickoff_module
-from . import lineage as lineage_module
-from . import lineage_proof as lineage_proof_module
-from . import lineage_verify as lineage_verify_module
-from . import quality
 from . import report as report_module
 from ._exceptions import CarbonlakeError, CommandFailed, ConfigurationError, InputDataError
-from .calculate import factors as factors_module
-from .calculate import recalculate as recalculate_module
-from .database import EXECUTION_LIST_FIELDS, Database
-from .orchestrator import Context, Pipeline
 from .settings import Settings, load_settings
-from .storage import clean_key
-from .watch import Watcher
+
+if TYPE_CHECKING:
+    from .calculate import factors as factors_module
+    from .context import Context
+    from .orchestrator import Pipeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,8 +86,17 @@ def _report_error(exc: CarbonlakeError, as_json: bool) -> None:
     stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
 
 
-def _open(workspace: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Context:
-    return Context.open(load_settings(workspace, overrides=overrides))
+def _open(
+    workspace: Path | None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    *,
+    load_library: bool = True,
+) -> Context:
+    """The workspace's context; ``load_library=False`` (commands that only read results,
+    executions or lineage) loads the ruleset and the factor set on first use only."""
+    from .context import Context
+
+    return Context.open(load_settings(workspace, overrides=overrides), load_library=load_library)
 
 
 class _Progress:
@@ -205,6 +211,8 @@ def _run_files(
     name: str | None = None,
     force: bool = False,
 ) -> list[dict[str, Any]]:
+    from .orchestrator import Pipeline
+
     pipeline = Pipeline(context)
     summaries = []
     with _Progress(progress_enabled) as progress, _stop_on_signals(pipeline):
@@ -301,6 +309,9 @@ def run(
     Prints a summary per file: data-quality verdict, records calculated and
     failed, CO2e totals. Exits 1 if any file failed.
     """
+    from . import quality
+    from .storage import clean_key
+
     if key and len(files) > 1:
         raise click.UsageError("--key names one object; give a single FILE with it")
     if key is not None:
@@ -395,6 +406,8 @@ def dq() -> None:
 
 def _factor_set_loader(settings: Settings) -> Callable[[], factors_module.FactorSet]:
     """Loads [calculate] factor_set when a rule first needs it (imported sets from the database)."""
+    from .calculate import factors as factors_module
+    from .database import Database
 
     def load() -> factors_module.FactorSet:
         selector = settings.calculate.factor_set
@@ -410,6 +423,8 @@ def _factor_set_loader(settings: Settings) -> Callable[[], factors_module.Factor
 
 
 def _print_dq_report(path: Path, report: dict[str, Any], profile: dict[str, Any] | None) -> None:
+    from . import quality
+
     verdict = "[green]PASSED[/]" if report["passed"] else "[red]FAILED[/]"
     summary = report["summary"]
     stdout.print(f"[bold]{escape(str(path))}[/]: {verdict}", highlight=False)
@@ -492,6 +507,8 @@ def dq_check(
     (row number and activity_event_id). --json prints the validation report.
     Exits 1 when a rule of severity error fails, 0 when only warnings do.
     """
+    from . import quality
+
     settings = load_settings(workspace)
     if rules_file is not None:
         rules = quality.load_ruleset(rules_file, setting="--rules")
@@ -545,7 +562,7 @@ def emissions_export(fmt: str, output: Path | None, workspace: Path | None, as_j
     """
     if as_json and output is None:
         raise click.UsageError("--json prints a summary on stdout; give -o FILE for the records")
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         if output is None:
             count = emissions_module.export(
@@ -571,7 +588,7 @@ def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool
 
     Results replaced by a re-run or a recalculation stay here, oldest first.
     """
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         found = emissions_module.record_results(context.database, activity_event_id)
     finally:
@@ -671,6 +688,9 @@ def recalculate(
     lineage node under the one it replaces. Exits 1 if the new set cannot
     calculate some records (they keep their current result).
     """
+    from .calculate import factors as factors_module
+    from .calculate import recalculate as recalculate_module
+
     context = _open(workspace)
     try:
         chosen = factors_module.load_factor_set(factor_set, context.database)
@@ -819,7 +839,9 @@ def _execution_line(execution: dict[str, Any]) -> str:
 @common_options
 def executions_list(status: str | None, limit: int, workspace: Path | None, as_json: bool) -> None:
     """List executions, newest first."""
-    context = _open(workspace)
+    from .database import EXECUTION_LIST_FIELDS
+
+    context = _open(workspace, load_library=False)
     try:
         found = context.database.executions(status.upper() if status else None, limit)
     finally:
@@ -839,7 +861,7 @@ def executions_list(status: str | None, limit: int, workspace: Path | None, as_j
 @common_options
 def executions_show(execution_id: str, workspace: Path | None, as_json: bool) -> None:
     """Show one execution: status, input, output (its run summary), times."""
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         execution = context.database.get_execution(execution_id)
     finally:
@@ -873,7 +895,7 @@ def executions_show(execution_id: str, workspace: Path | None, as_json: bool) ->
 def executions_history(execution_id: str, workspace: Path | None, as_json: bool) -> None:
     """The event history of an execution: states entered and completed, retries,
     map iterations, failures with their error and cause."""
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         if context.database.get_execution(execution_id) is None:
             raise InputDataError(f"no execution {execution_id!r}; `carbonlake executions list`")
@@ -900,6 +922,8 @@ def executions_history(execution_id: str, workspace: Path | None, as_json: bool)
 def _continue_execution(
     execution_id: str, workspace: Path | None, as_json: bool, progress: bool | None, how: str
 ) -> None:
+    from .orchestrator import Pipeline
+
     context = _open(workspace)
     try:
         pipeline = Pipeline(context)
@@ -957,6 +981,9 @@ def kickoff(
     EventBridge "Object Created" event, or an SQS message whose body is either (one
     message, a ReceiveMessage answer or a Lambda SQS event). The event's bucket is the
     landing bucket's name or [storage] landing_bucket_name. A malformed event exits 2."""
+    from . import kickoff as kickoff_module
+    from .orchestrator import Pipeline
+
     name = str(getattr(event_file, "name", "-")).replace("<stdin>", "-")
     try:
         event = json.load(event_file)
@@ -996,6 +1023,9 @@ def watch(once: bool, polling: bool, workspace: Path | None, as_json: bool) -> N
     `executions resume` finishes them) and exits 0. With --json, prints the list of
     summaries when it stops.
     """
+    from .orchestrator import Pipeline
+    from .watch import Watcher
+
     context = _open(workspace)
     try:
         pipeline = Pipeline(context)
@@ -1047,7 +1077,9 @@ def lineage_trace(node_id: str, root_id: str | None, workspace: Path | None, as_
     location, time and hashes, the record's row in the input file and its
     current result. --json prints the list of nodes.
     """
-    context = _open(workspace)
+    from . import lineage as lineage_module
+
+    context = _open(workspace, load_library=False)
     try:
         found = lineage_module.trail(context.database, node_id, root_id)
     finally:
@@ -1092,7 +1124,9 @@ def lineage_tree(
     File and batch nodes are shown; record nodes are counted per batch, with the
     first few listed. Nodes whose parent is missing hang under a "missing" entry.
     """
-    context = _open(workspace)
+    from . import lineage as lineage_module
+
+    context = _open(workspace, load_library=False)
     try:
         tops = lineage_module.outline(context.database, root_id, max_records, max_children)
     finally:
@@ -1132,6 +1166,8 @@ def lineage_verify(
     RAW_DATA_INPUT and every batch record has a terminal node, and every stored
     file against the SHA-256 recorded for it. Exits 1 naming the first problem.
     """
+    from . import lineage_verify as lineage_verify_module
+
     point = lineage_verify_module.load_checkpoint(checkpoint_file) if checkpoint_file else None
     context = _open(workspace)
     try:
@@ -1167,6 +1203,8 @@ def lineage_checkpoint(output: Path | None, workspace: Path | None, as_json: boo
     Kept elsewhere, it lets `lineage verify --checkpoint FILE` later prove that
     the ledger only grew: its first SIZE nodes still give the same root.
     """
+    from . import lineage_verify as lineage_verify_module
+
     context = _open(workspace)
     try:
         point = lineage_verify_module.checkpoint(context.database)
@@ -1201,6 +1239,8 @@ def lineage_digest(output: Path | None, workspace: Path | None, as_json: bool) -
     from `lineage prove` against it. The first digest reads every enriched file once
     (checking its SHA-256 against the ledger); later ones use the cached roots.
     """
+    from . import lineage_proof as lineage_proof_module
+
     context = _open(workspace)
     try:
         found = lineage_proof_module.digest(context.database, context.storage)
@@ -1259,6 +1299,8 @@ def lineage_prove(
     workspace. Exits 1 if the record's enriched file no longer has the SHA-256 the
     ledger recorded.
     """
+    from . import lineage_proof as lineage_proof_module
+
     context = _open(workspace)
     try:
         proof = lineage_proof_module.prove(context.database, context.storage, record_id, root_id)
@@ -1296,6 +1338,8 @@ def lineage_verify_proof(
     and the root hash from the file alone. Exits 0 when the proof leads to the root
     hash, 1 naming the step that fails, 2 for a file that is not a proof.
     """
+    from . import lineage_proof as lineage_proof_module
+
     del workspace  # the point of a proof: nothing of the workspace is read
     try:
         text = proof_file.read_bytes()
@@ -1471,6 +1515,8 @@ def _attributes_options(func: F) -> F:
 def _attributes(
     attributes_file: Path | None, location_based: tuple[str, ...], market_based: tuple[str, ...]
 ) -> factors_module.FactorAttributes:
+    from .calculate import factors as factors_module
+
     found = (
         factors_module.read_attributes_file(attributes_file)
         if attributes_file
@@ -1482,6 +1528,8 @@ def _attributes(
 
 
 def _active_factor_set(context: Context, selector: str | None) -> factors_module.FactorSet:
+    from .calculate import factors as factors_module
+
     if selector is None:
         return context.factor_set
     return factors_module.load_factor_set(selector, context.database)
@@ -1495,6 +1543,8 @@ def factors_list(
     search: str, factor_set: str | None, workspace: Path | None, as_json: bool
 ) -> None:
     """List the factors of the active (or the given) factor set."""
+    from .calculate import factors as factors_module
+
     context = _open(workspace)
     try:
         chosen = _active_factor_set(context, factor_set)
@@ -1523,6 +1573,8 @@ def factors_list(
 @common_options
 def factors_sets(workspace: Path | None, as_json: bool) -> None:
     """List the factor sets: the shipped one and every imported version."""
+    from .calculate import factors as factors_module
+
     context = _open(workspace)
     try:
         found = factors_module.factor_sets(context.database, context.factor_set)
@@ -1549,6 +1601,8 @@ def factors_show(
     factor_id: str, factor_set: str | None, workspace: Path | None, as_json: bool
 ) -> None:
     """Show one factor (FACTOR_ID as `factors list` prints it) with its provenance."""
+    from .calculate import factors as factors_module
+
     context = _open(workspace)
     try:
         chosen = _active_factor_set(context, factor_set)
@@ -1597,6 +1651,8 @@ def factors_validate(
     Exits 1 listing each inconsistent row (activity, stated and recomputed value).
     FILE may be in any format `factors import` takes.
     """
+    from .calculate import factors as factors_module
+
     count, bad = factors_module.validate_factor_file(
         file, grams_categories, _attributes(attributes_file, location_based, market_based)
     )
@@ -1640,6 +1696,8 @@ def factors_import(
     factor must say whether it is location- or market-based (--location-based,
     --market-based, --attributes, or per factor in carbonlake's format).
     """
+    from .calculate import factors as factors_module
+
     attributes = _attributes(attributes_file, location_based, market_based)
     context = _open(workspace)
     try:

@@ -33,13 +33,14 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import DatabaseError, StorageError
 from .database import EMISSION_COLUMNS, EMISSION_TYPES, RESULTS_TABLE, Database, LakeFile
 from .storage import Storage
+
+if TYPE_CHECKING:
+    import polars as pl  # imported where used: opening a workspace needs no Polars
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +398,7 @@ def migrate_legacy_results(database: Database, storage: Storage) -> int:
     pending = database.lake_pending(RESULTS_TABLE, LEGACY_EXECUTION)
     if not pending and not database.has_legacy_results():
         return 0
+    import polars as pl
     if not pending:
         current, history = database.legacy_results()
         files: list[LakeFile] = []
@@ -453,6 +455,8 @@ def migrate_legacy_results(database: Database, storage: Storage) -> int:
 
 
 def _polars_schema() -> dict[str, Any]:
+    import polars as pl
+
     kinds = {"BIGINT": pl.Int64, "DOUBLE": pl.Float64, "VARCHAR": pl.String}
     return {column: kinds[EMISSION_TYPES[column]] for column in EMISSION_COLUMNS}
 

@@ -35,7 +35,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,11 +53,9 @@ from ._exceptions import (
     StorageError,
 )
 from ._retry import Attempts, backoff
-from .calculate.factors import FactorSet, load_factor_set
-from .database import EMISSION_COLUMNS, Database
-from .quality.rules import Rule
+from .context import Context
+from .database import EMISSION_COLUMNS
 from .settings import RetrySettings, Settings
-from .storage import Storage
 
 log = logging.getLogger("carbonlake.pipeline")
 
@@ -70,51 +67,6 @@ MAX_FAILED_SAMPLES = 20
 _UNBUFFERED = sys.maxsize  # a state's lineage goes in with its checkpoint, never earlier
 GROUP_RECORDS = 20_000
 """Records calculated per Polars call and database transaction in the map."""
-
-
-@dataclass
-class Context:
-    """What stages need, built once from settings."""
-
-    settings: Settings
-    storage: Storage
-    database: Database
-    rules: list[Rule]
-    factor_set: FactorSet
-
-    @classmethod
-    def open(cls, settings: Settings) -> Context:
-        """Open storage and database of a workspace and load rules and factors."""
-        storage = Storage(
-            settings.storage_root_url,
-            buckets=settings.storage.bucket_urls(),
-            options={
-                "endpoint_url": settings.storage.endpoint_url,
-                "region": settings.storage.region,
-                "landing_bucket_name": settings.storage.landing_bucket_name,
-            },
-        )
-        storage.ensure_buckets()
-        database = Database(settings.database_url, settings.database.busy_timeout_ms)
-        # A workspace copied or moved elsewhere still finds the objects it recorded.
-        storage.add_former_root(database.first_storage_root(settings.storage_root_url))
-        # A moved workspace registers its results table anew at its new place; one from
-        # before the lake moves its results to the results table, once.
-        lake.relocate_if_moved(database, storage)
-        if not storage.is_local("lake"):  # reads of the results table go through fsspec
-            database.lake_filesystem = storage.filesystem("lake")
-        lake.migrate_legacy_results(database, storage)
-        return cls(
-            settings=settings,
-            storage=storage,
-            database=database,
-            rules=quality.load_ruleset(settings.quality.ruleset),
-            factor_set=load_factor_set(settings.calculate.factor_set, database),
-        )
-
-    def close(self) -> None:
-        """Release the database connections."""
-        self.database.close()
 
 
 def this_process() -> str:

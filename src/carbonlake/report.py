@@ -26,12 +26,14 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ConfigurationError
-from .calculate import factors as factors_module
-from .calculate import units
 from .database import Database, EmissionFilter
+
+if TYPE_CHECKING:
+    # The calculation package imports Polars: the CLI imports this module for its choices.
+    from .calculate import factors as factors_module
 
 __all__ = [
     "BREAKDOWNS",
@@ -226,6 +228,9 @@ def _breakdown(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
 
 
 def _methodology(database: Database, where: EmissionFilter, gwp: str) -> dict[str, Any]:
+    from .calculate import factors as factors_module
+    from .calculate import units
+
     used = database.inventory_methodology(where)
     sets = []
     for item in used["factor_sets"]:
@@ -311,6 +316,8 @@ def compare(
     written with ``--format json``, or a factor set NAME, NAME@VERSION or VERSION whose
     results the result history keeps), after (``current``) and the change. With
     ``snapshots=False`` (the HTTP API) ``target`` is always a factor set."""
+    from .calculate import factors as factors_module
+
     path = Path(target)
     if snapshots and (path.suffix.lower() == ".json" or path.is_file()):
         before = read_snapshot(path)

@@ -16,7 +16,7 @@ from . import kickoff as kick
 from . import lineage, notify, quality
 from . import transform as tf
 from ._exceptions import InputDataError
-from .orchestrator import Context
+from .context import Context
 from .settings import Settings, load_settings
 
 __all__ = [
