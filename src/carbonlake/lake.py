@@ -399,6 +399,7 @@ def migrate_legacy_results(database: Database, storage: Storage) -> int:
     if not pending and not database.has_legacy_results():
         return 0
     import polars as pl
+
     if not pending:
         current, history = database.legacy_results()
         files: list[LakeFile] = []

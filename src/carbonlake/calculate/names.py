@@ -30,8 +30,10 @@ def name_key_expr(name: pl.Expr) -> pl.Expr:
 def name_keys(names: Sequence[str]) -> list[str]:
     """The matching keys of many names at once (one Polars call instead of one per name:
     a factor-set list of a ruleset has about 1,400 names)."""
-    keys = pl.Series(list(names), dtype=pl.String).to_frame("name").select(
-        name_key_expr(pl.col("name"))
+    keys = (
+        pl.Series(list(names), dtype=pl.String)
+        .to_frame("name")
+        .select(name_key_expr(pl.col("name")))
     )
     return [str(key) for key in keys.to_series()]
 
