@@ -95,6 +95,12 @@ def _catalog_uri(database_url: str) -> str:
     return database_url
 
 
+ROW_GROUP_RECORDS = 16_384
+"""Rows per row group of a results file. pyarrow's default (1Mi rows) makes a file one
+row group, whose statistics prune nothing inside it; a lookup of one record in a sorted
+file of this size reads one group of at most this many rows."""
+
+
 def write_results(
     storage: Storage,
     rows: pl.DataFrame,
@@ -104,16 +110,18 @@ def write_results(
     name: str,
 ) -> LakeFile | None:
     """Write results (EMISSION_COLUMNS) as one Parquet data file of the results table,
-    sorted by record id (row-group pruning for lookups), zstd; None when there are none.
-    The file appears whole (storage renames it into place)."""
+    sorted by record id in row groups of ROW_GROUP_RECORDS (pruning for lookups), zstd;
+    None when there are none. The file appears whole (storage renames it into place); its
+    registration carries its smallest and largest record id."""
     if rows.height == 0:
         return None
     import pyarrow.parquet as pq
 
-    table = rows.select(EMISSION_COLUMNS).sort("activity_event_id").to_arrow()
-    table = table.cast(results_schema())
+    ordered = rows.select(EMISSION_COLUMNS).sort("activity_event_id")
+    ids = ordered.get_column("activity_event_id")
+    table = ordered.to_arrow().cast(results_schema())
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", row_group_size=ROW_GROUP_RECORDS)
     data = buffer.getvalue()
     url = (
         f"{table_location(storage)}/data/{root_id}/"
@@ -127,7 +135,13 @@ def write_results(
         execution_id,
         rows.height,
         hashlib.sha256(data).hexdigest(),
+        min_record_id=_text_or_none(ids.min()),
+        max_record_id=_text_or_none(ids.max()),
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @contextlib.contextmanager

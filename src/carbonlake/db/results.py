@@ -29,6 +29,7 @@ from .lake import (
     LakeFile,
     insert_removed_files,
     local_file,
+    may_hold,
     present,
     register_lake_files,
     sql_text,
@@ -320,16 +321,26 @@ class Results(Lake):
     # -- reading the results table ---------------------------------------------------
 
     @contextlib.contextmanager
-    def _lake(self) -> Iterator[Any]:
+    def _lake(self, record_id: str | None = None) -> Iterator[Any]:
         """A DuckDB connection with the views ``emissions`` (the current results: the
         table's current data files) and ``emissions_history`` (earlier results: rows of
         files no longer current that no current file holds, with when and by which root
-        they were replaced, and who deleted them)."""
-        files = self._engine.rows(
-            "SELECT file_path, state, removed_at, removed_by_root FROM lake_files "
-            "WHERE table_name = :table AND state IN ('current', 'removed')",
-            {"table": RESULTS_TABLE},
-        )
+        they were replaced, and who deleted them).
+
+        With ``record_id``, the views cover only the files whose registered range of
+        record ids holds it (or whose range is not known): right for queries of that one
+        record, and a lookup in 10M records opens one file instead of every file's footer.
+        """
+        files = [
+            row
+            for row in self._engine.rows(
+                "SELECT file_path, state, removed_at, removed_by_root, min_record_id, "
+                "max_record_id FROM lake_files "
+                "WHERE table_name = :table AND state IN ('current', 'removed')",
+                {"table": RESULTS_TABLE},
+            )
+            if record_id is None or may_hold(row[4], row[5], record_id)
+        ]
         # A registered local file that is gone is left out (lineage verify names it):
         # one missing file must not make every read fail.
         current = [local_file(row[0]) for row in files if row[1] == "current" and present(row[0])]
@@ -337,6 +348,8 @@ class Results(Lake):
         deletions = self._engine.rows(
             "SELECT activity_event_id, calculated_at, deleted_at, deleted_by, "
             "deletion_reason, deletion_node_id FROM emission_deletions"
+            + ("" if record_id is None else " WHERE activity_event_id = :id"),
+            None if record_id is None else {"id": record_id},
         )
         with self._duckdb() as con:
             con.execute(f"CREATE VIEW emissions AS {_read_files(current)}")
@@ -382,10 +395,11 @@ class Results(Lake):
             return list(con.execute(sql, dict(params or {})).fetchall())
 
     def _lake_dicts(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self, sql: str, params: Mapping[str, Any] | None = None, record_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Every row of a DuckDB query on the results views, as dicts by column name."""
-        with self._lake() as con:
+        """Every row of a DuckDB query on the results views, as dicts by column name
+        (views of the files that may hold ``record_id`` only, when it is given)."""
+        with self._lake(record_id) as con:
             cursor = con.execute(sql, dict(params or {}))
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -559,6 +573,7 @@ class Results(Lake):
         return self._lake_dicts(
             "SELECT * FROM emissions_history WHERE activity_event_id = $id ORDER BY superseded_at",
             {"id": activity_event_id},
+            record_id=activity_event_id,
         )
 
     def emissions_of_root(self, root_id: str | None) -> list[dict[str, Any]]:
@@ -640,7 +655,9 @@ class Results(Lake):
     def emission(self, activity_event_id: str) -> dict[str, Any] | None:
         """One record's current emissions row, or None."""
         rows = self._lake_dicts(
-            "SELECT * FROM emissions WHERE activity_event_id = $id", {"id": activity_event_id}
+            "SELECT * FROM emissions WHERE activity_event_id = $id",
+            {"id": activity_event_id},
+            record_id=activity_event_id,
         )
         return rows[0] if rows else None
 
