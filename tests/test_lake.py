@@ -239,9 +239,7 @@ def _results_file(context: Context, root_id: str) -> dict[str, Any]:
 def test_a_lookup_reads_only_the_results_files_whose_record_range_holds_the_id(
     context: Context, tmp_path: Path
 ) -> None:
-    roots = _run_files(
-        context, tmp_path, {"a": ["a-3", "a-1", "a-2"], "b": ["b-2", "b-10", "b-1"]}
-    )
+    roots = _run_files(context, tmp_path, {"a": ["a-3", "a-1", "a-2"], "b": ["b-2", "b-10", "b-1"]})
     first, second = _results_file(context, roots["a"]), _results_file(context, roots["b"])
     # Each file's smallest and largest record id are registered (string order).
     assert (first["min_record_id"], first["max_record_id"]) == ("a-1", "a-3")
@@ -257,8 +255,7 @@ def test_a_lookup_reads_only_the_results_files_whose_record_range_holds_the_id(
     # A file whose range is not known (NULL) is read by every lookup.
     with sqlite3.connect(context.settings.workspace / "carbonlake.db") as conn:
         conn.execute(
-            "UPDATE lake_files SET min_record_id = NULL, max_record_id = NULL "
-            "WHERE file_path = ?",
+            "UPDATE lake_files SET min_record_id = NULL, max_record_id = NULL WHERE file_path = ?",
             (first["file_path"],),
         )
     with pytest.raises(DatabaseError):
