@@ -36,11 +36,11 @@ print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
 """
 
 
-def _modules_after(argv: list[str]) -> tuple[int, list[str], str]:
-    """Run the CLI in a fresh interpreter; its exit code, which of HEAVY it imported, and
-    its stdout."""
+def _modules_after(argv: list[str], heavy: tuple[str, ...] = HEAVY) -> tuple[int, list[str], str]:
+    """Run the CLI in a fresh interpreter; its exit code, which of ``heavy`` it imported,
+    and its stdout."""
     done = subprocess.run(
-        [sys.executable, "-c", _COMMAND, json.dumps(argv), json.dumps(HEAVY)],
+        [sys.executable, "-c", _COMMAND, json.dumps(argv), json.dumps(heavy)],
         capture_output=True,
         text=True,
         check=False,
@@ -74,8 +74,8 @@ def test_reading_one_record_imports_neither_polars_pint_nor_pyiceberg(
         assert code == 0, stdout
         assert loaded == [], command
         assert "s-2" in stdout
-    # The version needs none of them either.
-    code, loaded, stdout = _modules_after(["--version"])
+    # The version needs none of them, nor the database layer, DuckDB or fsspec.
+    code, loaded, stdout = _modules_after(["--version"], (*HEAVY, "sqlalchemy", "duckdb", "fsspec"))
     assert code == 0 and loaded == [] and "version" in stdout
 
 

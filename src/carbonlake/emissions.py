@@ -18,13 +18,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import lake, lineage
 from ._exceptions import InputDataError, LineageError
-from .database import Database, utc_now
-from .storage import Storage
 
 if TYPE_CHECKING:
-    import polars as pl  # imported where used: `emissions show` needs no Polars
+    # Imported where used: the CLI imports this module for its choices of format, and
+    # `emissions show` needs no Polars.
+    import polars as pl
+
+    from .database import Database
+    from .storage import Storage
 
 FORMATS = ("jsonl", "csv", "parquet")
 RECORD_ID = "activity_event_id"
@@ -240,6 +242,9 @@ def delete_record(
     under the result's node points at it with its SHA-256, so ``lineage verify``
     checks the note like every other object. Nothing is erased.
     """
+    from . import lake, lineage
+    from .database import utc_now
+
     reason = reason.strip()
     if not reason:
         raise InputDataError(

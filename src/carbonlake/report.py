@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ConfigurationError
-from .database import Database, EmissionFilter
 
 if TYPE_CHECKING:
     # The calculation package imports Polars: the CLI imports this module for its choices.
     from .calculate import factors as factors_module
+    from .database import Database, EmissionFilter
 
 __all__ = [
     "BREAKDOWNS",
@@ -134,6 +134,8 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _filter(period_from: str | None, period_to: str | None) -> EmissionFilter:
+    from .database import EmissionFilter
+
     for name, value in (("--from", period_from), ("--to", period_to)):
         if value is not None and not PERIOD.match(value):
             raise ConfigurationError(
