@@ -249,6 +249,7 @@ def test_a_lookup_reads_only_the_results_files_whose_record_range_holds_the_id(
     found = context.database.emission("b-10")
     assert found is not None and found["root_id"] == roots["b"]
     assert context.database.emission("b-9") is None  # inside b's range, not there
+    assert context.database.emission("c-1") is None  # inside no range: no file read
     assert context.database.emission_history("b-10") == []
     with pytest.raises(DatabaseError):
         context.database.emission("a-2")  # its range holds a-2: the file is read
