@@ -1,5 +1,5 @@
 """What opening a workspace and starting a command load: a command that only reads one
-record imports neither the pipeline's stages (Polars), pint nor pyiceberg, and loads no
+record imports neither the pipeline's stages (Polars), pint, pyiceberg nor rich, and loads no
 ruleset or factor set; a run still reports a bad ruleset or factor set before it starts."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from carbonlake.settings import load_settings
 
 from .conftest import HEADER, activity_row
 
-HEAVY = ("polars", "pint", "pyiceberg", "pyarrow")
-"""Modules a one-record read does not need."""
+HEAVY = ("polars", "pint", "pyiceberg", "pyarrow", "rich")
+"""Modules a one-record read printing JSON does not need."""
 
 _COMMAND = """
 import json, sys
