@@ -213,6 +213,7 @@ def record_lineage(
 def run(source: Path, out_dir: Path, limit: int | None = None) -> BaselineResult:
     """Split, calculate and record the lineage of ``source`` under ``out_dir``."""
     factors = load_factors()
+    out_dir = out_dir.resolve()  # lineage locations are file URIs, which are absolute
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "enriched").mkdir(exist_ok=True)
     conn = open_ledger(out_dir / "ledger.db")

@@ -20,8 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from carbonlake import lineage, lineage_archive, lineage_verify
+from carbonlake import lineage
 from carbonlake.database import Database
+from carbonlake.lineage import archive as lineage_archive
+from carbonlake.lineage import verify as lineage_verify
 from carbonlake.storage import Storage
 
 

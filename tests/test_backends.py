@@ -16,7 +16,7 @@ from carbonlake.calculate.factors import import_factor_file
 from carbonlake.database import Database
 from carbonlake.executions import Context
 from carbonlake.lineage import trace
-from carbonlake.lineage_verify import verify
+from carbonlake.lineage.verify import verify
 from carbonlake.settings import load_settings
 
 from .conftest import HEADER, SAMPLE, activity_row

@@ -16,7 +16,7 @@ import pytest
 
 from carbonlake import Pipeline
 from carbonlake.executions import Context
-from carbonlake.lineage_verify import verify
+from carbonlake.lineage.verify import verify
 from carbonlake.settings import load_settings
 
 from .conftest import HEADER, SAMPLE, activity_row

@@ -152,3 +152,31 @@ def test_a_missing_object_is_not_retried_but_a_failing_store_is(tmp_path: Path) 
         policy.run(write_blocked)
     assert calls.count("write") == 3 and waits == [0.01, 0.02]
     assert policy.number == 3
+
+
+def test_a_narrower_policy_retries_its_own_kind_only(tmp_path: Path) -> None:
+    # The lake retries its commit conflicts itself and leaves every other transient
+    # error to the execution's attempts, so nothing is retried twice over.
+    from carbonlake._exceptions import CommitConflict, DatabaseError
+
+    assert issubclass(CommitConflict, DatabaseError) and issubclass(CommitConflict, Transient)
+    storage = Storage((tmp_path / "ws").as_uri())
+    storage.ensure_buckets()
+    (tmp_path / "ws" / "enriched").rmdir()
+    (tmp_path / "ws" / "enriched").write_text("in the way")
+    waits: list[float] = []
+    policy = Attempts(
+        [0.01, 0.02, 0.03],
+        sleep=waits.append,
+        retries=lambda exc: isinstance(exc, CommitConflict),
+    )
+    outcomes = iter(["conflict", "conflict", "write"])
+
+    def commit() -> None:
+        if next(outcomes) == "conflict":
+            raise CommitConflict("results", "another process committed first")
+        storage.write_bytes(storage.url("enriched", "root/part_00000.parquet"), b"x")
+
+    with pytest.raises(StorageUnavailable, match="cannot write"):
+        policy.run(commit)
+    assert policy.number == 3 and waits == [0.01, 0.02]  # two conflicts retried, no more

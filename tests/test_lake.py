@@ -99,7 +99,7 @@ KILL_AT = {
     # after the results table's commit, before the registry learned of it
     "before-registry": "carbonlake.database.Database.lake_sync",
     # after the results table's commit and registry, before the lineage table's commit
-    "before-lineage-commit": "carbonlake.lake.commit#2",
+    "before-lineage-commit": "carbonlake.lake._commit#2",
 }
 
 KILLER = """
@@ -248,3 +248,50 @@ def test_a_workspace_from_before_the_lake_moves_its_results_on_open(tmp_path: Pa
         assert conn.execute("SELECT count(*) FROM emissions_history").fetchone() == (0,)
     total = iceberg_table(settings.workspace).scan().to_arrow().column("co2e_ar5_tonnes")
     assert sum(total.to_pylist()) == pytest.approx(float(expected_ar5_tonnes(ALL_IDS)), rel=1e-12)
+
+
+def test_kill_9_between_a_deletions_tombstone_and_its_iceberg_delete(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    source = write_input(tmp_path / "in" / "fleet.csv")
+
+    def cli_run(*args: str, killer: str | None = None) -> subprocess.CompletedProcess[str]:
+        head = ["-c", KILLER, killer] if killer else ["-m", "carbonlake.cli"]
+        return subprocess.run(
+            [sys.executable, *head, *args, "--workspace", str(ws)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert cli_run("run", str(source)).returncode == 0
+    killed = cli_run(
+        "emissions", "delete", "d-4", "--reason", "meter fault",
+        killer="carbonlake.lake.delete_result",
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+    # The tombstone is committed: every read of carbonlake leaves the result out ...
+    shown = cli_run("emissions", "show", "d-4", "--json")
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["current"] is None
+    assert record["deleted"]["reason"] == "meter fault"
+    exported = cli_run("emissions", "export", "--format", "csv")
+    ids = [line.split(",")[0] for line in exported.stdout.splitlines()[1:]]
+    assert sorted(ids) == sorted(set(ALL_IDS) - {"d-4"})
+    # ... but the table's files, which other engines read, still hold it: verify says so.
+    still = iceberg_table(ws).scan().to_arrow().column("activity_event_id").to_pylist()
+    assert "d-4" in still
+    verify = cli_run("lineage", "verify", "--json")
+    assert verify.returncode == 1
+    problem = json.loads(verify.stdout)["problems"][0]
+    assert problem["kind"] == "deletion_unfinished" and problem["node_id"] == "d-4"
+    assert "emissions delete d-4" in problem["message"]
+
+    # Deleting it again finishes the Iceberg delete and says so.
+    again = cli_run("emissions", "delete", "d-4", "--reason", "meter fault")
+    assert again.returncode == 1 and "already deleted" in again.stderr
+    assert "is done now" in again.stderr
+    left = iceberg_table(ws).scan().to_arrow().column("activity_event_id").to_pylist()
+    assert sorted(left) == sorted(set(ALL_IDS) - {"d-4"})
+    assert cli_run("lineage", "verify").returncode == 0

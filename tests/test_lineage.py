@@ -22,7 +22,6 @@ from carbonlake.database import Database
 from carbonlake.executions import Context
 from carbonlake.lineage import (
     LineageWriter,
-    _sibling_hashes,
     canonical_node,
     node_hash,
     outline,
@@ -32,8 +31,9 @@ from carbonlake.lineage import (
     trail,
     tree,
 )
-from carbonlake.lineage_archive import archive
-from carbonlake.lineage_verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
+from carbonlake.lineage.archive import archive
+from carbonlake.lineage.nodes import _sibling_hashes
+from carbonlake.lineage.verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
 from carbonlake.settings import Settings, load_settings
 
 from .conftest import activity_row

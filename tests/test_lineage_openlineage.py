@@ -18,7 +18,7 @@ from carbonlake import Pipeline
 from carbonlake.cli import cli
 from carbonlake.executions import Context
 from carbonlake.lineage import trace
-from carbonlake.lineage_openlineage import dataset_id
+from carbonlake.lineage.openlineage import dataset_id
 from carbonlake.settings import load_settings
 
 from .conftest import HEADER, activity_row

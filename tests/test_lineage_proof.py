@@ -463,8 +463,8 @@ def test_after_a_recalculation_the_new_result_is_proven(
 
 
 def test_the_column_encoder_gives_the_canonical_json_of_the_exported_objects() -> None:
-    from carbonlake import lineage_proof
     from carbonlake.calculate import enriched_bytes
+    from carbonlake.lineage import proof as lineage_proof
 
     frame = pl.DataFrame(
         {
@@ -499,7 +499,7 @@ def test_the_library_proves_on_both_back_ends(
 ) -> None:
     from carbonlake import Pipeline
     from carbonlake.executions import Context
-    from carbonlake.lineage_proof import digest, prove, verify_proof
+    from carbonlake.lineage.proof import digest, prove, verify_proof
     from carbonlake.settings import load_settings
 
     url = (
@@ -533,7 +533,7 @@ def test_a_failed_record_has_nothing_to_prove_until_a_redrive_calculates_it(
     from carbonlake import LineageError, Pipeline
     from carbonlake.calculate.factors import import_factor_file
     from carbonlake.executions import Context
-    from carbonlake.lineage_proof import digest, prove, verify_proof
+    from carbonlake.lineage.proof import digest, prove, verify_proof
     from carbonlake.settings import load_settings
 
     source = tmp_path / "m.csv"

@@ -24,9 +24,9 @@ from carbonlake import Pipeline, transform
 from carbonlake.cli import cli
 from carbonlake.executions import Context
 from carbonlake.lineage import node_hash, outline, render_outline, trace, tree
-from carbonlake.lineage_archive import archive
-from carbonlake.lineage_openlineage import run_events
-from carbonlake.lineage_verify import checkpoint, verify
+from carbonlake.lineage.archive import archive
+from carbonlake.lineage.openlineage import run_events
+from carbonlake.lineage.verify import checkpoint, verify
 from carbonlake.settings import load_settings
 
 from .conftest import activity_row

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from carbonlake.executions import Context, Pipeline
-from carbonlake.lineage_verify import verify
+from carbonlake.lineage.verify import verify
 from carbonlake.settings import load_settings
 
 from .conftest import activity_row

@@ -20,7 +20,7 @@ from carbonlake import ConfigurationError, InputDataError, emissions
 from carbonlake.calculate.recalculate import recalculate
 from carbonlake.cli import cli
 from carbonlake.executions import Context
-from carbonlake.lineage_verify import checkpoint, verify
+from carbonlake.lineage.verify import checkpoint, verify
 from carbonlake.service import create_app
 from carbonlake.settings import load_settings
 

@@ -67,7 +67,7 @@ def test_sample_on_s3_equals_the_embedded_default(tmp_path: Path, s3_endpoint: s
         ):
             assert s3_rows[record_id][column] == row[column]
     assert summary["co2e_tonnes"] == reference["co2e_tonnes"]
-    from carbonlake.lineage_verify import verify
+    from carbonlake.lineage.verify import verify
 
     report = verify(context.database, context.storage)
     assert report.ok, report.problems[:3]
@@ -180,7 +180,7 @@ def test_reusing_a_key_on_s3_keeps_both_versions(tmp_path: Path, s3_endpoint: st
     """Issue 17 item 1 on an object store: the second file under a key gets a version key."""
     import hashlib
 
-    from carbonlake.lineage_verify import verify
+    from carbonlake.lineage.verify import verify
 
     bucket = f"carbon-{uuid.uuid4().hex[:8]}"
     context = Context.open(s3_settings(tmp_path / "ws", s3_endpoint, bucket))
@@ -198,3 +198,41 @@ def test_reusing_a_key_on_s3_keeps_both_versions(tmp_path: Path, s3_endpoint: st
     assert body == first.read_bytes()
     assert verify(context.database, context.storage).ok
     context.close()
+
+
+def test_a_results_file_gone_from_s3_leaves_the_others_readable(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    bucket = f"carbon-{uuid.uuid4().hex[:8]}"
+    settings = s3_settings(tmp_path / "ws", s3_endpoint, bucket)
+    context = Context.open(settings)
+    try:
+        pipeline = Pipeline(context)
+        rows = [activity_row(f"a{i}") for i in range(3)]
+        first = tmp_path / "first.csv"
+        first.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+        second = tmp_path / "second.csv"
+        second.write_text(HEADER + "\n" + activity_row("b0") + "\n")
+        assert pipeline.run_file(first)["status"] == "SUCCEEDED"
+        gone_root = pipeline.run_file(second)["root_id"]
+        results = [
+            k for k in keys(s3_endpoint, bucket) if k.startswith("lake/carbonlake/emissions/data/")
+        ]
+        (gone,) = [k for k in results if f"/{gone_root}/" in k]
+        s3_client(s3_endpoint).delete_object(Bucket=bucket, Key=gone)  # type: ignore[attr-defined]
+    finally:
+        context.close()
+
+    reopened = Context.open(settings)
+    try:
+        found = sorted(r["activity_event_id"] for r in reopened.database.emissions_of_root(None))
+        assert found == ["a0", "a1", "a2"]
+        assert reopened.database.emission("b0") is None
+        assert reopened.database.emission("a1") is not None
+        from carbonlake.lineage_verify import verify
+
+        report = verify(reopened.database, reopened.storage, stop_at_first=False)
+        missing = [p for p in report.problems if p.kind == "results_file_missing"]
+        assert [p.storage_location for p in missing] == [f"s3://{bucket}/{gone}"]
+    finally:
+        reopened.close()

@@ -9,7 +9,8 @@
     │   ├── ObjectMissing          the object does not exist (asking again will not help)
     │   └── StorageUnavailable  T  the store failed to read, write or move; may work again
     ├── DatabaseError              the database could not be opened or written
-    │   └── DatabaseBusy        T  locked, a serialization failure, the connection lost
+    │   ├── DatabaseBusy        T  locked, a serialization failure, the connection lost
+    │   └── CommitConflict      T  another process committed to the same lake table first
     ├── CalculationError           emissions could not be calculated at all
     │   └── UnitError              a quantity's unit cannot be converted (fails one record)
     ├── LineageError               a lineage request or query is invalid
@@ -90,6 +91,19 @@ class DatabaseError(CarbonlakeError):
 class DatabaseBusy(DatabaseError, Transient):
     """The database is locked, a transaction failed to serialize or the connection was
     lost; the same transaction may succeed."""
+
+
+class CommitConflict(DatabaseError, Transient):
+    """Another process committed to (or created) the same lake table first: reload the
+    table and make the commit again.
+
+    Retried by the lake's own loops only (they reload the table between attempts); when
+    those give up they raise a plain :class:`DatabaseError` that says what to run next.
+    """
+
+    def __init__(self, table: str, message: str) -> None:
+        self.table = table
+        super().__init__(message)
 
 
 class CalculationError(CarbonlakeError):

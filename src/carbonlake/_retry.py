@@ -54,17 +54,20 @@ class Attempts:
     sleep: Callable[[float], None] = time.sleep
     number: int = 0
     """The attempt running now, or the last one made (1 for the first)."""
+    retries: Callable[[BaseException], bool] = is_transient
+    """Which errors are tried again: the transient ones, or a narrower kind where a layer
+    below retries the rest itself (the lake retries its commit conflicts only)."""
 
     def run(self, work: Callable[[], T]) -> T:
-        """``work()``, again after each transient error while attempts are left; the
-        last error (or the first that is not transient) propagates."""
+        """``work()``, again after each error :attr:`retries` accepts (the transient ones)
+        while attempts are left; the last error (or the first other one) propagates."""
         self.number = 0
         while True:
             self.number += 1
             try:
                 return work()
             except Exception as exc:
-                if not is_transient(exc) or self.number > len(self.delays):
+                if not self.retries(exc) or self.number > len(self.delays):
                     raise
                 delay = self.delays[self.number - 1]
                 self.on_retry(self.number, delay, exc)

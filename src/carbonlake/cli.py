@@ -30,8 +30,6 @@ from rich.table import Table
 from . import emissions as emissions_module
 from . import kickoff as kickoff_module
 from . import lineage as lineage_module
-from . import lineage_proof as lineage_proof_module
-from . import lineage_verify as lineage_verify_module
 from . import quality
 from . import report as report_module
 from ._exceptions import CarbonlakeError, CommandFailed, ConfigurationError, InputDataError
@@ -39,6 +37,8 @@ from .calculate import factors as factors_module
 from .calculate import recalculate as recalculate_module
 from .database import EXECUTION_LIST_FIELDS, Database
 from .executions import Context, Pipeline
+from .lineage import proof as lineage_proof_module
+from .lineage import verify as lineage_verify_module
 from .settings import Settings, load_settings
 from .storage import clean_key
 from .watch import Watcher
@@ -1330,7 +1330,7 @@ def lineage_archive(root_id: str, workspace: Path | None, as_json: bool) -> None
     down]}, for every CALCULATION_COMPLETE, CALCULATION_FAILED and DQ_CHECK_FAIL
     node, in lineage-archive/YYYY/MM/DD/<root_id>.jsonl.
     """
-    from . import lineage_archive as archive_module
+    from .lineage import archive as archive_module
 
     context = _open(workspace)
     try:
@@ -1399,7 +1399,7 @@ def lineage_openlineage(
     the data-quality report as a dataQualityAssertions facet. Printed one JSON
     event per line (--json: one JSON list), or sent with --transport file|http.
     """
-    from . import lineage_openlineage as ol
+    from .lineage import openlineage as ol
 
     sender = None
     target = ""

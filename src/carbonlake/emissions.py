@@ -238,11 +238,22 @@ def delete_record(
         raise InputDataError(f"the reason is longer than {MAX_REASON_CHARS} characters")
     current = database.emission(activity_event_id)
     if current is None:
-        deleted = deletion_of(database.emission_history(activity_event_id))
+        history = database.emission_history(activity_event_id)
+        deleted = deletion_of(history)
         if deleted:
+            # Finish a deletion whose Iceberg delete did not happen (a stopped process).
+            finished = lake.delete_result(
+                database, storage, activity_event_id, history[-1]["calculated_at"]
+            )
             raise InputDataError(
                 f"record {activity_event_id!r} was already deleted at {deleted['deleted_at']} "
                 f"by {deleted['deleted_by']}; it has no current result"
+                + (
+                    " (the Iceberg delete of that deletion, left undone by a stopped process, "
+                    "is done now)"
+                    if finished
+                    else ""
+                )
             )
         raise InputDataError(
             f"no calculated result for activity_event_id {activity_event_id!r}; "
@@ -291,14 +302,11 @@ def delete_record(
         recorded_at=deleted_at,
     )
     rows = writer.take()
-    # An Iceberg delete takes the result out of the results table (the earlier snapshot
-    # still holds it); then the tombstone: who, when and why, with its lineage node.
-    if not lake.delete_result(database, storage, activity_event_id, current["calculated_at"]):
-        storage.delete(location)
-        raise InputDataError(
-            f"record {activity_event_id!r} was recalculated or deleted while it was being "
-            "deleted; look at it again (`carbonlake emissions show`) and retry"
-        )
+    # First the tombstone: who, when and why, with its lineage node (from then on every
+    # read leaves the result out); then an Iceberg delete takes it out of the results
+    # table's files (the earlier snapshot still holds it). A process stopped in between
+    # leaves a deletion whose Iceberg delete the next `emissions delete` of the record
+    # makes, and `lineage verify` names.
     database.record_deletion(
         activity_event_id,
         root_id,
@@ -308,6 +316,13 @@ def delete_record(
         reason=reason,
         lineage_rows=rows,
     )
+    if not lake.delete_result(database, storage, activity_event_id, current["calculated_at"]):
+        raise InputDataError(
+            f"record {activity_event_id!r} was recalculated while it was being deleted: the "
+            f"deletion is recorded against the result calculated at "
+            f"{current['calculated_at']}, no longer the current one; look at it again "
+            "(`carbonlake emissions show`) and delete the new result if it should go too"
+        )
     return {
         "activity_event_id": activity_event_id,
         "root_id": root_id,

@@ -64,7 +64,11 @@ def event_objects(event: Any) -> list[EventObject]:
 
 def parse_event(event: Any, storage: Storage) -> list[dict[str, Any]]:
     """One ``{"input": {"root_id", "storage_location"}}`` per object of an event, for
-    objects of the landing bucket."""
+    objects of the landing bucket.
+
+    The output has the shape of :class:`~carbonlake.documents.KickoffOutput`, typed as a plain
+    dict while the orchestrator's states read it as one.
+    """
     inputs = []
     for item in event_objects(event):
         url = _landing_url(item, storage)

@@ -30,14 +30,14 @@ import contextlib
 import hashlib
 import io
 import logging
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
 
-from ._exceptions import DatabaseError, StorageError
+from ._exceptions import CommitConflict, DatabaseError, StorageError
+from ._retry import Attempts
 from .database import (
     EMISSION_COLUMNS,
     EMISSION_TYPES,
@@ -68,6 +68,25 @@ REPLACED_PROPERTY = "carbonlake.replaced_records"
 
 COMMIT_ATTEMPTS = 30
 """How often a commit that conflicts with another process's is tried again."""
+
+CREATE_ATTEMPTS = 5
+"""How often opening the catalog or a table is tried while other processes create them."""
+
+
+def _conflict_attempts(
+    attempts: int, wait_s: float, what: str, *, growing: bool = True
+) -> Attempts:
+    """The retry policy of a lake commit: ``attempts`` in all, retrying
+    :class:`CommitConflict` only (the orchestrator's attempts retry the rest), waiting
+    ``wait_s`` times the attempt number (or ``wait_s`` each time when not ``growing``)."""
+    return Attempts(
+        [wait_s * (n if growing else 1) for n in range(1, attempts)],
+        on_retry=lambda attempt, delay, exc: log.info(
+            "%s conflicted (%s); trying again", what, exc
+        ),
+        retries=lambda exc: isinstance(exc, CommitConflict),
+    )
+
 
 _ARROW_TYPES = {"BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": "string"}
 
@@ -214,7 +233,7 @@ def _catalog(database: Database, storage: Storage) -> Any:
     from pyiceberg.catalog.sql import SqlCatalog
     from sqlalchemy.exc import DBAPIError
 
-    for attempt in range(1, 6):
+    def attempt() -> Any:
         try:
             return SqlCatalog(
                 NAMESPACE,
@@ -222,14 +241,22 @@ def _catalog(database: Database, storage: Storage) -> Any:
                 warehouse=warehouse_url(storage),
                 **storage.iceberg_properties(),
             )
-        except DBAPIError:  # two processes creating the catalog's tables at once
-            if attempt == 5:
-                raise
-            time.sleep(0.1 * attempt)
-    raise AssertionError("unreachable")
+        except DBAPIError as exc:  # two processes creating the catalog's tables at once
+            raise CommitConflict("catalog", str(exc)) from exc
+
+    attempts = _conflict_attempts(CREATE_ATTEMPTS, 0.1, "creating the lake catalog")
+    try:
+        return attempts.run(attempt)
+    except CommitConflict as exc:
+        raise DatabaseError(
+            f"the lake catalog in {database.url} could not be created: "
+            f"{attempts.number} attempts met a database error ({exc})"
+        ) from exc.__cause__
 
 
-def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, Any]:
+def _load_table(
+    database: Database, storage: Storage, table: str, catalog: Any = None
+) -> tuple[Any, Any]:
     from pyiceberg.exceptions import (
         NamespaceAlreadyExistsError,
         NoSuchTableError,
@@ -237,22 +264,35 @@ def _load_table(database: Database, storage: Storage, table: str) -> tuple[Any, 
     )
     from sqlalchemy.exc import IntegrityError
 
-    catalog = _catalog(database, storage)
+    catalog = catalog or _catalog(database, storage)
     identifier = f"{NAMESPACE}.{table}"
-    for _attempt in range(5):
+
+    def attempt() -> Any:
         with contextlib.suppress(NoSuchTableError):
-            return catalog, catalog.load_table(identifier)
+            return catalog.load_table(identifier)
         # Two runs may create the namespace or the table at once: the loser loads it.
         with contextlib.suppress(NamespaceAlreadyExistsError, IntegrityError):
             catalog.create_namespace_if_not_exists(NAMESPACE)
-        with contextlib.suppress(TableAlreadyExistsError, IntegrityError):
-            return catalog, catalog.create_table(
+        try:
+            return catalog.create_table(
                 identifier,
                 schema=TABLE_SCHEMAS[table](),
                 location=table_location(storage, table),
             )
-        time.sleep(0.1)
-    return catalog, catalog.load_table(identifier)
+        except (TableAlreadyExistsError, IntegrityError) as exc:
+            raise CommitConflict(table, f"table {identifier} was created meanwhile") from exc
+
+    # One more attempt than creations: the last loser of a creation race loads the table.
+    attempts = _conflict_attempts(
+        CREATE_ATTEMPTS + 1, 0.1, f"creating table {identifier}", growing=False
+    )
+    try:
+        return catalog, attempts.run(attempt)
+    except CommitConflict as exc:
+        raise DatabaseError(
+            f"table {identifier} could not be loaded: {attempts.number} attempts to create "
+            "it met another process creating it and it still cannot be loaded"
+        ) from exc
 
 
 def _files_of(tbl: Any, snapshot_id: int | None = None) -> dict[str, Any]:
@@ -291,15 +331,27 @@ def commit(
     root_id: str | None,
     *,
     files: Sequence[LakeFile] | None = None,
-    table: str = RESULTS_TABLE,
+    tables: Sequence[str] = (RESULTS_TABLE,),
 ) -> int:
-    """Commit an execution's registered results files to the results table (one Iceberg
-    commit, see the module's protocol); returns how many current results they replaced."""
-    pending = list(files) if files is not None else database.lake_pending(table, execution_id)
-    if not pending:
+    """Commit an execution's registered files to lake tables (one Iceberg commit per
+    table, in order, through one catalog; see the module's protocol); returns how many
+    current results they replaced."""
+    todo = [
+        (table, list(files) if files is not None else database.lake_pending(table, execution_id))
+        for table in tables
+    ]
+    todo = [(table, pending) for table, pending in todo if pending]
+    if not todo:
         return 0
-    with _opened(database, storage, table) as (catalog, tbl):
-        return _commit(database, storage, catalog, tbl, pending, execution_id, root_id, table)
+    replaced = 0
+    with _opened(database, storage, todo[0][0]) as (catalog, tbl):
+        for table, pending in todo:
+            if table != todo[0][0]:
+                tbl = _load_table(database, storage, table, catalog)[1]
+            replaced += _commit(
+                database, storage, catalog, tbl, pending, execution_id, root_id, table
+            )
+    return replaced
 
 
 def _commit(
@@ -316,15 +368,19 @@ def _commit(
     from pyiceberg.expressions import In
 
     is_in: Any = In  # pyiceberg's expressions are pydantic models: typed by keyword only
-    replaced = 0
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+    attempts = _conflict_attempts(COMMIT_ATTEMPTS, 0.05, f"results commit of {execution_id}")
+
+    def attempt() -> tuple[int, set[str], str]:
+        """(replaced, removed files, snapshot id) of one try at the commit."""
+        nonlocal tbl
+        if attempts.number > 1:  # the last try met another process's commit
+            tbl = catalog.load_table(f"{NAMESPACE}.{table}")
         live = _files_of(tbl)
         todo = [f.file_path for f in pending if f.file_path not in live]
         if not todo:  # committed before (a resumed execution): only the registry is behind
             found = _our_commit(tbl, execution_id)
             before, after, snapshot_id = found if found else (set(), set(live), "")
-            removed = before - after
-            break
+            return 0, before - after, snapshot_id
         # The lineage table only grows: its commits add files, never replace records.
         overlap = database.lake_overlap(list(live), todo) if table == RESULTS_TABLE else {}
         replaced = sum(len(ids) for ids in overlap.values())
@@ -347,19 +403,17 @@ def _commit(
         try:
             tx.commit_transaction()
         except CommitFailedException as exc:
-            if attempt == COMMIT_ATTEMPTS:
-                raise DatabaseError(
-                    f"execution {execution_id}: the results table commit conflicted "
-                    f"{attempt} times with other runs ({exc}); resume it with "
-                    f"`carbonlake executions resume {execution_id}`"
-                ) from exc
-            log.info("results commit of %s conflicted (%s); trying again", execution_id, exc)
-            time.sleep(0.05 * attempt)
-            tbl = catalog.load_table(f"{NAMESPACE}.{table}")
-            continue
-        removed = set(live) - set(_files_of(tbl))
-        snapshot_id = str(tbl.current_snapshot().snapshot_id)
-        break
+            raise CommitConflict(table, str(exc)) from exc
+        return replaced, set(live) - set(_files_of(tbl)), str(tbl.current_snapshot().snapshot_id)
+
+    try:
+        replaced, removed, snapshot_id = attempts.run(attempt)
+    except CommitConflict as exc:
+        raise DatabaseError(
+            f"execution {execution_id}: the results table commit conflicted "
+            f"{attempts.number} times with other runs ({exc}); resume it with "
+            f"`carbonlake executions resume {execution_id}`"
+        ) from exc.__cause__
     now_live = {path: int(f.record_count) for path, f in _files_of(tbl).items()}
     database.lake_sync(
         table,
@@ -398,9 +452,15 @@ def _delete(
     match = And(
         equal_to("activity_event_id", activity_event_id), equal_to("calculated_at", calculated_at)
     )
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+    attempts = _conflict_attempts(COMMIT_ATTEMPTS, 0.0, f"delete of {activity_event_id}")
+
+    def attempt() -> set[str] | None:
+        """The files before the delete, or None when there is no such result to delete."""
+        nonlocal tbl
+        if attempts.number > 1:  # the last try met another process's commit
+            tbl = catalog.load_table(f"{NAMESPACE}.{RESULTS_TABLE}")
         if not tbl.scan(row_filter=match, selected_fields=("activity_event_id",)).to_arrow():
-            return False
+            return None
         live = set(_files_of(tbl))
         try:
             tbl.delete(
@@ -410,12 +470,19 @@ def _delete(
                     COMMIT_PROPERTY: uuid.uuid4().hex,
                 },
             )
-        except CommitFailedException:
-            if attempt == COMMIT_ATTEMPTS:
-                raise
-            tbl = catalog.load_table(f"{NAMESPACE}.{RESULTS_TABLE}")
-            continue
-        break
+        except CommitFailedException as exc:
+            raise CommitConflict(RESULTS_TABLE, str(exc)) from exc
+        return live
+
+    try:
+        live = attempts.run(attempt)
+    except CommitConflict as exc:
+        raise DatabaseError(
+            f"the delete of record {activity_event_id}'s result conflicted "
+            f"{attempts.number} times with other runs ({exc}); run the delete again"
+        ) from exc.__cause__
+    if live is None:
+        return False
     after = {path: int(f.record_count) for path, f in _files_of(tbl).items()}
     database.lake_sync(
         RESULTS_TABLE,

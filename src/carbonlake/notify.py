@@ -39,6 +39,7 @@ from ._exceptions import (
 )
 from ._retry import Attempts, backoff
 from .database import Database
+from .documents import NotificationEvent
 from .settings import NotifySettings
 
 log = logging.getLogger("carbonlake.notify")
@@ -81,13 +82,13 @@ class Delivery:
 
 
 def send(
-    event: dict[str, Any],
+    event: NotificationEvent,
     *,
     settings: NotifySettings,
     database: Database,
     root_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
+) -> NotificationEvent:
     """Send ``{"subject", "message"}``; returns the event unchanged, as the spec's task does.
 
     Extra keys of the event (``storage_location``, ``failed_rules``, ...) go into
@@ -109,7 +110,7 @@ def send(
 
 
 def deliver(
-    event: dict[str, Any],
+    event: NotificationEvent,
     settings: NotifySettings,
     *,
     root_id: str | None = None,
@@ -158,7 +159,7 @@ def _with_retries(
 # -- e-mail -------------------------------------------------------------------------------
 
 
-def _send_email(settings: NotifySettings, event: dict[str, Any]) -> None:
+def _send_email(settings: NotifySettings, event: NotificationEvent) -> None:
     mail = EmailMessage()
     mail["Subject"] = str(event["subject"])
     mail["From"] = settings.email_from

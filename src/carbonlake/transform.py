@@ -33,6 +33,7 @@ import polars as pl
 
 from . import csvfile
 from ._exceptions import InputDataError
+from .documents import EnumerateEvent, TransformEvent
 from .storage import Storage
 
 JOB_NAME = "carbonlake-transform"
@@ -338,7 +339,7 @@ batch of all of them, in order."""
 
 
 def run(
-    event: dict[str, Any],
+    event: TransformEvent,
     *,
     storage: Storage,
     batch_size: int,
@@ -379,8 +380,12 @@ def run(
     }
 
 
-def enumerate_batches(event: dict[str, Any], *, storage: Storage) -> dict[str, Any]:
-    """The spec's enumerate step: one generated ``node_id`` per batch file of a root."""
+def enumerate_batches(event: EnumerateEvent, *, storage: Storage) -> dict[str, Any]:
+    """The spec's enumerate step: one generated ``node_id`` per batch file of a root.
+
+    The output has the shape of :class:`~carbonlake.documents.EnumerateOutput`, typed as a plain
+    dict while the executions' states read it as one.
+    """
     directory = event.get("batch_location_dir")
     if not directory:
         raise InputDataError("enumerate batches needs 'batch_location_dir' (the root_id)")

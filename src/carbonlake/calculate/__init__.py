@@ -22,6 +22,7 @@ import polars as pl
 from .. import lake, transform
 from .._exceptions import CalculationError, InputDataError
 from ..database import EMISSION_COLUMNS, Database, LakeFile
+from ..documents import CalculateEvent, CalculateOutput
 from ..storage import Storage
 from . import units
 from .factors import AR6_GWP, GWP, FactorSet, load_factor_set
@@ -757,13 +758,13 @@ def _lists_by_batch(
 
 
 def calculate(
-    event: dict[str, Any],
+    event: CalculateEvent,
     *,
     storage: Storage,
     database: Database,
     factor_set: FactorSet,
     execution_id: str | None = None,
-) -> dict[str, Any]:
+) -> CalculateOutput:
     """The spec's Calculate CO2e task for one batch file.
 
     Returns ``{"calculations": {"storage_location", "records": [{"node_id"}]}}``
@@ -777,7 +778,7 @@ def calculate(
     if bucket != "transformed":
         raise InputDataError(f"{location} is not a batch in the transformed bucket")
     enriched_key = transform.enriched_key(key)
-    return calculate_records(
+    output = calculate_records(
         read_batch(storage, location),
         storage.url("enriched", enriched_key),
         storage=storage,
@@ -787,6 +788,8 @@ def calculate(
         root_id=key.split("/", 1)[0],
         batch_name=PurePosixPath(enriched_key).name,
     )
+    # calculate_records's output is the executions' too, which reads it as a plain dict.
+    return {"calculations": output["calculations"]}
 
 
 def calculate_records(
@@ -801,7 +804,11 @@ def calculate_records(
     batch_name: str | None = None,
 ) -> dict[str, Any]:
     """Calculate typed records, write them to ``enriched_location`` (failures next to it,
-    in ``.errors.parquet``) and store their results; returns the task's output."""
+    in ``.errors.parquet``) and store their results; returns the task's output.
+
+    The output has the shape of :class:`~carbonlake.documents.CalculateOutput`, typed as a plain
+    dict while the executions' states read it as one.
+    """
     calculated = calculate_group(
         [BatchFrame(0, records, enriched_location, batch_name)],
         storage=storage,

@@ -183,10 +183,10 @@ def _store(
     )
     writer = lineage.LineageWriter(database, storage, batch_size=1 << 62)
     sha = writer.object_sha256(location, lineage.RECALCULATION)
-    old_row_numbers = {
-        r["node_id"]: r["row_number"]
-        for r in database.lineage_nodes(root_id, list(parents.values()))
-    }
+    # The records' nodes, read at once (they may be in the ledger's record files).
+    old_nodes = database.lineage_nodes(root_id, list(parents.values()))
+    writer.remember(old_nodes)
+    old_row_numbers = {r["node_id"]: r["row_number"] for r in old_nodes}
     for record_id in result.database_rows["activity_event_id"].to_list():
         writer.add(
             root_id,

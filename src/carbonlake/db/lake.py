@@ -137,6 +137,22 @@ class Lake(Part):
     """The fsspec filesystem of the lake bucket when it is not local (DuckDB reads
     the results table's s3:// files through it; it has no httpfs here)."""
 
+    check_remote_files = False
+    """Whether reads check that each remote data file exists first (set once a read
+    found one gone: a damaged workspace still reads what is there)."""
+
+    def _present(self, url: str) -> bool:
+        """Whether a data file is there to read: local files always, remote ones once a
+        read found one missing (``lineage verify`` names the missing ones)."""
+        if url.startswith("file://") or not url.startswith(("s3://", "s3a://")):
+            return present(url)
+        if not self.check_remote_files or self.lake_filesystem is None:
+            return True
+        try:
+            return bool(self.lake_filesystem.exists(url))
+        except OSError:
+            return False
+
     def lake_metadata_location(self, namespace: str, table_name: str) -> str | None:
         """Where the catalog says a lake table's current metadata file is (None: no
         such table yet)."""

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from .base import table, utc_now
 from .engine import LINEAGE_CACHE_KIB, Engine
-from .lake import Lake, local_file, present, sql_text
+from .lake import Lake, local_file, sql_text
 
 LINEAGE_COLUMNS = (
     "root_id",
@@ -94,7 +94,7 @@ class Ledger(Lake):
         found = []
         for seq, root, location in self._engine.rows(sql + " ORDER BY seq", params):
             url = self.locate(location)
-            if present(url):
+            if self._present(url):
                 found.append((int(seq), str(root), local_file(url)))
         return found
 
@@ -168,15 +168,13 @@ class Ledger(Lake):
             rows = self._in_files(root_id, "node_id = $node_id", {"node_id": node_id})
         return rows[0] if rows else None
 
-    def lineage_roots_of_node(self, node_id: str) -> list[str]:
-        """The root_ids under which a node_id appears."""
-        rows = self._engine.rows(
-            "SELECT DISTINCT root_id FROM lineage WHERE node_id = :node_id", {"node_id": node_id}
+    def lineage_nodes_named(self, node_id: str) -> list[dict[str, Any]]:
+        """Every node with this node_id, under any root: ledger rows first, then those of
+        the record files."""
+        rows = self._engine.dicts(
+            f"{_SELECT} WHERE node_id = :node_id ORDER BY seq", {"node_id": node_id}
         )
-        roots = [row[0] for row in rows]
-        found = self._in_files(None, "node_id = $node_id", {"node_id": node_id})
-        roots += [n["root_id"] for n in found if n["root_id"] not in roots]
-        return roots
+        return rows + self._in_files(None, "node_id = $node_id", {"node_id": node_id})
 
     def lineage_nodes_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
         """``(root_id, node_id)`` of the nodes whose node_id starts with ``prefix``, oldest
@@ -207,8 +205,20 @@ class Ledger(Lake):
         )
         found = [dict(row._mapping) for row in rows]
         rest = sorted(set(node_ids) - {n["node_id"] for n in found})
-        if rest:
-            found += self._in_files(root_id, "list_contains($ids, node_id)", {"ids": rest})
+        paths = [path for _, _, path in self._record_files(root_id)] if rest else []
+        if paths:
+            import pyarrow as pa
+
+            files = ", ".join(sql_text(p) for p in paths)
+            with self._duckdb() as con:
+                con.register("wanted", pa.table({"node_id": pa.array(rest, pa.string())}))
+                found += [
+                    dict(zip(LINEAGE_COLUMNS, row, strict=True))
+                    for row in con.execute(
+                        f"SELECT {_COLUMNS} FROM read_parquet([{files}]) "
+                        "SEMI JOIN wanted USING (node_id)"
+                    ).fetchall()
+                ]
         return found
 
     def iter_lineage(
@@ -266,7 +276,7 @@ class Ledger(Lake):
                     yield row
             elif records:
                 url = self.locate(row[5])
-                if not present(url):
+                if not self._present(url):
                     continue  # a file that is gone: lineage verify names it
                 for node in self.record_file_nodes(row[5]):
                     if keeps(node[3]):

@@ -13,9 +13,9 @@ lives in this module.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -29,10 +29,11 @@ from .lake import (
     LakeFile,
     insert_removed_files,
     local_file,
-    present,
     register_lake_files,
     sql_text,
 )
+
+_T = TypeVar("_T")
 
 EMISSION_COLUMNS = (
     "activity_event_id",
@@ -319,12 +320,9 @@ class Results(Lake):
 
     # -- reading the results table ---------------------------------------------------
 
-    @contextlib.contextmanager
-    def _lake(self) -> Iterator[Any]:
-        """A DuckDB connection with the views ``emissions`` (the current results: the
-        table's current data files) and ``emissions_history`` (earlier results: rows of
-        files no longer current that no current file holds, with when and by which root
-        they were replaced, and who deleted them)."""
+    def _files_and_deletions(self) -> tuple[list[str], list[Any], list[Any]]:
+        """The results table's current files (paths DuckDB reads), its removed files
+        (registry rows) and the deletions' rows."""
         files = self._engine.rows(
             "SELECT file_path, state, removed_at, removed_by_root FROM lake_files "
             "WHERE table_name = :table AND state IN ('current', 'removed')",
@@ -332,23 +330,39 @@ class Results(Lake):
         )
         # A registered local file that is gone is left out (lineage verify names it):
         # one missing file must not make every read fail.
-        current = [local_file(row[0]) for row in files if row[1] == "current" and present(row[0])]
-        removed = [row for row in files if row[1] == "removed" and present(row[0])]
+        current = [
+            local_file(row[0]) for row in files if row[1] == "current" and self._present(row[0])
+        ]
+        removed = [row for row in files if row[1] == "removed" and self._present(row[0])]
         deletions = self._engine.rows(
             "SELECT activity_event_id, calculated_at, deleted_at, deleted_by, "
             "deletion_reason, deletion_node_id FROM emission_deletions"
         )
+        return current, removed, list(deletions)
+
+    def unfinished_deletions(self) -> list[tuple[str, str]]:
+        """``(activity_event_id, calculated_at)`` of deleted results still in the results
+        table's current files (their Iceberg delete did not happen: a stopped process)."""
+        current, _, deletions = self._files_and_deletions()
+        if not current or not deletions:
+            return []
         with self._duckdb() as con:
-            con.execute(f"CREATE VIEW emissions AS {_read_files(current)}")
-            con.execute(
-                "CREATE TABLE lake_removed (path VARCHAR, removed_at VARCHAR, "
-                "removed_by_root VARCHAR)"
-            )
-            if removed:
-                con.executemany(
-                    "INSERT INTO lake_removed VALUES (?, ?, ?)",
-                    [(local_file(row[0]), row[2], row[3]) for row in removed],
-                )
+            con.execute("CREATE TABLE deleted (activity_event_id VARCHAR, calculated_at VARCHAR)")
+            con.executemany("INSERT INTO deleted VALUES (?, ?)", [(r[0], r[1]) for r in deletions])
+            rows = con.execute(
+                f"SELECT activity_event_id, calculated_at FROM ({_read_files(current)}) "
+                "SEMI JOIN deleted USING (activity_event_id, calculated_at) ORDER BY ALL"
+            ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    @contextlib.contextmanager
+    def _lake(self) -> Iterator[Any]:
+        """A DuckDB connection with the views ``emissions`` (the current results: the
+        table's current data files) and ``emissions_history`` (earlier results: rows of
+        files no longer current that no current file holds, with when and by which root
+        they were replaced, and who deleted them)."""
+        current, removed, deletions = self._files_and_deletions()
+        with self._duckdb() as con:
             con.execute(
                 "CREATE TABLE emission_deletions (activity_event_id VARCHAR, calculated_at "
                 "VARCHAR, deleted_at VARCHAR, deleted_by VARCHAR, deletion_reason VARCHAR, "
@@ -359,7 +373,36 @@ class Results(Lake):
                     "INSERT INTO emission_deletions VALUES (?, ?, ?, ?, ?, ?)",
                     [tuple(row) for row in deletions],
                 )
+            # A deleted result is gone once its tombstone is committed; the Iceberg delete
+            # that takes it out of the table's files follows (emissions.delete_record).
+            live = _read_files(current)
+            if deletions:
+                live = (
+                    f"SELECT * FROM ({live}) e ANTI JOIN emission_deletions d "
+                    "USING (activity_event_id, calculated_at)"
+                )
+            con.execute(f"CREATE VIEW emissions AS {live}")
+            con.execute(
+                "CREATE TABLE lake_removed (path VARCHAR, removed_at VARCHAR, "
+                "removed_by_root VARCHAR)"
+            )
+            if removed:
+                con.executemany(
+                    "INSERT INTO lake_removed VALUES (?, ?, ?)",
+                    [(local_file(row[0]), row[2], row[3]) for row in removed],
+                )
             past = _read_files([local_file(row[0]) for row in removed], filename=True)
+            if deletions and current:
+                # Deleted results whose Iceberg delete has not happened yet (a process
+                # stopped in between) are earlier results too.
+                con.executemany(
+                    "INSERT INTO lake_removed VALUES (?, NULL, NULL)", [(p,) for p in current]
+                )
+                pending = (
+                    f"SELECT * FROM ({_read_files(current, filename=True)}) c SEMI JOIN "
+                    "emission_deletions d USING (activity_event_id, calculated_at)"
+                )
+                past = f"{past} UNION ALL {pending}"
             con.execute(
                 "CREATE VIEW emissions_history AS SELECT h.* EXCLUDE (rn, filename) REPLACE ("
                 "coalesce(d.deleted_at, h.superseded_at) AS superseded_at), "
@@ -378,29 +421,58 @@ class Results(Lake):
 
     def _lake_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row of a DuckDB query on the results views, as tuples."""
-        with self._lake() as con:
-            return list(con.execute(sql, dict(params or {})).fetchall())
+        return self._lake_query(sql, params, lambda cursor: list(cursor.fetchall()))
 
     def _lake_dicts(
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Every row of a DuckDB query on the results views, as dicts by column name."""
-        with self._lake() as con:
-            cursor = con.execute(sql, dict(params or {}))
+
+        def named(cursor: Any) -> list[dict[str, Any]]:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+        return self._lake_query(sql, params, named)
+
+    def _lake_query(
+        self, sql: str, params: Mapping[str, Any] | None, fetch: Callable[[Any], _T]
+    ) -> _T:
+        """A DuckDB query on the results views; a remote data file that is gone fails it
+        once, after which the remote files are checked for existence before each read
+        (one request per file: only a damaged workspace pays it)."""
+        try:
+            with self._lake() as con:
+                return fetch(con.execute(sql, dict(params or {})))
+        except DatabaseError:
+            if self.lake_filesystem is None or self.check_remote_files:
+                raise
+            self.check_remote_files = True
+        with self._lake() as con:
+            return fetch(con.execute(sql, dict(params or {})))
 
     def _lake_stream(
         self, sql: str, params: Mapping[str, Any] | None = None, size: int = 5_000
     ) -> Iterator[tuple[Any, ...]]:
         """Rows of a DuckDB query on the results views, fetched ``size`` at a time."""
-        with self._lake() as con:
-            cursor = con.execute(sql, dict(params or {}))
-            while rows := cursor.fetchmany(size):
-                yield from rows
+        first = True
+        while True:
+            try:
+                with self._lake() as con:
+                    cursor = con.execute(sql, dict(params or {}))
+                    while rows := cursor.fetchmany(size):
+                        first = False
+                        yield from rows
+                return
+            except DatabaseError:
+                if not first or self.lake_filesystem is None or self.check_remote_files:
+                    raise
+                self.check_remote_files = True
 
     def _has_removed_results(self) -> bool:
-        return self._has_removed_files(RESULTS_TABLE)
+        """Whether there may be earlier results (files no longer current, or deletions)."""
+        return self._has_removed_files(RESULTS_TABLE) or bool(
+            self._engine.rows("SELECT 1 FROM emission_deletions LIMIT 1")
+        )
 
     # -- writing: registrations, failures, deletions -----------------------------------
 
@@ -445,8 +517,9 @@ class Results(Lake):
         lineage_rows: Sequence[Sequence[Any]],
     ) -> None:
         """Keep who deleted a record's result (calculated at ``calculated_at``), when and
-        why, with its ``RECORD_DELETED`` node, in one transaction (the result itself left
-        the results table by an Iceberg delete: lake.delete_result)."""
+        why, with its ``RECORD_DELETED`` node, in one transaction: from then on the result
+        is deleted for every read (the Iceberg delete that takes it out of the results
+        table's files follows: lake.delete_result)."""
         node_id = lineage_rows[0][1] if lineage_rows else None
         with self._engine.transaction(
             lambda why: f"cannot record the deletion of {activity_event_id!r}: {why}"

@@ -29,7 +29,7 @@ from .._exceptions import (
     LineageError,
     PipelineStepFailed,
 )
-from ..database import LINEAGE_TABLE
+from ..database import LINEAGE_TABLE, RESULTS_TABLE
 from ..settings import Settings
 from .context import Context
 from .journal import Journal, error_fields
@@ -472,14 +472,11 @@ class BatchMap:
         one Iceberg commit per execution; nothing to do when they are committed)."""
         try:
             replaced = lake.commit(
-                self.ctx.database, self.ctx.storage, self.execution_id, self.root_id
-            )
-            lake.commit(
                 self.ctx.database,
                 self.ctx.storage,
                 self.execution_id,
                 self.root_id,
-                table=LINEAGE_TABLE,
+                tables=(RESULTS_TABLE, LINEAGE_TABLE),
             )
         except (CarbonlakeError, OSError) as exc:
             raise PipelineStepFailed(

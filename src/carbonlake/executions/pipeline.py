@@ -1,4 +1,4 @@
-"""The orchestrator: the spec's state machine, one durable execution per input file.
+"""The pipeline: the spec's state machine, one durable execution per input file.
 
 RAW_DATA_INPUT -> DQ_SETUP -> DQ_PROFILE -> DQ_CLEANUP -> PROFILE_COMPLETE ->
 DQ_CHECK_RESULTS -> (DQ_CHECK_FAIL -> DQ_ERROR_NOTIFICATION) | (DQ_CHECK_PASS ->
@@ -40,6 +40,7 @@ from .._exceptions import (
     PipelineStepFailed,
     StateConflict,
 )
+from ..documents import TransformEvent
 from .context import Context, owner_alive, this_process
 from .journal import StateWork
 from .map import BatchMap, ProgressCallback
@@ -529,7 +530,10 @@ class _ExecutionRun:
         # A transform that ran before a crash may have left batches: start clean.
         for stale in storage.list("transformed", self.root_id):
             storage.delete(stale)
-        event = {"JobName": transform.JOB_NAME, "Arguments": {"--UNIQUE_DIRECTORY": self.root_id}}
+        event: TransformEvent = {
+            "JobName": transform.JOB_NAME,
+            "Arguments": {"--UNIQUE_DIRECTORY": self.root_id},
+        }
         if not self.pipeline.distributed():
             return transform.run(
                 event, storage=storage, batch_size=self.batch_size, raw_location=raw_location

@@ -20,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError, InputDataError, StorageError
 from ..database import Database, utc_now
+from ..documents import (
+    DqCheckEvent,
+    DqCheckOutput,
+    DqCleanupEvent,
+    DqProfileEvent,
+    DqProfileOutput,
+    DqSetupEvent,
+)
 from ..storage import Storage
 from . import gate
 from .gate import ListResolver, failed_results, table_rows
@@ -150,8 +158,12 @@ def _arn(kind: str, name: str) -> str:
     return f"arn:carbonlake:databrew:local:{kind}/{name}"
 
 
-def setup(event: dict[str, Any], *, database: Database, rules: list[Rule]) -> dict[str, Any]:
-    """SETUP: record the dataset, ruleset and profile job for one file."""
+def setup(event: DqSetupEvent, *, database: Database, rules: list[Rule]) -> dict[str, Any]:
+    """SETUP: record the dataset, ruleset and profile job for one file.
+
+    The output has the shape of :class:`~carbonlake.documents.DqSetupOutput`, typed as a plain
+    dict while the orchestrator's states read it as one.
+    """
     if event.get("event_type", "SETUP") != "SETUP":
         raise InputDataError(f"dq setup got event_type {event.get('event_type')!r}, not SETUP")
     location = event.get("storage_location")
@@ -207,13 +219,13 @@ def _resource(database: Database, name: str, kind: str) -> dict[str, Any]:
 
 
 def profile(
-    event: dict[str, Any],
+    event: DqProfileEvent,
     *,
     storage: Storage,
     database: Database,
     factor_set: FactorSet | None = None,
     max_columns: int = gate.DEFAULT_MAX_COLUMNS,
-) -> dict[str, Any]:
+) -> DqProfileOutput:
     """Run the profile job named ``event["Name"]`` over the whole file.
 
     Returns a DescribeJobRun-like result whose ``Outputs[0].Location`` points at
@@ -274,11 +286,15 @@ def profile(
     }
 
 
-def cleanup(event: dict[str, Any], *, database: Database) -> dict[str, Any]:
-    """CLEANUP: remove the dataset, ruleset and job records; passes the event on."""
-    names = [event.get(k) for k in ("dataset_name", "ruleset_name", "job_name")]
+def cleanup(event: DqCleanupEvent, *, database: Database) -> dict[str, Any]:
+    """CLEANUP: remove the dataset, ruleset and job records; passes the event on (a copy).
+
+    The output has the shape of :class:`~carbonlake.documents.DqCleanupEvent`, typed as a plain
+    dict while the orchestrator's states read it as one.
+    """
+    names = [event.get("dataset_name"), event.get("ruleset_name"), event.get("job_name")]
     database.delete_dq_resources([n for n in names if n])
-    return event
+    return dict(event)
 
 
 def report_location(dq_results: dict[str, Any], storage: Storage) -> str:
@@ -316,7 +332,7 @@ def report_passed(report: dict[str, Any]) -> bool:
     return bool(report.get("passed"))
 
 
-def check_results(event: dict[str, Any], *, storage: Storage) -> dict[str, Any]:
+def check_results(event: DqCheckEvent, *, storage: Storage) -> DqCheckOutput:
     """Read the report and move the file from landing to raw (pass) or error (fail)."""
     location = event.get("storage_location")
     dq_results = event.get("dq_results")

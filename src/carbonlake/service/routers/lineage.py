@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ... import lineage as lineage_module
-from ... import lineage_verify
+from ...lineage import verify as lineage_verify
 from .._problems import responses
 from .._state import ServiceDep
 

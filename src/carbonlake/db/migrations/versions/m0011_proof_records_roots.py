@@ -1,5 +1,5 @@
 """Proofs of one record (issue 16): the records Merkle roots of enriched files, computed
-when a digest or proof first needs them (carbonlake.lineage_proof), keyed by the file and
+when a digest or proof first needs them (carbonlake.lineage.proof), keyed by the file and
 the SHA-256 its ledger nodes recorded. A cache: it can be emptied.
 
 Revision ID: 0011

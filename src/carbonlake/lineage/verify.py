@@ -43,9 +43,9 @@ from typing import Any
 
 import polars as pl
 
-from . import calculate as calc
-from . import lineage, transform
-from ._exceptions import (
+from .. import calculate as calc
+from .. import transform
+from .._exceptions import (
     ConfigurationError,
     DatabaseError,
     InputDataError,
@@ -53,16 +53,33 @@ from ._exceptions import (
     StopVerifying,
     StorageError,
 )
-from .database import RESULT_NUMBER_COLUMNS, RESULTS_TABLE, Database, utc_now
-from .storage import Storage
+from ..database import RESULT_NUMBER_COLUMNS, RESULTS_TABLE, Database, utc_now
+from ..storage import Storage
+from .nodes import (
+    CALCULATION_COMPLETE,
+    DQ_CHECK_FAIL,
+    DQ_CHECK_PASS,
+    GLUE_BATCH_SPLIT,
+    PARENT_ACTIONS,
+    PROFILE_COMPLETE,
+    RAW_DATA_INPUT,
+    RECALCULATION,
+    RECORD_ACTIONS,
+    RECORD_DELETED,
+    RECORD_FOLLOW_UPS,
+    RECORD_NODES,
+    SEALED_ACTIONS,
+    sibling_hash,
+    sibling_template,
+)
 
 ALGORITHM = "RFC6962-SHA256"
 """How the ledger hash is computed: RFC 6962 Merkle tree hash over the node hashes."""
 
 _EXPECTS_CHILDREN: dict[str, str] = {
-    lineage.RAW_DATA_INPUT: "PROFILE_COMPLETE or DQ_CHECK_PASS/DQ_CHECK_FAIL",
-    lineage.PROFILE_COMPLETE: "DQ_CHECK_PASS or DQ_CHECK_FAIL",
-    lineage.DQ_CHECK_PASS: "GLUE_BATCH_SPLIT",
+    RAW_DATA_INPUT: "PROFILE_COMPLETE or DQ_CHECK_PASS/DQ_CHECK_FAIL",
+    PROFILE_COMPLETE: "DQ_CHECK_PASS or DQ_CHECK_FAIL",
+    DQ_CHECK_PASS: "GLUE_BATCH_SPLIT",
 }
 _SHOWN_ROWS = 10
 
@@ -71,7 +88,9 @@ UNRECORDED_BUCKETS = ("raw", "error", "transformed", "enriched", "dq-results")
 lineage-archive: exports of the ledger)."""
 ROOT_FOLDER_BUCKETS = ("transformed", "enriched", "dq-results")
 """Buckets whose objects sit in a folder named after their root_id."""
-_RESULT_ACTIONS = (lineage.CALCULATION_COMPLETE, lineage.RECALCULATION)
+_RESULT_ACTIONS = (CALCULATION_COMPLETE, RECALCULATION)
+_FOLLOW_UP_CHUNK = 50_000
+"""Parents of RECALCULATION / RECORD_DELETED nodes looked up per query."""
 RESULT_COLUMNS = RESULT_NUMBER_COLUMNS
 """The numbers of a current result that verify compares with its enriched record."""
 RESULT_BATCH_ROWS = 50_000
@@ -362,6 +381,7 @@ class _Verifier:
         self.stop_at_first = stop_at_first
         self.roots: dict[str, _Root] = {}
         self.gaps: list[tuple[int, int, str, str]] = []
+        self.follow_ups: list[tuple[str, str, str, str, str | None, str]] = []
         self._template_key: tuple[Any, ...] | None = None
         self._template = ("", "", "")
         self.snapshot_at: int | None = None
@@ -422,7 +442,7 @@ class _Verifier:
                 if merkle.size == self.snapshot_at:
                     self.snapshot = merkle.root()
             self._take(row)
-            if row[4] == lineage.RECORD_NODES:
+            if row[4] == RECORD_NODES:
                 self._take_sealed(row)
 
     def _take_sealed(self, row: tuple[Any, ...]) -> None:
@@ -431,13 +451,13 @@ class _Verifier:
         seq, root, node, location = row[0], row[1], row[2], row[5]
         try:
             for record in self.database.record_file_nodes(location):
-                if record[0] != root or record[3] not in lineage.SEALED_ACTIONS:
+                if record[0] != root or record[3] not in SEALED_ACTIONS:
                     self.problem(
                         "tree",
                         f"record file {location} of RECORD_NODES node {node} (root {root}) "
                         f"holds node {record[1]} of root {record[0]} with action "
                         f"{record[3]}; it holds its root's "
-                        f"{' and '.join(lineage.SEALED_ACTIONS)} nodes only",
+                        f"{' and '.join(SEALED_ACTIONS)} nodes only",
                         root,
                         record[1],
                         location,
@@ -464,20 +484,22 @@ class _Verifier:
         if state is None:
             state = self.roots[root] = _Root()
         self._check_hash(row)
-        if action in lineage.RECORD_FOLLOW_UPS:
+        if action in RECORD_FOLLOW_UPS:
             # Hangs under a record node (which verify does not keep in memory).
             key = (location, sha)
             if key not in state.record_objects:
                 state.record_objects[key] = (node, action, seq)
-            self._check_follow_up(root, node, action, parent, phash, at)
+            # Checked after the scan, their parents looked up many at a time (a record's
+            # node may be in a record file, where one lookup reads the root's files).
+            self.follow_ups.append((root, node, action, parent, phash, at))
             return
-        if action in lineage.RECORD_ACTIONS:
+        if action in RECORD_ACTIONS:
             key = (location, sha)
             if key not in state.record_objects:
                 state.record_objects[key] = (node, action, seq)
         else:
             state.nodes[node] = _Node(seq, action, stored, location, sha)
-        if action == lineage.RAW_DATA_INPUT:
+        if action == RAW_DATA_INPUT:
             state.raw_nodes.append(node)
             if parent != root:
                 self.problem(
@@ -493,18 +515,41 @@ class _Verifier:
             state.waiting.append((seq, node, parent, action, phash))
         else:
             self._link(root, node, action, phash, parent, found)
-        if action in lineage.RECORD_ACTIONS:
+        if action in RECORD_ACTIONS:
             state.batch_rows.setdefault(parent, _BatchRows()).add(
                 row_number if isinstance(row_number, int) else None,
-                action == lineage.CALCULATION_COMPLETE,
+                action == CALCULATION_COMPLETE,
             )
 
+    def check_follow_ups(self) -> None:
+        """Every RECALCULATION and RECORD_DELETED node against its parent record node."""
+        by_root: dict[str, list[tuple[str, str, str, str, str | None, str]]] = {}
+        for entry in self.follow_ups:
+            by_root.setdefault(entry[0], []).append(entry)
+        for root, entries in by_root.items():
+            for start in range(0, len(entries), _FOLLOW_UP_CHUNK):
+                chunk = entries[start : start + _FOLLOW_UP_CHUNK]
+                parents = {
+                    n["node_id"]: n
+                    for n in self.database.lineage_nodes(root, sorted({e[3] for e in chunk}))
+                }
+                for _, node, action, parent, phash, at in chunk:
+                    self._check_follow_up(root, node, action, parent, phash, at, parents)
+        self.follow_ups.clear()
+
     def _check_follow_up(
-        self, root: str, node: str, action: str, parent: str, phash: str | None, at: str
+        self,
+        root: str,
+        node: str,
+        action: str,
+        parent: str,
+        phash: str | None,
+        at: str,
+        parents: dict[str, dict[str, Any]],
     ) -> None:
         """A RECALCULATION or RECORD_DELETED node against the record node it hangs under."""
-        found = self.database.lineage_node(root, parent)
-        allowed = lineage.PARENT_ACTIONS[action]
+        found = parents.get(parent)
+        allowed = PARENT_ACTIONS[action]
         if found is None:
             self.problem(
                 "missing_parent",
@@ -554,9 +599,9 @@ class _Verifier:
         key = (root, parent, action, location, at, sha, phash)
         try:
             if key != self._template_key:
-                self._template = lineage.sibling_template(*key)
+                self._template = sibling_template(*key)
                 self._template_key = key
-            recomputed = lineage.sibling_hash(self._template, node, row_number)
+            recomputed = sibling_hash(self._template, node, row_number)
         except (TypeError, ValueError):
             self._template_key = None
             recomputed = None
@@ -574,7 +619,7 @@ class _Verifier:
         self, root: str, node: str, action: str, phash: str | None, parent: str, found: _Node
     ) -> None:
         found.children += 1
-        allowed = lineage.PARENT_ACTIONS.get(action)
+        allowed = PARENT_ACTIONS.get(action)
         if allowed is None:
             self.problem(
                 "tree",
@@ -684,13 +729,13 @@ class _Verifier:
             verdicts = [
                 (node_id, node)
                 for node_id, node in state.nodes.items()
-                if node.action in (lineage.DQ_CHECK_PASS, lineage.DQ_CHECK_FAIL)
+                if node.action in (DQ_CHECK_PASS, DQ_CHECK_FAIL)
             ]
             batches: list[tuple[str, _Node, int | None]] = []
             for node_id, node in sorted(state.nodes.items(), key=lambda item: item[1].seq):
                 if node.location is None:
                     continue
-                if node.action == lineage.RAW_DATA_INPUT and verdicts:
+                if node.action == RAW_DATA_INPUT and verdicts:
                     # The DQ check moved the file on: it is checked where it went, and it
                     # must be the same file that arrived.
                     moved_id, moved = verdicts[0]
@@ -707,7 +752,7 @@ class _Verifier:
                             node.location,
                         )
                     continue
-                is_batch = node.action == lineage.GLUE_BATCH_SPLIT
+                is_batch = node.action == GLUE_BATCH_SPLIT
                 data = self._object(
                     root, node_id, node.action, node.location, node.object_sha256, is_batch
                 )
@@ -969,7 +1014,7 @@ class _Verifier:
         if not locations:
             return
         expected = self._results_of_files(locations)
-        calculated = [loc for loc in locations if files[loc][0] == lineage.CALCULATION_COMPLETE]
+        calculated = [loc for loc in locations if files[loc][0] == CALCULATION_COMPLETE]
         if calculated:
             own = expected.filter(pl.col("location").is_in(pl.Series(calculated).implode()))
             sums = own.select(calc.co2e_by_method_exprs()).row(0, named=True)
@@ -1082,7 +1127,7 @@ class _Verifier:
         complete = [
             matched
             for action, matched in state.result_files.values()
-            if action == lineage.CALCULATION_COMPLETE
+            if action == CALCULATION_COMPLETE
         ]
         if not outputs or not all(complete) or own.files != len(complete):
             return  # nothing stored, or a file is already reported: nothing to recompute
@@ -1153,9 +1198,19 @@ class _Verifier:
     def check_deletions(self, root_id: str | None) -> None:
         """Every result the database says was deleted has its RECORD_DELETED node: a
         deletion cannot be hidden by removing its node alone."""
+        for record_id, calculated_at in self.database.unfinished_deletions():
+            self.problem(
+                "deletion_unfinished",
+                f"the result of record {record_id} calculated at {calculated_at} was deleted "
+                "(its tombstone and RECORD_DELETED node are recorded) but is still in the "
+                "results table's files, which other engines read: run `carbonlake emissions "
+                f"delete {record_id} --reason ...` again to finish it",
+                None,
+                record_id,
+            )
         for record_id, root, node_id in self.database.deletions(root_id):
             found = self.database.lineage_node(root, node_id)
-            if found is None or found["action_taken"] != lineage.RECORD_DELETED:
+            if found is None or found["action_taken"] != RECORD_DELETED:
                 self.problem(
                     "node_missing",
                     f"the result of record {record_id} (root {root}) was deleted, but its "
@@ -1315,6 +1370,7 @@ def verify(
         verifier.scan(root_id, merkle)
         if root_id is not None and report.nodes == 0:
             raise LineageError(f"no lineage recorded for root_id {root_id}")
+        verifier.check_follow_ups()
         verifier.resolve_waiting()
         verifier.check_roots()
         verifier.check_objects()

@@ -41,18 +41,19 @@ from typing import Any
 
 import polars as pl
 
-from . import lineage
-from ._exceptions import ConfigurationError, LineageError, StorageError
-from .calculate import read_enriched
-from .database import Database, utc_now
-from .lineage_verify import ALGORITHM, checkpoint, interior_hash, leaf_data, leaf_hash
-from .storage import Storage
+from .._exceptions import ConfigurationError, LineageError, StorageError
+from ..calculate import read_enriched
+from ..database import Database, utc_now
+from ..storage import Storage
+from .nodes import CALCULATION_COMPLETE, GLUE_BATCH_SPLIT, RAW_DATA_INPUT, RECALCULATION, node_hash
+from .queries import trace
+from .verify import ALGORITHM, checkpoint, interior_hash, leaf_data, leaf_hash
 
 PROOF_FORMAT = "carbonlake-record-proof/1"
 """The ``format`` of a proof document."""
 DIGEST_FORMAT = "carbonlake-digest/1"
 """The ``format`` of a digest document."""
-FILE_ACTIONS = (lineage.CALCULATION_COMPLETE, lineage.RECALCULATION)
+FILE_ACTIONS = (CALCULATION_COMPLETE, RECALCULATION)
 """Actions whose nodes point at enriched files (calculated records)."""
 RECORD_ID = "activity_event_id"
 _EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -281,7 +282,7 @@ def ledger_files(database: Database) -> list[LedgerFile]:
     """Every enriched file the ledger records, in the digest's order: roots in the order
     their ``RAW_DATA_INPUT`` was recorded, a root's files in the order they were first
     recorded. A pipeline file's parent is its batch node; a recalculated file has none."""
-    roots = [row[1] for row in database.iter_lineage(actions=(lineage.RAW_DATA_INPUT,))]
+    roots = [row[1] for row in database.iter_lineage(actions=(RAW_DATA_INPUT,))]
     files: list[LedgerFile] = []
     for root_id in dict.fromkeys(roots):
         seen: set[tuple[str, str]] = set()
@@ -292,7 +293,7 @@ def ledger_files(database: Database) -> list[LedgerFile]:
                 continue
             seen.add(key)
             action = str(group["action_taken"])
-            parent_id = str(group["parent_id"]) if action == lineage.CALCULATION_COMPLETE else None
+            parent_id = str(group["parent_id"]) if action == CALCULATION_COMPLETE else None
             parent_hash = None
             if parent_id is not None:
                 if parent_id not in parents:
@@ -428,7 +429,7 @@ def digest(database: Database, storage: Storage) -> Digest:
 
 
 def _record_of(node_id: str, action: str) -> str:
-    if action == lineage.RECALCULATION:
+    if action == RECALCULATION:
         return node_id.partition("#recalc-")[0]
     return node_id
 
@@ -542,7 +543,7 @@ def _trail(
     batch node's audit path in the ledger tree (None, None for a recalculated file)."""
     if entry.parent_id is None or entry.parent_node_hash is None:
         return None, None
-    chain = lineage.trace(database, entry.parent_id, entry.root_id)
+    chain = trace(database, entry.parent_id, entry.root_id)
     nodes = [{key: node.get(key) for key in TRAIL_FIELDS} for node in chain]
     wanted = leaf_hash(leaf_data(entry.parent_node_hash))
     try:
@@ -586,7 +587,7 @@ def prove(
             "leaf differ; this is a bug of carbonlake's record encoder, please report it"
         )
     node_id = record_id
-    if entry.action_taken == lineage.RECALCULATION:
+    if entry.action_taken == RECALCULATION:
         recalculation = entry.storage_location.split("/recalculated/")[-1].split("/")[0]
         node_id = f"{record_id}#recalc-{recalculation}"
     return {
@@ -828,7 +829,7 @@ def _check_trail(
     nodes = [_trail_node(node, origin, i) for i, node in enumerate(trail)]
     previous: dict[str, Any] | None = None
     for i, node in enumerate(nodes):
-        recomputed = lineage.node_hash(*(node[key] for key in TRAIL_FIELDS[:-1]))
+        recomputed = node_hash(*(node[key] for key in TRAIL_FIELDS[:-1]))
         if recomputed != node["node_hash"]:
             raise ProofFailed(
                 "trail",
@@ -838,7 +839,7 @@ def _check_trail(
         if node["root_id"] != entry["root_id"]:
             raise ProofFailed("trail", f"trail[{i}] is of root_id {node['root_id']}")
         if previous is None:
-            if node["action_taken"] != lineage.RAW_DATA_INPUT or node["parent_hash"] is not None:
+            if node["action_taken"] != RAW_DATA_INPUT or node["parent_hash"] is not None:
                 raise ProofFailed("trail", "the trail does not start at a RAW_DATA_INPUT node")
         elif (
             node["parent_id"] != previous["node_id"] or node["parent_hash"] != previous["node_hash"]
@@ -849,7 +850,7 @@ def _check_trail(
             )
         previous = node
     last = nodes[-1]
-    if last["action_taken"] != lineage.GLUE_BATCH_SPLIT or last["node_hash"] != parent_hash:
+    if last["action_taken"] != GLUE_BATCH_SPLIT or last["node_hash"] != parent_hash:
         raise ProofFailed(
             "trail",
             f"the trail ends at {last['node_id']} ({last['action_taken']}), not at the batch "

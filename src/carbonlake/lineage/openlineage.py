@@ -58,11 +58,22 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from openlineage.client.transport.transport import Transport
 
-from . import lineage
-from ._exceptions import CarbonlakeError, ConfigurationError, LineageError, StorageError
-from .database import Database
-from .quality import rules as rule_language
-from .storage import Storage
+from .._exceptions import CarbonlakeError, ConfigurationError, LineageError, StorageError
+from ..database import Database
+from ..quality import rules as rule_language
+from ..storage import Storage
+from .nodes import (
+    CALCULATION_COMPLETE,
+    CALCULATION_FAILED,
+    DQ_CHECK_FAIL,
+    DQ_CHECK_PASS,
+    GLUE_BATCH_SPLIT,
+    NODE_FIELDS,
+    PROFILE_COMPLETE,
+    RAW_DATA_INPUT,
+    RECALCULATION,
+    RECORD_ACTIONS,
+)
 
 NAMESPACE = "carbonlake"
 """Default job namespace."""
@@ -74,7 +85,7 @@ DEFAULT_ENDPOINT = "api/v1/lineage"
 
 
 def _producer() -> str:
-    from . import __version__
+    from .. import __version__
 
     return f"https://pypi.org/project/carbonlake/{__version__}/"
 
@@ -294,10 +305,8 @@ class _Builder:
 
     def stages(self, execution: dict[str, Any] | None) -> list[_Stage]:
         nodes = [
-            dict(zip(lineage.NODE_FIELDS, row[1:], strict=True))
-            for row in self.database.iter_lineage(
-                self.root_id, exclude_actions=lineage.RECORD_ACTIONS
-            )
+            dict(zip(NODE_FIELDS, row[1:], strict=True))
+            for row in self.database.iter_lineage(self.root_id, exclude_actions=RECORD_ACTIONS)
         ]
         if not nodes:
             raise LineageError(f"no lineage recorded for root_id {self.root_id}")
@@ -313,10 +322,10 @@ class _Builder:
             stop_error = execution.get("error") or f"execution ended {execution.get('status')}"
         stopped_at = (execution or {}).get("stopped_at") or nodes[-1]["recorded_at"]
 
-        raw = first(lineage.RAW_DATA_INPUT)
-        profile = first(lineage.PROFILE_COMPLETE)
-        verdict = first(lineage.DQ_CHECK_PASS) or first(lineage.DQ_CHECK_FAIL)
-        batches = by_action.get(lineage.GLUE_BATCH_SPLIT, [])
+        raw = first(RAW_DATA_INPUT)
+        profile = first(PROFILE_COMPLETE)
+        verdict = first(DQ_CHECK_PASS) or first(DQ_CHECK_FAIL)
+        batches = by_action.get(GLUE_BATCH_SPLIT, [])
         stages: list[_Stage] = []
 
         def unfinished(name: str) -> str:
@@ -361,7 +370,7 @@ class _Builder:
             failed = None
             if verdict is None:
                 failed = unfinished("the data-quality check")
-            elif verdict["action_taken"] == lineage.DQ_CHECK_FAIL:
+            elif verdict["action_taken"] == DQ_CHECK_FAIL:
                 failed = (
                     f"the file failed data quality and was moved to {verdict['storage_location']}"
                 )
@@ -381,7 +390,7 @@ class _Builder:
                     else [],
                 )
             )
-        passed = first(lineage.DQ_CHECK_PASS)
+        passed = first(DQ_CHECK_PASS)
         if passed:
             stages.append(
                 _Stage(
@@ -414,12 +423,10 @@ class _Builder:
     ) -> _Stage:
         # RECALCULATION nodes belong to later runs of their own (see recalculation_events).
         groups = self.database.lineage_record_groups(
-            self.root_id, (lineage.CALCULATION_COMPLETE, lineage.CALCULATION_FAILED)
+            self.root_id, (CALCULATION_COMPLETE, CALCULATION_FAILED)
         )
         done = {g["parent_id"] for g in groups}
-        failed_records = sum(
-            g["nodes"] for g in groups if g["action_taken"] == lineage.CALCULATION_FAILED
-        )
+        failed_records = sum(g["nodes"] for g in groups if g["action_taken"] == CALCULATION_FAILED)
         per_file: dict[tuple[str, str | None], int] = {}
         for g in groups:
             if g["storage_location"]:
@@ -469,7 +476,7 @@ class _Builder:
                 tags_run.TagsRunFacetFields(key="root_id", value=self.root_id, source="CARBONLAKE")
             ]
         )
-        from . import __version__
+        from .. import __version__
 
         engine = processing_engine_run.ProcessingEngineRunFacet(
             version=__version__, name="carbonlake"
@@ -571,7 +578,7 @@ class _Builder:
         """START and COMPLETE of each recalculation of this root's records (job
         ``carbonlake.recalculate``), with the files it wrote and their record counts."""
         runs: dict[str, dict[str, Any]] = {}
-        groups = self.database.lineage_record_groups(self.root_id, (lineage.RECALCULATION,))
+        groups = self.database.lineage_record_groups(self.root_id, (RECALCULATION,))
         for group in groups:
             location = group["storage_location"] or ""
             found = _RECALCULATED.search(location)

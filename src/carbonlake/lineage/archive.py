@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from . import lineage
-from ._exceptions import LineageError
-from .database import Database
-from .storage import Storage
+from .._exceptions import LineageError
+from ..database import Database
+from ..storage import Storage
+from .nodes import NODE_FIELDS, RAW_DATA_INPUT, RECORD_ACTIONS, TERMINAL_ACTIONS, record_id_of
 
 _LINES_PER_WRITE = 10_000
 
@@ -73,14 +73,14 @@ def _node_text(row: tuple[Any, ...]) -> str:
 
 
 def _node_json(row: tuple[Any, ...]) -> tuple[dict[str, Any], str]:
-    return dict(zip(lineage.NODE_FIELDS, row[1:], strict=True)), _node_text(row)
+    return dict(zip(NODE_FIELDS, row[1:], strict=True)), _node_text(row)
 
 
 def archive(database: Database, storage: Storage, root_id: str) -> ArchiveResult:
     """Write the trace archive of one root; a broken chain is archived as far as it goes."""
     file_nodes: dict[str, dict[str, Any]] = {}
     encoded: dict[str, str] = {}
-    for row in database.iter_lineage(root_id, exclude_actions=lineage.RECORD_ACTIONS):
+    for row in database.iter_lineage(root_id, exclude_actions=RECORD_ACTIONS):
         node, text = _node_json(row)
         file_nodes[node["node_id"]] = node
         encoded[node["node_id"]] = text
@@ -109,7 +109,7 @@ def archive(database: Database, storage: Storage, root_id: str) -> ArchiveResult
         while current is not None and current["node_id"] not in seen:
             seen.add(current["node_id"])
             chain.append(encoded[current["node_id"]])
-            if current["action_taken"] == lineage.RAW_DATA_INPUT:
+            if current["action_taken"] == RAW_DATA_INPUT:
                 complete = True
                 break
             current = file_nodes.get(current["parent_id"])
@@ -121,11 +121,11 @@ def archive(database: Database, storage: Storage, root_id: str) -> ArchiveResult
     with storage.open_write(result.storage_location) as out:
         pending: list[str] = []
         terminals = result.terminals
-        for row in database.iter_lineage(root_id, actions=lineage.TERMINAL_ACTIONS):
+        for row in database.iter_lineage(root_id, actions=TERMINAL_ACTIONS):
             text = _node_text(row)
             chain, complete = prefix(row[3])
             body = f"{chain},{text}" if chain else text
-            record_id = lineage.record_id_of(row[2], row[4])
+            record_id = record_id_of(row[2], row[4])
             pending.append(f'{{"record_id":{_value(record_id)}{head}{body}]}}\n')
             result.lines += 1
             if not complete:
