@@ -55,6 +55,7 @@ from carbonlake import lineage, transform
 from carbonlake.calculate import calculate_frame
 from carbonlake.calculate.factors import shipped_factor_set
 from carbonlake.database import EMISSION_COLUMNS, LINEAGE_COLUMNS, Database
+from carbonlake.lineage.nodes import _sibling_hashes
 
 from . import measure
 
@@ -99,7 +100,7 @@ def _node_hashes(ids: list[str], batch_size: int) -> list[str]:
     hashes: list[str] = []
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
-        hashes += lineage._sibling_hashes(
+        hashes += _sibling_hashes(
             "root-0000",
             chunk,
             "batch-node-0000",

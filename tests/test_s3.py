@@ -229,7 +229,7 @@ def test_a_results_file_gone_from_s3_leaves_the_others_readable(
         assert found == ["a0", "a1", "a2"]
         assert reopened.database.emission("b0") is None
         assert reopened.database.emission("a1") is not None
-        from carbonlake.lineage_verify import verify
+        from carbonlake.lineage.verify import verify
 
         report = verify(reopened.database, reopened.storage, stop_at_first=False)
         missing = [p for p in report.problems if p.kind == "results_file_missing"]
