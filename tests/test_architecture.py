@@ -28,7 +28,7 @@ THIRD_PARTY_OWNERS = {
 
 def room_of(module: str) -> str:
     """The room of a module ``carbonlake.x.y``: its first part, with the few modules
-    whose room has another name (a ``lineage_*.py`` module would still be lineage's)."""
+    whose room has another name."""
     parts = module.split(".")
     if len(parts) == 1:
         return "package"

@@ -229,3 +229,22 @@ def test_batches_read_with_the_transforms_schema_equal_inference_and_odd_files_f
     assert read_batch(storage, odd, batch_schema).to_dicts() == [
         {"activity_event_id": "c", "raw_data": "12.5 kg"}
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("aB \t\u00a0\u2003\u3000x-ÉÇ"), max_size=12)))
+def test_names_keyed_together_get_the_keys_each_gets_alone(names: list[str]) -> None:
+    # The data-quality gate keys a factor-set list in one call; the calculation keys one
+    # name at a time: the two must agree on every name.
+    from carbonlake.calculate.names import name_key, name_keys
+
+    assert name_keys(names) == [name_key(name) for name in names]
+
+
+def test_a_name_key_folds_unicode_spaces_and_case() -> None:
+    from carbonlake.calculate.names import name_keys
+
+    assert name_keys(["Hainan Province China Power Grid ", " A\u00a0\u2003b\tC "]) == [
+        "hainan province china power grid",
+        "a b c",
+    ]

@@ -15,11 +15,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from carbonlake import Pipeline
+from carbonlake import DatabaseError, Pipeline
 from carbonlake.database import EMISSION_COLUMNS
 from carbonlake.executions import Context
 from carbonlake.settings import load_settings
 
+from .conftest import HEADER, activity_row
 from .test_record_delete import ROWS, expected_ar5_tonnes, write_input
 
 ALL_IDS = [row[0] for row in ROWS]
@@ -295,3 +296,83 @@ def test_kill_9_between_a_deletions_tombstone_and_its_iceberg_delete(tmp_path: P
     left = iceberg_table(ws).scan().to_arrow().column("activity_event_id").to_pylist()
     assert sorted(left) == sorted(set(ALL_IDS) - {"d-4"})
     assert cli_run("lineage", "verify").returncode == 0
+
+
+def _run_files(context: Context, tmp_path: Path, files: dict[str, list[str]]) -> dict[str, str]:
+    """Run one input file per name (its record ids given); returns name -> root_id."""
+    roots = {}
+    for name, ids in files.items():
+        source = tmp_path / "in" / f"{name}.csv"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("\n".join([HEADER, *(activity_row(i) for i in ids)]) + "\n")
+        summary = Pipeline(context).run_file(source)
+        assert summary["status"] == "SUCCEEDED", summary["error"]
+        roots[name] = summary["root_id"]
+    return roots
+
+
+def _results_file(context: Context, root_id: str) -> dict[str, Any]:
+    (found,) = [f for f in context.database.lake_files("emissions") if f["root_id"] == root_id]
+    return found
+
+
+def test_a_lookup_reads_only_the_results_files_whose_record_range_holds_the_id(
+    context: Context, tmp_path: Path
+) -> None:
+    roots = _run_files(context, tmp_path, {"a": ["a-3", "a-1", "a-2"], "b": ["b-2", "b-10", "b-1"]})
+    first, second = _results_file(context, roots["a"]), _results_file(context, roots["b"])
+    # Each file's smallest and largest record id are registered (string order).
+    assert (first["min_record_id"], first["max_record_id"]) == ("a-1", "a-3")
+    assert (second["min_record_id"], second["max_record_id"]) == ("b-1", "b-2")
+    # Make the first file unreadable: a lookup that opened it would fail.
+    Path(first["file_path"].removeprefix("file://")).write_bytes(b"not a parquet file")
+    found = context.database.emission("b-10")
+    assert found is not None and found["root_id"] == roots["b"]
+    assert context.database.emission("b-9") is None  # inside b's range, not there
+    assert context.database.emission("c-1") is None  # inside no range: no file read
+    assert context.database.emission_history("b-10") == []
+    with pytest.raises(DatabaseError):
+        context.database.emission("a-2")  # its range holds a-2: the file is read
+    # A file whose range is not known (NULL) is read by every lookup.
+    with sqlite3.connect(context.settings.workspace / "carbonlake.db") as conn:
+        conn.execute(
+            "UPDATE lake_files SET min_record_id = NULL, max_record_id = NULL WHERE file_path = ?",
+            (first["file_path"],),
+        )
+    with pytest.raises(DatabaseError):
+        context.database.emission("b-10")
+
+
+def test_results_files_are_written_in_row_groups_of_bounded_size(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from carbonlake import lake
+    from carbonlake.database import EMISSION_TYPES
+    from carbonlake.storage import Storage
+
+    kinds = {"BIGINT": pl.Int64, "DOUBLE": pl.Float64, "VARCHAR": pl.String}
+    records = 2 * lake.ROW_GROUP_RECORDS + 5
+    ids = [f"r-{n:06d}" for n in range(records)][::-1]
+    rows = pl.DataFrame(
+        {
+            column: pl.Series(column, [None] * records, dtype=kinds[EMISSION_TYPES[column]])
+            for column in EMISSION_COLUMNS
+        }
+    ).with_columns(activity_event_id=pl.Series(ids))
+    storage = Storage((tmp_path / "ws").as_uri())
+    storage.ensure_buckets()
+    written = lake.write_results(storage, rows, root_id="r", execution_id="e", name="g")
+    assert written is not None
+    assert (written.min_record_id, written.max_record_id) == ("r-000000", f"r-{records - 1:06d}")
+    meta = pq.ParquetFile(written.file_path.removeprefix("file://")).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [
+        lake.ROW_GROUP_RECORDS,
+        lake.ROW_GROUP_RECORDS,
+        5,
+    ]
+    # Sorted: each row group's statistics cover a disjoint range of record ids.
+    ranges = [
+        (meta.row_group(i).column(0).statistics.min, meta.row_group(i).column(0).statistics.max)
+        for i in range(meta.num_row_groups)
+    ]
+    assert ranges == sorted(ranges) and ranges[0][1] < ranges[1][0] < ranges[1][1] < ranges[2][0]

@@ -19,34 +19,52 @@ import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+# The stages, the database layer and storage are imported by the commands that use
+# them: `carbonlake --version` and the read-only commands start without the pipeline's
+# imports (Polars, pyarrow, the calculation, the data-quality gate).
 from . import emissions as emissions_module
-from . import kickoff as kickoff_module
-from . import lineage as lineage_module
-from . import quality
 from . import report as report_module
 from ._exceptions import CarbonlakeError, CommandFailed, ConfigurationError, InputDataError
-from .calculate import factors as factors_module
-from .calculate import recalculate as recalculate_module
-from .database import EXECUTION_LIST_FIELDS, Database
-from .executions import Context, Pipeline
-from .lineage import proof as lineage_proof_module
-from .lineage import verify as lineage_verify_module
 from .settings import Settings, load_settings
-from .storage import clean_key
-from .watch import Watcher
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .calculate import factors as factors_module
+    from .context import Context
+    from .executions import Pipeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-stderr = Console(stderr=True, soft_wrap=True)
-stdout = Console(soft_wrap=True)
+
+# rich is imported on first output (about 0.05 s): a command that prints one JSON
+# document (click.echo) does not pay for it.
+@functools.cache
+def _stderr() -> Console:
+    """The rich console on stderr (logs, progress, errors)."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+@functools.cache
+def _stdout() -> Console:
+    """The rich console on stdout (text output)."""
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+def _escape(text: str) -> str:
+    """``text`` with rich markup escaped."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _emit_json(document: Any) -> None:
@@ -86,11 +104,20 @@ def common_options(func: F) -> F:
 def _report_error(exc: CarbonlakeError, as_json: bool) -> None:
     if as_json:
         _emit_json({"error": {"type": type(exc).__name__, "message": str(exc)}})
-    stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    _stderr().print(f"[bold red]error:[/] {_escape(str(exc))}", highlight=False)
 
 
-def _open(workspace: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Context:
-    return Context.open(load_settings(workspace, overrides=overrides))
+def _open(
+    workspace: Path | None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    *,
+    load_library: bool = True,
+) -> Context:
+    """The workspace's context; ``load_library=False`` (commands that only read results,
+    executions or lineage) loads the ruleset and the factor set on first use only."""
+    from .context import Context
+
+    return Context.open(load_settings(workspace, overrides=overrides), load_library=load_library)
 
 
 class _Progress:
@@ -103,6 +130,14 @@ class _Progress:
         self.label = ""
 
     def __enter__(self) -> _Progress:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         if self.enabled:
             self.bar = Progress(
                 TextColumn("{task.description}"),
@@ -110,7 +145,7 @@ class _Progress:
                 MofNCompleteColumn(),
                 TextColumn("batches"),
                 TimeElapsedColumn(),
-                console=stderr,
+                console=_stderr(),
                 transient=False,
             )
             self.bar.start()
@@ -152,10 +187,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     colour = {"SUCCEEDED": "green", "SKIPPED": "yellow"}.get(status, "red")
 
     def line(text: str) -> None:
-        stdout.print(text, markup=False, highlight=False)
+        _stdout().print(text, markup=False, highlight=False)
 
-    stdout.print(
-        f"[bold]{escape(summary['input_storage_location'])}[/]: [{colour}]{status}[/]",
+    _stdout().print(
+        f"[bold]{_escape(summary['input_storage_location'])}[/]: [{colour}]{status}[/]",
         highlight=False,
     )
     if summary.get("message"):
@@ -194,7 +229,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for location in failed["errors_files"][:5]:
             line(f"    errors file: {location}")
     if summary.get("error") and status != "SUCCEEDED":
-        stdout.print(f"  [red]{escape(summary['error'])}[/]", highlight=False)
+        _stdout().print(f"  [red]{_escape(summary['error'])}[/]", highlight=False)
 
 
 def _run_files(
@@ -205,6 +240,8 @@ def _run_files(
     name: str | None = None,
     force: bool = False,
 ) -> list[dict[str, Any]]:
+    from .executions import Pipeline
+
     pipeline = Pipeline(context)
     summaries = []
     with _Progress(progress_enabled) as progress, _stop_on_signals(pipeline):
@@ -225,7 +262,7 @@ def _stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         if pipeline.stop_requested.is_set():
             raise KeyboardInterrupt
-        stderr.print("stopping after the running batches (again to stop at once)...")
+        _stderr().print("stopping after the running batches (again to stop at once)...")
         pipeline.stop_requested.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -301,6 +338,9 @@ def run(
     Prints a summary per file: data-quality verdict, records calculated and
     failed, CO2e totals. Exits 1 if any file failed.
     """
+    from . import quality
+    from .storage import clean_key
+
     if key and len(files) > 1:
         raise click.UsageError("--key names one object; give a single FILE with it")
     if key is not None:
@@ -321,7 +361,7 @@ def run(
         overrides["quality"] = {"ruleset": str(rules_file.resolve())}
     context = _open(workspace, overrides or None)
     try:
-        show = stderr.is_terminal if progress is None else progress
+        show = _stderr().is_terminal if progress is None else progress
         summaries = _run_files(context, [(p, key) for p in files], show, name=name, force=force)
     finally:
         context.close()
@@ -348,12 +388,14 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
     Without --workspace a new temporary workspace is made; its path is printed
     so you can explore it with the other commands.
     """
+    from rich.table import Table
+
     target = workspace or Path(tempfile.mkdtemp(prefix="carbonlake-demo-"))
     context = _open(target)
     try:
         sample = resources.files("carbonlake").joinpath("data/sample-activity-8000.csv")
         with resources.as_file(sample) as sample_path:
-            show = stderr.is_terminal if progress is None else progress
+            show = _stderr().is_terminal if progress is None else progress
             summaries = _run_files(context, [(sample_path, "sample-activity-8000.csv")], show)
     finally:
         context.close()
@@ -361,7 +403,7 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
     if as_json:
         _emit_json(summary)
     else:
-        stdout.print(f"Demo workspace: [bold]{escape(str(target))}[/]", highlight=False)
+        _stdout().print(f"Demo workspace: [bold]{_escape(str(target))}[/]", highlight=False)
         _print_summary(summary)
         table = Table(title="CO2e by activity (tonnes; LB location-based, MB market-based)")
         table.add_column("activity")
@@ -371,13 +413,13 @@ def demo(progress: bool | None, workspace: Path | None, as_json: bool) -> None:
         for row in summary.get("by_activity", []):
             co2e = row["co2e_tonnes"]
             table.add_row(
-                escape(row["activity"] or ""),
+                _escape(row["activity"] or ""),
                 str(row["records"]),
                 *(f"{co2e['location_based'][g]:.6f}" for g in ("ar4", "ar5", "ar6")),
                 f"{co2e['market_based']['ar5']:.6f}",
             )
-        stdout.print(table)
-        stdout.print(
+        _stdout().print(table)
+        _stdout().print(
             "Next: carbonlake --help; for example\n"
             f"  carbonlake lineage tree {summary['root_id']} --workspace {target}\n"
             f"  carbonlake emissions export --format csv -o emissions.csv --workspace {target}",
@@ -395,6 +437,8 @@ def dq() -> None:
 
 def _factor_set_loader(settings: Settings) -> Callable[[], factors_module.FactorSet]:
     """Loads [calculate] factor_set when a rule first needs it (imported sets from the database)."""
+    from .calculate import factors as factors_module
+    from .database import Database
 
     def load() -> factors_module.FactorSet:
         selector = settings.calculate.factor_set
@@ -410,12 +454,17 @@ def _factor_set_loader(settings: Settings) -> Callable[[], factors_module.Factor
 
 
 def _print_dq_report(path: Path, report: dict[str, Any], profile: dict[str, Any] | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import quality
+
     verdict = "[green]PASSED[/]" if report["passed"] else "[red]FAILED[/]"
     summary = report["summary"]
-    stdout.print(f"[bold]{escape(str(path))}[/]: {verdict}", highlight=False)
+    _stdout().print(f"[bold]{_escape(str(path))}[/]: {verdict}", highlight=False)
     if report.get("rowsCount") is not None:
         skipped = report.get("emptyRowsSkipped") or 0
-        stdout.print(
+        _stdout().print(
             f"  {report['rowsCount']} rows, {report['columnsCount']} columns"
             + (f", {skipped} empty rows skipped" if skipped else "")
             + f"; {summary['failed']} rule(s) failed, {summary['warnings']} warning(s)",
@@ -439,19 +488,19 @@ def _print_dq_report(path: Path, report: dict[str, Any], profile: dict[str, Any]
             else ("yellow" if row["severity"] == "warn" else "red")
         )
         table.add_row(
-            escape(row["rule"]),
+            _escape(row["rule"]),
             row["severity"],
             f"[{colour}]{row['status']}[/]",
-            escape(row["observed"]),
+            _escape(row["observed"]),
             row["failed"],
-            escape(row["samples"]),
+            _escape(row["samples"]),
         )
     # A terminal wraps at its width; a pipe or file gets long lines rather than wrapped names.
-    tables = stdout if stdout.is_terminal else Console(width=200)
+    tables = _stdout() if _stdout().is_terminal else Console(width=200)
     tables.print(table)
     for row in rows:
         if row["status"] == "FAILED" and row["reason"]:
-            stdout.print(f"  - {row['rule']}: {row['reason']}", markup=False, highlight=False)
+            _stdout().print(f"  - {row['rule']}: {row['reason']}", markup=False, highlight=False)
     if profile:
         columns = Table(title="profile")
         for name in ("column", "type", "missing", "distinct", "min", "max", "mean", "most common"):
@@ -459,12 +508,12 @@ def _print_dq_report(path: Path, report: dict[str, Any], profile: dict[str, Any]
         for col in profile["columns"]:
             top = ", ".join(f"{v['value']} ({v['count']})" for v in col["mostCommonValues"][:3])
             columns.add_row(
-                escape(col["name"]),
+                _escape(col["name"]),
                 col["type"],
                 str(col["missing"]),
                 str(col["distinct"]),
                 *(_number(col.get(k)) for k in ("min", "max", "mean")),
-                escape(top),
+                _escape(top),
             )
         tables.print(columns)
 
@@ -492,6 +541,8 @@ def dq_check(
     (row number and activity_event_id). --json prints the validation report.
     Exits 1 when a rule of severity error fails, 0 when only warnings do.
     """
+    from . import quality
+
     settings = load_settings(workspace)
     if rules_file is not None:
         rules = quality.load_ruleset(rules_file, setting="--rules")
@@ -534,7 +585,7 @@ def emissions() -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write to this file instead of stdout.",
+    help="Write to this file instead of _stdout().",
 )
 @common_options
 def emissions_export(fmt: str, output: Path | None, workspace: Path | None, as_json: bool) -> None:
@@ -545,7 +596,7 @@ def emissions_export(fmt: str, output: Path | None, workspace: Path | None, as_j
     """
     if as_json and output is None:
         raise click.UsageError("--json prints a summary on stdout; give -o FILE for the records")
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         if output is None:
             count = emissions_module.export(
@@ -560,7 +611,7 @@ def emissions_export(fmt: str, output: Path | None, workspace: Path | None, as_j
     if as_json:
         _emit_json({"records": count, "format": fmt, "output": str(output)})
     else:
-        stderr.print(f"{count} records exported" + (f" to {output}" if output else ""))
+        _stderr().print(f"{count} records exported" + (f" to {output}" if output else ""))
 
 
 @emissions.command("show")
@@ -571,7 +622,7 @@ def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool
 
     Results replaced by a re-run or a recalculation stay here, oldest first.
     """
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         found = emissions_module.record_results(context.database, activity_event_id)
     finally:
@@ -583,7 +634,7 @@ def emissions_show(activity_event_id: str, workspace: Path | None, as_json: bool
         ("deleted" if row.get("deletion_node_id") else "replaced", row) for row in found["previous"]
     ]
     for label, row in rows:
-        stdout.print(
+        _stdout().print(
             f"{label:<9} CO2e AR4 {row['co2e_ar4_tonnes']} t  AR5 {row['co2e_ar5_tonnes']} t  "
             f"AR6 {row['co2e_ar6_tonnes']} t  factor {row['factor_id']} "
             f"({row['factor_set']}@{row['factor_version']})  calculated {row['calculated_at']}"
@@ -635,7 +686,7 @@ def emissions_delete(
         _emit_json(done)
         return
     removed = done["removed"]
-    stdout.print(
+    _stdout().print(
         f"deleted {activity_event_id} (root {done['root_id']}): CO2e AR5 "
         f"{removed['co2e_ar5_tonnes']} t left the results; lineage node "
         f"{done['lineage']['node_id']} by {done['deleted_by']} at {done['deleted_at']}",
@@ -671,6 +722,11 @@ def recalculate(
     lineage node under the one it replaces. Exits 1 if the new set cannot
     calculate some records (they keep their current result).
     """
+    from rich.table import Table
+
+    from .calculate import factors as factors_module
+    from .calculate import recalculate as recalculate_module
+
     context = _open(workspace)
     try:
         chosen = factors_module.load_factor_set(factor_set, context.database)
@@ -683,7 +739,7 @@ def recalculate(
         _emit_json(report)
     else:
         mode = "dry run, nothing changed" if dry_run else f"id {report['recalculation_id']}"
-        stdout.print(
+        _stdout().print(
             f"Recalculated {report['records_recalculated']} record(s) with "
             f"{report['factor_set']} ({mode}); {report['records_changed']} changed, "
             f"{report['records_failed']} could not be recalculated",
@@ -695,16 +751,16 @@ def recalculate(
             table.add_column(column, overflow="fold")
         for item in report["records_detail"][:show]:
             table.add_row(
-                escape(item["activity_event_id"]),
+                _escape(item["activity_event_id"]),
                 f"{item['co2e_tonnes_before']['ar4']:.6f}",
                 f"{item['co2e_tonnes_after']['ar4']:.6f}",
                 f"{item['difference']['ar4']:+.6f}",
             )
-        stdout.print(table)
+        _stdout().print(table)
         totals = report["co2e_tonnes"]
         for method in totals["before"]:
             for gwp in ("ar4", "ar5", "ar6"):
-                stdout.print(
+                _stdout().print(
                     f"total {method.replace('_', '-')} {gwp.upper()}: "
                     f"{totals['before'][method][gwp]:.6f} -> {totals['after'][method][gwp]:.6f} "
                     f"({totals['difference'][method][gwp]:+.6f}) t",
@@ -712,7 +768,7 @@ def recalculate(
                     highlight=False,
                 )
         for item in report["failed"][:show]:
-            stdout.print(
+            _stdout().print(
                 f"  not recalculated: {item['activity_event_id']}: {item['reason']}",
                 markup=False,
                 highlight=False,
@@ -746,7 +802,7 @@ def recalculate(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to this file instead of stdout.",
+    help="Write the report to this file instead of _stdout().",
 )
 @click.option(
     "--compare-to",
@@ -789,7 +845,7 @@ def report(
         if as_json:
             _emit_json({"output": str(output), "format": fmt or "json"})
         else:
-            stderr.print(f"report written to {output}", markup=False, highlight=False)
+            _stderr().print(f"report written to {output}", markup=False, highlight=False)
         return
     if as_json and fmt not in (None, "json"):
         raise ConfigurationError("--json prints JSON; give -o FILE for another --format")
@@ -819,7 +875,9 @@ def _execution_line(execution: dict[str, Any]) -> str:
 @common_options
 def executions_list(status: str | None, limit: int, workspace: Path | None, as_json: bool) -> None:
     """List executions, newest first."""
-    context = _open(workspace)
+    from .database import EXECUTION_LIST_FIELDS
+
+    context = _open(workspace, load_library=False)
     try:
         found = context.database.executions(status.upper() if status else None, limit)
     finally:
@@ -829,9 +887,9 @@ def executions_list(status: str | None, limit: int, workspace: Path | None, as_j
         _emit_json(items)
         return
     for execution in found:
-        stdout.print(_execution_line(execution), markup=False, highlight=False)
+        _stdout().print(_execution_line(execution), markup=False, highlight=False)
     if not found:
-        stderr.print("no executions")
+        _stderr().print("no executions")
 
 
 @executions.command("show")
@@ -839,7 +897,7 @@ def executions_list(status: str | None, limit: int, workspace: Path | None, as_j
 @common_options
 def executions_show(execution_id: str, workspace: Path | None, as_json: bool) -> None:
     """Show one execution: status, input, output (its run summary), times."""
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         execution = context.database.get_execution(execution_id)
     finally:
@@ -862,7 +920,7 @@ def executions_show(execution_id: str, workspace: Path | None, as_json: bool) ->
         "redrive_count",
         "error",
     ):
-        stdout.print(f"{key:<14} {execution[key]}", markup=False, highlight=False)
+        _stdout().print(f"{key:<14} {execution[key]}", markup=False, highlight=False)
     if execution["output"]:
         _print_summary(execution["output"])
 
@@ -873,7 +931,7 @@ def executions_show(execution_id: str, workspace: Path | None, as_json: bool) ->
 def executions_history(execution_id: str, workspace: Path | None, as_json: bool) -> None:
     """The event history of an execution: states entered and completed, retries,
     map iterations, failures with their error and cause."""
-    context = _open(workspace)
+    context = _open(workspace, load_library=False)
     try:
         if context.database.get_execution(execution_id) is None:
             raise InputDataError(f"no execution {execution_id!r}; `carbonlake executions list`")
@@ -890,7 +948,7 @@ def executions_history(execution_id: str, workspace: Path | None, as_json: bool)
             extra = f"  {details['error']}: {details.get('cause', '')}"
         elif "delay_s" in details:
             extra = f"  retry in {details['delay_s']} s"
-        stdout.print(
+        _stdout().print(
             f"{event['at']}  {event['event_type']:<22} {event['state'] or ''}{extra}",
             markup=False,
             highlight=False,
@@ -900,10 +958,12 @@ def executions_history(execution_id: str, workspace: Path | None, as_json: bool)
 def _continue_execution(
     execution_id: str, workspace: Path | None, as_json: bool, progress: bool | None, how: str
 ) -> None:
+    from .executions import Pipeline
+
     context = _open(workspace)
     try:
         pipeline = Pipeline(context)
-        show = stderr.is_terminal if progress is None else progress
+        show = _stderr().is_terminal if progress is None else progress
         with _Progress(show) as bar, _stop_on_signals(pipeline):
             bar.file(execution_id)
             call = pipeline.resume if how == "resume" else pipeline.redrive
@@ -957,6 +1017,9 @@ def kickoff(
     EventBridge "Object Created" event, or an SQS message whose body is either (one
     message, a ReceiveMessage answer or a Lambda SQS event). The event's bucket is the
     landing bucket's name or [storage] landing_bucket_name. A malformed event exits 2."""
+    from . import kickoff as kickoff_module
+    from .executions import Pipeline
+
     name = str(getattr(event_file, "name", "-")).replace("<stdin>", "-")
     try:
         event = json.load(event_file)
@@ -969,14 +1032,14 @@ def kickoff(
         except InputDataError as exc:
             raise ConfigurationError(f"--event {name}: {exc}") from exc
         if not named:
-            stderr.print(
+            _stderr().print(
                 f"--event {name} names no object (an s3:TestEvent or no messages): nothing "
                 "to start",
                 markup=False,
                 highlight=False,
             )
         pipeline = Pipeline(context)
-        show = stderr.is_terminal if progress is None else progress
+        show = _stderr().is_terminal if progress is None else progress
         with _Progress(show) as bar, _stop_on_signals(pipeline):
             summaries = pipeline.run_event(event, bar, force=force)
     finally:
@@ -996,12 +1059,15 @@ def watch(once: bool, polling: bool, workspace: Path | None, as_json: bool) -> N
     `executions resume` finishes them) and exits 0. With --json, prints the list of
     summaries when it stops.
     """
+    from .executions import Pipeline
+    from .watch import Watcher
+
     context = _open(workspace)
     try:
         pipeline = Pipeline(context)
 
         def announce(summary: dict[str, Any]) -> None:
-            stderr.print(
+            _stderr().print(
                 f"{summary.get('input_storage_location')}: {summary['status']} "
                 f"({summary.get('execution_id', '')})",
                 markup=False,
@@ -1011,13 +1077,13 @@ def watch(once: bool, polling: bool, workspace: Path | None, as_json: bool) -> N
         watcher = Watcher(pipeline, on_summary=announce, use_events=not polling)
 
         def handler(signum: int, frame: object) -> None:
-            stderr.print("stopping: no new files; running batches finish...")
+            _stderr().print("stopping: no new files; running batches finish...")
             watcher.stop()
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             if not once:
-                stderr.print(
+                _stderr().print(
                     f"watching {context.storage.url('landing', 'x')[:-2]} (Ctrl-C to stop)",
                     markup=False,
                 )
@@ -1047,7 +1113,9 @@ def lineage_trace(node_id: str, root_id: str | None, workspace: Path | None, as_
     location, time and hashes, the record's row in the input file and its
     current result. --json prints the list of nodes.
     """
-    context = _open(workspace)
+    from . import lineage as lineage_module
+
+    context = _open(workspace, load_library=False)
     try:
         found = lineage_module.trail(context.database, node_id, root_id)
     finally:
@@ -1056,11 +1124,11 @@ def lineage_trace(node_id: str, root_id: str | None, workspace: Path | None, as_
         _emit_json(found["lineage"])
     else:
         for line in lineage_module.render_trail(found):
-            stdout.print(line, markup=False, highlight=False)
+            _stdout().print(line, markup=False, highlight=False)
     if not found["complete"]:
-        stderr.print(
-            f"[yellow]warning:[/] the trail breaks at {escape(found['lineage'][0]['node_id'])}: "
-            f"its parent {escape(str(found['missing_node_id']))} is not in the ledger; "
+        _stderr().print(
+            f"[yellow]warning:[/] the trail breaks at {_escape(found['lineage'][0]['node_id'])}: "
+            f"its parent {_escape(str(found['missing_node_id']))} is not in the ledger; "
             "`carbonlake lineage verify` names what is missing"
         )
 
@@ -1092,7 +1160,9 @@ def lineage_tree(
     File and batch nodes are shown; record nodes are counted per batch, with the
     first few listed. Nodes whose parent is missing hang under a "missing" entry.
     """
-    context = _open(workspace)
+    from . import lineage as lineage_module
+
+    context = _open(workspace, load_library=False)
     try:
         tops = lineage_module.outline(context.database, root_id, max_records, max_children)
     finally:
@@ -1101,7 +1171,7 @@ def lineage_tree(
         _emit_json([top.to_dict() for top in tops])
         return
     for line in lineage_module.render_outline(tops):
-        stdout.print(line, markup=False, highlight=False)
+        _stdout().print(line, markup=False, highlight=False)
 
 
 @lineage.command("verify")
@@ -1132,6 +1202,8 @@ def lineage_verify(
     RAW_DATA_INPUT and every batch record has a terminal node, and every stored
     file against the SHA-256 recorded for it. Exits 1 naming the first problem.
     """
+    from .lineage import verify as lineage_verify_module
+
     point = lineage_verify_module.load_checkpoint(checkpoint_file) if checkpoint_file else None
     context = _open(workspace)
     try:
@@ -1148,7 +1220,7 @@ def lineage_verify(
         _emit_json(report.to_dict())
     else:
         for line in lineage_verify_module.render_report(report):
-            stdout.print(line, markup=False, highlight=False)
+            _stdout().print(line, markup=False, highlight=False)
     if not report.ok:
         raise CommandFailed()
 
@@ -1167,6 +1239,8 @@ def lineage_checkpoint(output: Path | None, workspace: Path | None, as_json: boo
     Kept elsewhere, it lets `lineage verify --checkpoint FILE` later prove that
     the ledger only grew: its first SIZE nodes still give the same root.
     """
+    from .lineage import verify as lineage_verify_module
+
     context = _open(workspace)
     try:
         point = lineage_verify_module.checkpoint(context.database)
@@ -1177,11 +1251,11 @@ def lineage_checkpoint(output: Path | None, workspace: Path | None, as_json: boo
     if as_json:
         _emit_json(point.to_dict())
         return
-    stdout.print(f"size       {point.size}", highlight=False)
-    stdout.print(f"root_hash  {point.root_hash}", highlight=False)
-    stdout.print(f"created_at {point.created_at}", highlight=False)
+    _stdout().print(f"size       {point.size}", highlight=False)
+    _stdout().print(f"root_hash  {point.root_hash}", highlight=False)
+    _stdout().print(f"created_at {point.created_at}", highlight=False)
     if output is not None:
-        stderr.print(f"checkpoint written to {escape(str(output))}")
+        _stderr().print(f"checkpoint written to {_escape(str(output))}")
 
 
 @lineage.command("digest")
@@ -1201,6 +1275,8 @@ def lineage_digest(output: Path | None, workspace: Path | None, as_json: bool) -
     from `lineage prove` against it. The first digest reads every enriched file once
     (checking its SHA-256 against the ledger); later ones use the cached roots.
     """
+    from .lineage import proof as lineage_proof_module
+
     context = _open(workspace)
     try:
         found = lineage_proof_module.digest(context.database, context.storage)
@@ -1212,19 +1288,19 @@ def lineage_digest(output: Path | None, workspace: Path | None, as_json: bool) -
     if as_json:
         _emit_json(document)
         return
-    stdout.print(f"root_hash  {found.root_hash}", highlight=False)
-    stdout.print(
+    _stdout().print(f"root_hash  {found.root_hash}", highlight=False)
+    _stdout().print(
         f"covers     the ledger's {found.ledger_size} nodes (root {found.ledger_root_hash})",
         highlight=False,
     )
-    stdout.print(
+    _stdout().print(
         f"           {found.files} enriched files, {found.records} records "
         f"(files root {found.files_root_hash})",
         highlight=False,
     )
-    stdout.print(f"created_at {found.created_at}", highlight=False)
+    _stdout().print(f"created_at {found.created_at}", highlight=False)
     if output is not None:
-        stderr.print(f"digest written to {escape(str(output))}")
+        _stderr().print(f"digest written to {_escape(str(output))}")
 
 
 def _write_document(document: dict[str, Any], path: Path) -> None:
@@ -1259,6 +1335,8 @@ def lineage_prove(
     workspace. Exits 1 if the record's enriched file no longer has the SHA-256 the
     ledger recorded.
     """
+    from .lineage import proof as lineage_proof_module
+
     context = _open(workspace)
     try:
         proof = lineage_proof_module.prove(context.database, context.storage, record_id, root_id)
@@ -1269,14 +1347,14 @@ def lineage_prove(
         if as_json:
             _emit_json({"written": str(output), "root_hash": proof["root_hash"]})
         else:
-            stderr.print(f"proof of {escape(record_id)} written to {escape(str(output))}")
-            stdout.print(f"root_hash  {proof['root_hash']}", highlight=False)
+            _stderr().print(f"proof of {_escape(record_id)} written to {_escape(str(output))}")
+            _stdout().print(f"root_hash  {proof['root_hash']}", highlight=False)
         return
     if as_json:
         _emit_json(proof)
         return
     click.echo(json.dumps(proof, indent=2))
-    stderr.print(f"{escape(proof['status']['note'])}; root_hash {proof['root_hash']}")
+    _stderr().print(f"{_escape(proof['status']['note'])}; root_hash {proof['root_hash']}")
 
 
 @lineage.command("verify-proof")
@@ -1296,6 +1374,8 @@ def lineage_verify_proof(
     and the root hash from the file alone. Exits 0 when the proof leads to the root
     hash, 1 naming the step that fails, 2 for a file that is not a proof.
     """
+    from .lineage import proof as lineage_proof_module
+
     del workspace  # the point of a proof: nothing of the workspace is read
     try:
         text = proof_file.read_bytes()
@@ -1307,12 +1387,12 @@ def lineage_verify_proof(
     except lineage_proof_module.ProofFailed as exc:
         if as_json:
             _emit_json({"ok": False, "step": exc.step, "message": str(exc)})
-        stderr.print(f"[bold red]proof does not hold:[/] {escape(str(exc))}", highlight=False)
+        _stderr().print(f"[bold red]proof does not hold:[/] {_escape(str(exc))}", highlight=False)
         raise CommandFailed() from exc
     if as_json:
         _emit_json(result)
         return
-    stdout.print(
+    _stdout().print(
         f"proof holds: record {result['record_id']} of {result['storage_location']} "
         f"is covered by root hash {result['root_hash']}",
         markup=False,
@@ -1341,14 +1421,14 @@ def lineage_archive(root_id: str, workspace: Path | None, as_json: bool) -> None
         _emit_json(result.to_dict())
     else:
         counts = ", ".join(f"{n} {action}" for action, n in sorted(result.terminals.items()))
-        stdout.print(
+        _stdout().print(
             f"{result.lines} lines ({counts or 'no terminal nodes'}) written to "
             f"{result.storage_location}",
             markup=False,
             highlight=False,
         )
     if result.incomplete:
-        stderr.print(
+        _stderr().print(
             f"[yellow]warning:[/] {result.incomplete} trail(s) break before RAW_DATA_INPUT; "
             "`carbonlake lineage verify` names what is missing"
         )
@@ -1418,7 +1498,7 @@ def lineage_openlineage(
         if as_json:
             _emit_json({"sent": sent, "transport": transport, "target": target})
         else:
-            stderr.print(f"{sent} OpenLineage events sent to {escape(target)}")
+            _stderr().print(f"{sent} OpenLineage events sent to {_escape(target)}")
         return
     documents = ol.to_dicts(events)
     if as_json:
@@ -1471,6 +1551,8 @@ def _attributes_options(func: F) -> F:
 def _attributes(
     attributes_file: Path | None, location_based: tuple[str, ...], market_based: tuple[str, ...]
 ) -> factors_module.FactorAttributes:
+    from .calculate import factors as factors_module
+
     found = (
         factors_module.read_attributes_file(attributes_file)
         if attributes_file
@@ -1482,6 +1564,8 @@ def _attributes(
 
 
 def _active_factor_set(context: Context, selector: str | None) -> factors_module.FactorSet:
+    from .calculate import factors as factors_module
+
     if selector is None:
         return context.factor_set
     return factors_module.load_factor_set(selector, context.database)
@@ -1495,6 +1579,10 @@ def factors_list(
     search: str, factor_set: str | None, workspace: Path | None, as_json: bool
 ) -> None:
     """List the factors of the active (or the given) factor set."""
+    from rich.table import Table
+
+    from .calculate import factors as factors_module
+
     context = _open(workspace)
     try:
         chosen = _active_factor_set(context, factor_set)
@@ -1510,19 +1598,21 @@ def factors_list(
         table.add_column(column)
     for item in found:
         table.add_row(
-            escape(item["factor_id"]),
+            _escape(item["factor_id"]),
             str(item["scope"]),
-            escape(item["unit"]),
+            _escape(item["unit"]),
             f"{item['ar4_kgco2e_per_unit']:.6g}",
             f"{item['ar5_kgco2e_per_unit']:.6g}",
         )
-    stdout.print(table)
+    _stdout().print(table)
 
 
 @factors.command("sets")
 @common_options
 def factors_sets(workspace: Path | None, as_json: bool) -> None:
     """List the factor sets: the shipped one and every imported version."""
+    from .calculate import factors as factors_module
+
     context = _open(workspace)
     try:
         found = factors_module.factor_sets(context.database, context.factor_set)
@@ -1533,7 +1623,7 @@ def factors_sets(workspace: Path | None, as_json: bool) -> None:
         return
     for item in found:
         marker = "*" if item["active"] else " "
-        stdout.print(
+        _stdout().print(
             f"{marker} {item['name']}@{item['version']}  {item['factor_count']} factors  "
             f"{item['format']}  {item['origin']}",
             markup=False,
@@ -1549,6 +1639,8 @@ def factors_show(
     factor_id: str, factor_set: str | None, workspace: Path | None, as_json: bool
 ) -> None:
     """Show one factor (FACTOR_ID as `factors list` prints it) with its provenance."""
+    from .calculate import factors as factors_module
+
     context = _open(workspace)
     try:
         chosen = _active_factor_set(context, factor_set)
@@ -1564,12 +1656,12 @@ def factors_show(
         _emit_json(match[0])
         return
     for key, value in match[0].items():
-        stdout.print(f"{key:<22} {value}", markup=False, highlight=False)
+        _stdout().print(f"{key:<22} {value}", markup=False, highlight=False)
 
 
 def _print_inconsistent(rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        stdout.print(
+        _stdout().print(
             f"{row['category']} / {row['activity']} ({row['gwp_set']}): stated "
             f"{row['stated_kgco2e_per_unit']}, recomputed {row['recomputed_kgco2e_per_unit']}"
             + ("  [grams would match]" if row["grams_would_match"] else ""),
@@ -1597,6 +1689,8 @@ def factors_validate(
     Exits 1 listing each inconsistent row (activity, stated and recomputed value).
     FILE may be in any format `factors import` takes.
     """
+    from .calculate import factors as factors_module
+
     count, bad = factors_module.validate_factor_file(
         file, grams_categories, _attributes(attributes_file, location_based, market_based)
     )
@@ -1607,11 +1701,11 @@ def factors_validate(
         )
     elif rows:
         _print_inconsistent(rows)
-        stderr.print(
+        _stderr().print(
             f"{len(rows)} inconsistent value(s) among {count} factors in {file}", markup=False
         )
     else:
-        stdout.print(f"{file}: all {count} factors consistent", markup=False, highlight=False)
+        _stdout().print(f"{file}: all {count} factors consistent", markup=False, highlight=False)
     if rows:
         raise CommandFailed()
 
@@ -1640,6 +1734,8 @@ def factors_import(
     factor must say whether it is location- or market-based (--location-based,
     --market-based, --attributes, or per factor in carbonlake's format).
     """
+    from .calculate import factors as factors_module
+
     attributes = _attributes(attributes_file, location_based, market_based)
     context = _open(workspace)
     try:
@@ -1657,7 +1753,7 @@ def factors_import(
                 )
             else:
                 _print_inconsistent(exc.inconsistent.to_dicts())
-                stderr.print(f"error: {exc}", markup=False)
+                _stderr().print(f"error: {exc}", markup=False)
             raise CommandFailed() from exc
     finally:
         context.close()
@@ -1672,7 +1768,7 @@ def factors_import(
         _emit_json(result)
         return
     what = "imported" if created else "already present, unchanged"
-    stdout.print(
+    _stdout().print(
         f"{imported.label}: {imported.factors.height} factors {what}. Use it with "
         f'[calculate] factor_set = "{imported.label}" or --factor-set {imported.label}',
         markup=False,
@@ -1712,22 +1808,22 @@ def serve(host: str | None, port: int | None, workspace: Path | None, as_json: b
             _emit_json(where)
             sys.stdout.flush()
             return
-        stdout.print(
+        _stdout().print(
             f"carbonlake serving {where['workspace']} at {where['url']} (Ctrl-C to stop)",
             markup=False,
             highlight=False,
         )
         key = where["generated_api_key"]
         if key:
-            stdout.print(
+            _stdout().print(
                 f"No [server] api_keys set: API key for this run: {key}\n"
                 f"Open {where['url']}#key={key} to use the page with it.",
                 markup=False,
                 highlight=False,
             )
         if not where["loopback"]:
-            stderr.print(
-                f"[yellow]warning:[/] listening on {escape(where['host'])}, not only loopback: "
+            _stderr().print(
+                f"[yellow]warning:[/] listening on {_escape(where['host'])}, not only loopback: "
                 "every request needs an API key, and its Host must be one of [server] "
                 "allowed_hosts (set it to the names users reach this service by)"
             )
@@ -1747,7 +1843,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
-            stderr.print("aborted")
+            _stderr().print("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
     except BrokenPipeError:

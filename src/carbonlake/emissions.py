@@ -16,15 +16,17 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import polars as pl
-
-from . import lake, lineage
 from ._exceptions import InputDataError, LineageError
-from .calculate import read_enriched
-from .database import Database, utc_now
-from .storage import Storage
+
+if TYPE_CHECKING:
+    # Imported where used: the CLI imports this module for its choices of format, and
+    # `emissions show` needs no Polars.
+    import polars as pl
+
+    from .database import Database
+    from .storage import Storage
 
 FORMATS = ("jsonl", "csv", "parquet")
 RECORD_ID = "activity_event_id"
@@ -43,6 +45,10 @@ def current_records(storage: Storage, database: Database) -> Iterator[pl.DataFra
 
 def _current(location: str, data: bytes, count: int, database: Database) -> Iterator[pl.DataFrame]:
     """The current records of one enriched file (``count`` of them, per the database)."""
+    import polars as pl
+
+    from .calculate import read_enriched
+
     frame = read_enriched(data, location)
     if not frame.height:
         return
@@ -58,6 +64,8 @@ def _current(location: str, data: bytes, count: int, database: Database) -> Iter
 def flatten(frame: pl.DataFrame) -> pl.DataFrame:
     """Struct columns become flat ``a.b.c`` columns, lists ``;``-joined text;
     ``activity_event_id`` first."""
+    import polars as pl
+
     while True:
         structs = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Struct)]
         if not structs:
@@ -101,6 +109,8 @@ def _write_parquet(frames: Iterable[pl.DataFrame], out: IO[bytes]) -> int:
     """Write frames as one Parquet file; returns the rows written. Each frame is
     spilled to a temporary file first, then streamed into one (columns a frame lacks
     are null, types widened to a common one)."""
+    import polars as pl
+
     with tempfile.TemporaryDirectory(prefix="carbonlake-export-") as folder:
         parts: list[Path] = []
         for frame in frames:
@@ -133,6 +143,8 @@ def csv_safe_text(value: str) -> str:
 def csv_safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """Text columns (and names) of a frame with formula starts escaped; numbers, which
     a spreadsheet reads as numbers, are left as they are."""
+    import polars as pl
+
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     escaped = frame.with_columns(
         pl.when(pl.col(name).str.contains(_FORMULA_PATTERN))
@@ -152,6 +164,8 @@ def _write_csv(frames: Iterable[pl.DataFrame], out: IO[bytes]) -> int:
     time with the columns a frame lacks left empty: memory holds one enriched file's
     records, not the whole export.
     """
+    import polars as pl
+
     with tempfile.TemporaryDirectory(prefix="carbonlake-export-") as folder:
         columns: dict[str, None] = {}
         parts: list[Path] = []
@@ -228,6 +242,9 @@ def delete_record(
     under the result's node points at it with its SHA-256, so ``lineage verify``
     checks the note like every other object. Nothing is erased.
     """
+    from . import lake, lineage
+    from .database import utc_now
+
     reason = reason.strip()
     if not reason:
         raise InputDataError(

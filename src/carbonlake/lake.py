@@ -32,9 +32,7 @@ import io
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import CommitConflict, DatabaseError, StorageError
 from ._retry import Attempts
@@ -48,6 +46,9 @@ from .database import (
     LakeFile,
 )
 from .storage import Storage
+
+if TYPE_CHECKING:
+    import polars as pl  # imported where used: opening a workspace needs no Polars
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,6 @@ def lineage_schema() -> Any:
 TABLE_SCHEMAS = {RESULTS_TABLE: results_schema, LINEAGE_TABLE: lineage_schema}
 """The lake's tables and their Arrow schemas."""
 
-ROW_GROUP_ROWS = 32_768
-"""Rows per Parquet row group: a file sorted by record id prunes its row groups on a
-lookup of one id by their min/max statistics (pyarrow's default, 1Mi rows, is a file)."""
-
 
 def warehouse_url(storage: Storage) -> str:
     """The Iceberg warehouse: the ``lake`` bucket."""
@@ -141,6 +138,12 @@ def _catalog_uri(database_url: str) -> str:
     return database_url
 
 
+ROW_GROUP_RECORDS = 16_384
+"""Rows per row group of a results or record lineage file. pyarrow's default (1Mi rows)
+makes a file one row group, whose statistics prune nothing inside it; a lookup of one
+record in a sorted file of this size reads one group of at most this many rows."""
+
+
 def write_results(
     storage: Storage,
     rows: pl.DataFrame,
@@ -150,16 +153,18 @@ def write_results(
     name: str,
 ) -> LakeFile | None:
     """Write results (EMISSION_COLUMNS) as one Parquet data file of the results table,
-    sorted by record id (row-group pruning for lookups), zstd; None when there are none.
-    The file appears whole (storage renames it into place)."""
+    sorted by record id in row groups of ROW_GROUP_RECORDS (pruning for lookups), zstd;
+    None when there are none. The file appears whole (storage renames it into place); its
+    registration carries its smallest and largest record id."""
     if rows.height == 0:
         return None
     import pyarrow.parquet as pq
 
-    table = rows.select(EMISSION_COLUMNS).sort("activity_event_id").to_arrow()
-    table = table.cast(results_schema())
+    ordered = rows.select(EMISSION_COLUMNS).sort("activity_event_id")
+    ids = ordered.get_column("activity_event_id")
+    table = ordered.to_arrow().cast(results_schema())
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", row_group_size=ROW_GROUP_RECORDS)
     data = buffer.getvalue()
     url = (
         f"{table_location(storage)}/data/{root_id}/"
@@ -173,6 +178,8 @@ def write_results(
         execution_id,
         rows.height,
         hashlib.sha256(data).hexdigest(),
+        min_record_id=_text_or_none(ids.min()),
+        max_record_id=_text_or_none(ids.max()),
     )
 
 
@@ -203,7 +210,7 @@ def write_lineage(
         table,
         buffer,
         compression="zstd",
-        row_group_size=ROW_GROUP_ROWS,
+        row_group_size=ROW_GROUP_RECORDS,
         use_dictionary=[c for c in LINEAGE_COLUMNS if c not in ("node_id", "node_hash")],
     )
     data = buffer.getvalue()
@@ -212,9 +219,21 @@ def write_lineage(
         f"{execution_id or 'task'}-{name.replace('/', '_')}.parquet"
     )
     storage.write_bytes(url, data)
+    ids = table.column("node_id")
     return LakeFile(
-        LINEAGE_TABLE, url, root_id, execution_id, len(nodes), hashlib.sha256(data).hexdigest()
+        LINEAGE_TABLE,
+        url,
+        root_id,
+        execution_id,
+        len(nodes),
+        hashlib.sha256(data).hexdigest(),
+        min_record_id=_text_or_none(ids[0].as_py()) if len(nodes) else None,
+        max_record_id=_text_or_none(ids[-1].as_py()) if len(nodes) else None,
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @contextlib.contextmanager
@@ -536,6 +555,8 @@ def migrate_legacy_results(database: Database, storage: Storage) -> int:
     pending = database.lake_pending(RESULTS_TABLE, LEGACY_EXECUTION)
     if not pending and not database.has_legacy_results():
         return 0
+    import polars as pl
+
     if not pending:
         current, history = database.legacy_results()
         files: list[LakeFile] = []
@@ -592,6 +613,8 @@ def migrate_legacy_results(database: Database, storage: Storage) -> int:
 
 
 def _polars_schema() -> dict[str, Any]:
+    import polars as pl
+
     kinds = {"BIGINT": pl.Int64, "DOUBLE": pl.Float64, "VARCHAR": pl.String}
     return {column: kinds[EMISSION_TYPES[column]] for column in EMISSION_COLUMNS}
 

@@ -26,12 +26,14 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ConfigurationError
-from .calculate import factors as factors_module
-from .calculate import units
-from .database import Database, EmissionFilter
+
+if TYPE_CHECKING:
+    # The calculation package imports Polars: the CLI imports this module for its choices.
+    from .calculate import factors as factors_module
+    from .database import Database, EmissionFilter
 
 __all__ = [
     "BREAKDOWNS",
@@ -132,6 +134,8 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _filter(period_from: str | None, period_to: str | None) -> EmissionFilter:
+    from .database import EmissionFilter
+
     for name, value in (("--from", period_from), ("--to", period_to)):
         if value is not None and not PERIOD.match(value):
             raise ConfigurationError(
@@ -226,6 +230,9 @@ def _breakdown(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
 
 
 def _methodology(database: Database, where: EmissionFilter, gwp: str) -> dict[str, Any]:
+    from .calculate import factors as factors_module
+    from .calculate import units
+
     used = database.inventory_methodology(where)
     sets = []
     for item in used["factor_sets"]:
@@ -311,6 +318,8 @@ def compare(
     written with ``--format json``, or a factor set NAME, NAME@VERSION or VERSION whose
     results the result history keeps), after (``current``) and the change. With
     ``snapshots=False`` (the HTTP API) ``target`` is always a factor set."""
+    from .calculate import factors as factors_module
+
     path = Path(target)
     if snapshots and (path.suffix.lower() == ".json" or path.is_file()):
         before = read_snapshot(path)

@@ -17,6 +17,7 @@ from . import kickoff as kick
 from . import lineage, notify, quality
 from . import transform as tf
 from ._exceptions import InputDataError
+from .context import Context
 from .documents import (
     CalculateEvent,
     CalculateOutput,
@@ -36,7 +37,6 @@ from .documents import (
     TransformEvent,
     TransformOutput,
 )
-from .executions import Context
 from .settings import Settings, load_settings
 
 __all__ = [

@@ -14,15 +14,28 @@ disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
-__all__ = ["name_key", "name_key_expr"]
+__all__ = ["name_key", "name_key_expr", "name_keys"]
 
 
 def name_key_expr(name: pl.Expr) -> pl.Expr:
     """The matching key of a text column (null stays null)."""
     # Rust's regex \s is Unicode white space (U+00A0, U+2000..U+200A, U+3000, ...).
     return name.str.replace_all(r"\s+", " ").str.strip_chars(" ").str.to_lowercase()
+
+
+def name_keys(names: Sequence[str]) -> list[str]:
+    """The matching keys of many names at once (one Polars call instead of one per name:
+    a factor-set list of a ruleset has about 1,400 names)."""
+    keys = (
+        pl.Series(list(names), dtype=pl.String)
+        .to_frame("name")
+        .select(name_key_expr(pl.col("name")))
+    )
+    return [str(key) for key in keys.to_series()]
 
 
 def name_key(name: str) -> str:

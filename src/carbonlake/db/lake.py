@@ -41,10 +41,21 @@ LAKE_FILE_COLUMNS = (
     "removed_at",
     "removed_by_root",
     "removed_by_execution",
+    "min_record_id",
+    "max_record_id",
 )
 LAKE_FILES = table("lake_files", LAKE_FILE_COLUMNS)
 
-_REGISTERED = ("table_name", "file_path", "root_id", "execution_id", "record_count", "sha256")
+_REGISTERED = (
+    "table_name",
+    "file_path",
+    "root_id",
+    "execution_id",
+    "record_count",
+    "sha256",
+    "min_record_id",
+    "max_record_id",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,10 @@ class LakeFile:
     execution_id: str | None
     record_count: int
     sha256: str | None
+    min_record_id: str | None = None
+    """The file's smallest record id (None: not known; a lookup then reads the file)."""
+    max_record_id: str | None = None
+    """The file's largest record id."""
 
     def registered(self) -> tuple[Any, ...]:
         """The registered fields, in the registry's column order."""
@@ -68,7 +83,26 @@ class LakeFile:
             self.execution_id,
             self.record_count,
             self.sha256,
+            self.min_record_id,
+            self.max_record_id,
         )
+
+    def may_hold(self, record_id: str) -> bool:
+        """Whether the record may be in this file (its id within the file's range, or the
+        range not known)."""
+        return may_hold(self.min_record_id, self.max_record_id, record_id)
+
+
+def may_hold(min_record_id: str | None, max_record_id: str | None, record_id: str) -> bool:
+    """Whether a file whose record ids run from ``min_record_id`` to ``max_record_id``
+    may hold ``record_id``; a file without a known range may hold any.
+
+    Compared in Python (code point order, the order Polars and DuckDB sort strings in),
+    never in SQL: PostgreSQL compares text by its collation, which may order differently.
+    """
+    if min_record_id is None or max_record_id is None:
+        return True
+    return min_record_id <= record_id <= max_record_id
 
 
 def local_file(url: str) -> str:
@@ -105,6 +139,8 @@ def register_lake_files(engine: Engine, conn: Connection, files: Sequence[LakeFi
                     "execution_id",
                     "record_count",
                     "sha256",
+                    "min_record_id",
+                    "max_record_id",
                     "state",
                     "registered_at",
                 )
@@ -189,7 +225,7 @@ class Lake(Part):
     def lake_pending(self, table_name: str, execution_id: str | None) -> list[LakeFile]:
         """Files of one execution registered but not yet committed to their table."""
         rows = self._engine.rows(
-            "SELECT table_name, file_path, root_id, execution_id, record_count, sha256 "
+            f"SELECT {', '.join(_REGISTERED)} "
             "FROM lake_files WHERE table_name = :table AND state = 'pending' "
             "AND execution_id IS NOT DISTINCT FROM :execution_id ORDER BY file_path",
             {"table": table_name, "execution_id": execution_id},
@@ -289,6 +325,8 @@ class Lake(Part):
                         execution,
                         live[path],
                         sha,
+                        None,  # a file the table commit wrote: its range is not known
+                        None,
                         "current",
                         snapshot_id,
                         now,

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from .base import table, utc_now
 from .engine import LINEAGE_CACHE_KIB, Engine
-from .lake import Lake, local_file, sql_text
+from .lake import Lake, local_file, may_hold, sql_text
 
 LINEAGE_COLUMNS = (
     "root_id",
@@ -83,16 +83,26 @@ class Ledger(Lake):
 
     # -- the record files ---------------------------------------------------------------
 
-    def _record_files(self, root_id: str | None = None) -> list[tuple[int, str, str]]:
+    def _record_files(
+        self, root_id: str | None = None, node_id: str | None = None
+    ) -> list[tuple[int, str, str]]:
         """``(seq, root_id, location)`` of the RECORD_NODES nodes (of one root), oldest
-        first; a local file that is gone is left out (``lineage verify`` names it)."""
-        sql = "SELECT seq, root_id, storage_location FROM lineage WHERE action_taken = :a"
-        params: dict[str, Any] = {"a": RECORD_NODES}
+        first; with ``node_id``, only the files whose registered range of node ids holds
+        it (or whose range is not known). A local file that is gone is left out
+        (``lineage verify`` names it)."""
+        sql = (
+            "SELECT l.seq, l.root_id, l.storage_location, f.min_record_id, f.max_record_id "
+            "FROM lineage l LEFT JOIN lake_files f ON f.table_name = :table "
+            "AND f.file_path = l.storage_location WHERE l.action_taken = :a"
+        )
+        params: dict[str, Any] = {"a": RECORD_NODES, "table": LINEAGE_TABLE}
         if root_id is not None:
-            sql += " AND root_id = :root_id"
+            sql += " AND l.root_id = :root_id"
             params["root_id"] = root_id
         found = []
-        for seq, root, location in self._engine.rows(sql + " ORDER BY seq", params):
+        for seq, root, location, low, high in self._engine.rows(sql + " ORDER BY l.seq", params):
+            if node_id is not None and not may_hold(low, high, node_id):
+                continue
             url = self.locate(location)
             if self._present(url):
                 found.append((int(seq), str(root), local_file(url)))
@@ -128,10 +138,17 @@ class Ledger(Lake):
                 yield from (tuple(row) for row in rows)
 
     def _in_files(
-        self, root_id: str | None, where: str, params: dict[str, Any], tail: str = ""
+        self,
+        root_id: str | None,
+        where: str,
+        params: dict[str, Any],
+        tail: str = "",
+        *,
+        node_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Nodes of the record files (of one root) matching ``where``, as dicts."""
-        paths = [path for _, _, path in self._record_files(root_id)]
+        """Nodes of the record files (of one root; that may hold ``node_id``) matching
+        ``where``, as dicts."""
+        paths = [path for _, _, path in self._record_files(root_id, node_id)]
         return [
             dict(zip(LINEAGE_COLUMNS, row, strict=True))
             for row in self._file_rows(paths, where, params, tail=tail)
@@ -165,7 +182,9 @@ class Ledger(Lake):
             {"root_id": root_id, "node_id": node_id},
         )
         if not rows:
-            rows = self._in_files(root_id, "node_id = $node_id", {"node_id": node_id})
+            rows = self._in_files(
+                root_id, "node_id = $node_id", {"node_id": node_id}, node_id=node_id
+            )
         return rows[0] if rows else None
 
     def lineage_nodes_named(self, node_id: str) -> list[dict[str, Any]]:
@@ -174,7 +193,9 @@ class Ledger(Lake):
         rows = self._engine.dicts(
             f"{_SELECT} WHERE node_id = :node_id ORDER BY seq", {"node_id": node_id}
         )
-        return rows + self._in_files(None, "node_id = $node_id", {"node_id": node_id})
+        return rows + self._in_files(
+            None, "node_id = $node_id", {"node_id": node_id}, node_id=node_id
+        )
 
     def lineage_nodes_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
         """``(root_id, node_id)`` of the nodes whose node_id starts with ``prefix``, oldest

@@ -29,6 +29,7 @@ from .lake import (
     LakeFile,
     insert_removed_files,
     local_file,
+    may_hold,
     register_lake_files,
     sql_text,
 )
@@ -320,14 +321,23 @@ class Results(Lake):
 
     # -- reading the results table ---------------------------------------------------
 
-    def _files_and_deletions(self) -> tuple[list[str], list[Any], list[Any]]:
+    def _files_and_deletions(
+        self, record_id: str | None = None
+    ) -> tuple[list[str], list[Any], list[Any]]:
         """The results table's current files (paths DuckDB reads), its removed files
-        (registry rows) and the deletions' rows."""
-        files = self._engine.rows(
-            "SELECT file_path, state, removed_at, removed_by_root FROM lake_files "
-            "WHERE table_name = :table AND state IN ('current', 'removed')",
-            {"table": RESULTS_TABLE},
-        )
+        (registry rows) and the deletions' rows. With ``record_id``, only the files whose
+        registered range of record ids holds it (or whose range is not known) and its
+        deletions: a lookup in 10M records opens one file instead of every file's footer."""
+        files = [
+            row
+            for row in self._engine.rows(
+                "SELECT file_path, state, removed_at, removed_by_root, min_record_id, "
+                "max_record_id FROM lake_files "
+                "WHERE table_name = :table AND state IN ('current', 'removed')",
+                {"table": RESULTS_TABLE},
+            )
+            if record_id is None or may_hold(row[4], row[5], record_id)
+        ]
         # A registered local file that is gone is left out (lineage verify names it):
         # one missing file must not make every read fail.
         current = [
@@ -337,6 +347,8 @@ class Results(Lake):
         deletions = self._engine.rows(
             "SELECT activity_event_id, calculated_at, deleted_at, deleted_by, "
             "deletion_reason, deletion_node_id FROM emission_deletions"
+            + ("" if record_id is None else " WHERE activity_event_id = :id"),
+            None if record_id is None else {"id": record_id},
         )
         return current, removed, list(deletions)
 
@@ -356,12 +368,13 @@ class Results(Lake):
         return [(str(r[0]), str(r[1])) for r in rows]
 
     @contextlib.contextmanager
-    def _lake(self) -> Iterator[Any]:
+    def _lake(self, record_id: str | None = None) -> Iterator[Any]:
         """A DuckDB connection with the views ``emissions`` (the current results: the
         table's current data files) and ``emissions_history`` (earlier results: rows of
         files no longer current that no current file holds, with when and by which root
-        they were replaced, and who deleted them)."""
-        current, removed, deletions = self._files_and_deletions()
+        they were replaced, and who deleted them). With ``record_id``, the views cover
+        only the files that may hold it: right for queries of that one record."""
+        current, removed, deletions = self._files_and_deletions(record_id)
         with self._duckdb() as con:
             con.execute(
                 "CREATE TABLE emission_deletions (activity_event_id VARCHAR, calculated_at "
@@ -424,30 +437,35 @@ class Results(Lake):
         return self._lake_query(sql, params, lambda cursor: list(cursor.fetchall()))
 
     def _lake_dicts(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self, sql: str, params: Mapping[str, Any] | None = None, record_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Every row of a DuckDB query on the results views, as dicts by column name."""
+        """Every row of a DuckDB query on the results views, as dicts by column name
+        (views of the files that may hold ``record_id`` only, when it is given)."""
 
         def named(cursor: Any) -> list[dict[str, Any]]:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-        return self._lake_query(sql, params, named)
+        return self._lake_query(sql, params, named, record_id)
 
     def _lake_query(
-        self, sql: str, params: Mapping[str, Any] | None, fetch: Callable[[Any], _T]
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None,
+        fetch: Callable[[Any], _T],
+        record_id: str | None = None,
     ) -> _T:
         """A DuckDB query on the results views; a remote data file that is gone fails it
         once, after which the remote files are checked for existence before each read
         (one request per file: only a damaged workspace pays it)."""
         try:
-            with self._lake() as con:
+            with self._lake(record_id) as con:
                 return fetch(con.execute(sql, dict(params or {})))
         except DatabaseError:
             if self.lake_filesystem is None or self.check_remote_files:
                 raise
             self.check_remote_files = True
-        with self._lake() as con:
+        with self._lake(record_id) as con:
             return fetch(con.execute(sql, dict(params or {})))
 
     def _lake_stream(
@@ -632,6 +650,7 @@ class Results(Lake):
         return self._lake_dicts(
             "SELECT * FROM emissions_history WHERE activity_event_id = $id ORDER BY superseded_at",
             {"id": activity_event_id},
+            record_id=activity_event_id,
         )
 
     def emissions_of_root(self, root_id: str | None) -> list[dict[str, Any]]:
@@ -713,7 +732,9 @@ class Results(Lake):
     def emission(self, activity_event_id: str) -> dict[str, Any] | None:
         """One record's current emissions row, or None."""
         rows = self._lake_dicts(
-            "SELECT * FROM emissions WHERE activity_event_id = $id", {"id": activity_event_id}
+            "SELECT * FROM emissions WHERE activity_event_id = $id",
+            {"id": activity_event_id},
+            record_id=activity_event_id,
         )
         return rows[0] if rows else None
 

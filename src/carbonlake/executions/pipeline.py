@@ -1,4 +1,4 @@
-"""The pipeline: the spec's state machine, one durable execution per input file.
+"""The orchestrator: the spec's state machine, one durable execution per input file.
 
 RAW_DATA_INPUT -> DQ_SETUP -> DQ_PROFILE -> DQ_CLEANUP -> PROFILE_COMPLETE ->
 DQ_CHECK_RESULTS -> (DQ_CHECK_FAIL -> DQ_ERROR_NOTIFICATION) | (DQ_CHECK_PASS ->
@@ -535,9 +535,10 @@ class _ExecutionRun:
             "Arguments": {"--UNIQUE_DIRECTORY": self.root_id},
         }
         if not self.pipeline.distributed():
-            return transform.run(
+            output: dict[str, Any] = transform.run(
                 event, storage=storage, batch_size=self.batch_size, raw_location=raw_location
             )
+            return output
 
         def on_workers(ranges: list[transform.ChunkRange]) -> list[tuple[str, int]]:
             # Every worker reads its byte range of the raw file and writes its own batches.
@@ -560,7 +561,7 @@ class _ExecutionRun:
             finally:
                 runner.close()
 
-        return transform.run(
+        distributed: dict[str, Any] = transform.run(
             event,
             storage=storage,
             batch_size=self.batch_size,
@@ -568,6 +569,7 @@ class _ExecutionRun:
             chunk_bytes=int(self.ctx.settings.pipeline.split_chunk_mb * (1 << 20)),
             map_chunks=on_workers,
         )
+        return distributed
 
     def _split(
         self, writer: lineage.LineageWriter, pass_node: str, transformed: dict[str, Any]

@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from ..calculate.names import name_key, name_key_expr
+from ..calculate.names import name_key_expr, name_keys
 from .rules import (
     Agg,
     Between,
@@ -366,9 +366,11 @@ def _factor_names_in(subject: Column | ColumnTuple, values: list[Any]) -> pl.Exp
     folded, case ignored), other parts (a scope) as trimmed text."""
     columns = subject.columns if isinstance(subject, ColumnTuple) else (subject.name,)
     rows = [value if isinstance(value, list | tuple) else [value] for value in values]
-    # Names (category, activity) are keyed; a trailing scope stays text.
+    # Names (category, activity) are keyed, all in one call; a trailing scope stays text.
+    names = [str(part) for row in rows for part in row[:2]]
+    keys_of = dict(zip(names, name_keys(names), strict=True))
     keyed = [
-        [name_key(str(part)) if i < 2 else _as_text(part) for i, part in enumerate(row)]
+        [keys_of[str(part)] if i < 2 else _as_text(part) for i, part in enumerate(row)]
         for row in rows
     ]
     parts = [

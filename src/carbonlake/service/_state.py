@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from ..executions import Context, Pipeline
+from ..context import Context
+from ..executions import Pipeline
 from ..settings import Settings
 from ._runner import Runner
 

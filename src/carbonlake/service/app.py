@@ -19,7 +19,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..executions import Context, Pipeline
+from ..context import Context
+from ..executions import Pipeline
 from ..settings import Settings, load_settings
 from . import _problems, _security
 from ._runner import Runner
