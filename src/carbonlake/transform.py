@@ -384,7 +384,7 @@ def enumerate_batches(event: EnumerateEvent, *, storage: Storage) -> dict[str, A
     """The spec's enumerate step: one generated ``node_id`` per batch file of a root.
 
     The output has the shape of :class:`~carbonlake.documents.EnumerateOutput`, typed as a plain
-    dict while the orchestrator's states read it as one.
+    dict while the executions' states read it as one.
     """
     directory = event.get("batch_location_dir")
     if not directory:

@@ -1,4 +1,4 @@
-"""The orchestrator: the spec's state machine, one durable execution per input file.
+"""The pipeline: the spec's state machine, one durable execution per input file.
 
 RAW_DATA_INPUT -> DQ_SETUP -> DQ_PROFILE -> DQ_CLEANUP -> PROFILE_COMPLETE ->
 DQ_CHECK_RESULTS -> (DQ_CHECK_FAIL -> DQ_ERROR_NOTIFICATION) | (DQ_CHECK_PASS ->
