@@ -1,7 +1,7 @@
 """What stages need from a workspace: its settings, storage and database, and (loaded
 on first use) its data-quality rules and factor set.
 
-Kept apart from the orchestrator so that a command that only reads (``emissions
+Kept out of ``executions/`` so that a command that only reads (``emissions
 show``, ``lineage trace``) opens a workspace without importing the pipeline's stages
 (Polars, the calculation, the data-quality gate) or building pint's unit registry.
 """

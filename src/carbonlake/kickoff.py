@@ -67,7 +67,7 @@ def parse_event(event: Any, storage: Storage) -> list[dict[str, Any]]:
     objects of the landing bucket.
 
     The output has the shape of :class:`~carbonlake.documents.KickoffOutput`, typed as a plain
-    dict while the orchestrator's states read it as one.
+    dict while the executions' states read it as one.
     """
     inputs = []
     for item in event_objects(event):

@@ -788,7 +788,7 @@ def calculate(
         root_id=key.split("/", 1)[0],
         batch_name=PurePosixPath(enriched_key).name,
     )
-    # calculate_records's output is the executions' too, which reads it as a plain dict.
+    # calculate_records's output is the executions' too, which read it as a plain dict.
     return {"calculations": output["calculations"]}
 
 

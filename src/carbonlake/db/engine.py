@@ -7,7 +7,7 @@ run in short explicit transactions, ``BEGIN IMMEDIATE`` on SQLite so that two
 writers queue on the busy timeout instead of failing at commit. Every error of
 SQLAlchemy or of a driver becomes a carbonlake error in :meth:`Engine.errors`
 (the one place): a unique violation a caller names becomes a ``LineageError``,
-everything else a ``DatabaseError``, which the orchestrator retries as transient
+everything else a ``DatabaseError``, which the executions retry as transient
 (locks, serialization failures, lost connections).
 """
 

@@ -162,7 +162,7 @@ def setup(event: DqSetupEvent, *, database: Database, rules: list[Rule]) -> dict
     """SETUP: record the dataset, ruleset and profile job for one file.
 
     The output has the shape of :class:`~carbonlake.documents.DqSetupOutput`, typed as a plain
-    dict while the orchestrator's states read it as one.
+    dict while the executions' states read it as one.
     """
     if event.get("event_type", "SETUP") != "SETUP":
         raise InputDataError(f"dq setup got event_type {event.get('event_type')!r}, not SETUP")
@@ -290,7 +290,7 @@ def cleanup(event: DqCleanupEvent, *, database: Database) -> dict[str, Any]:
     """CLEANUP: remove the dataset, ruleset and job records; passes the event on (a copy).
 
     The output has the shape of :class:`~carbonlake.documents.DqCleanupEvent`, typed as a plain
-    dict while the orchestrator's states read it as one.
+    dict while the executions' states read it as one.
     """
     names = [event.get("dataset_name"), event.get("ruleset_name"), event.get("job_name")]
     database.delete_dq_resources([n for n in names if n])
