@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from ._exceptions import InputDataError
+from .documents import KickoffOutput
 from .storage import Storage
 
 MAX_NESTING = 4
@@ -62,14 +63,10 @@ def event_objects(event: Any) -> list[EventObject]:
     return _walk(event, "", 0)
 
 
-def parse_event(event: Any, storage: Storage) -> list[dict[str, Any]]:
+def parse_event(event: Any, storage: Storage) -> list[KickoffOutput]:
     """One ``{"input": {"root_id", "storage_location"}}`` per object of an event, for
-    objects of the landing bucket.
-
-    The output has the shape of :class:`~carbonlake.documents.KickoffOutput`, typed as a plain
-    dict while the executions' states read it as one.
-    """
-    inputs = []
+    objects of the landing bucket."""
+    inputs: list[KickoffOutput] = []
     for item in event_objects(event):
         url = _landing_url(item, storage)
         inputs.append({"input": {"root_id": new_root_id(), "storage_location": url}})

@@ -33,7 +33,7 @@ import polars as pl
 
 from . import csvfile
 from ._exceptions import InputDataError
-from .documents import EnumerateEvent, TransformEvent
+from .documents import EnumerateEvent, EnumerateOutput, TransformEvent
 from .storage import Storage
 
 JOB_NAME = "carbonlake-transform"
@@ -380,12 +380,8 @@ def run(
     }
 
 
-def enumerate_batches(event: EnumerateEvent, *, storage: Storage) -> dict[str, Any]:
-    """The spec's enumerate step: one generated ``node_id`` per batch file of a root.
-
-    The output has the shape of :class:`~carbonlake.documents.EnumerateOutput`, typed as a plain
-    dict while the executions' states read it as one.
-    """
+def enumerate_batches(event: EnumerateEvent, *, storage: Storage) -> EnumerateOutput:
+    """The spec's enumerate step: one generated ``node_id`` per batch file of a root."""
     directory = event.get("batch_location_dir")
     if not directory:
         raise InputDataError("enumerate batches needs 'batch_location_dir' (the root_id)")

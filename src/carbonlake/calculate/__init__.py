@@ -788,8 +788,7 @@ def calculate(
         root_id=key.split("/", 1)[0],
         batch_name=PurePosixPath(enriched_key).name,
     )
-    # calculate_records's output is the executions' too, which read it as a plain dict.
-    return {"calculations": output["calculations"]}
+    return output
 
 
 def calculate_records(
@@ -802,13 +801,9 @@ def calculate_records(
     execution_id: str | None,
     root_id: str,
     batch_name: str | None = None,
-) -> dict[str, Any]:
+) -> CalculateOutput:
     """Calculate typed records, write them to ``enriched_location`` (failures next to it,
-    in ``.errors.parquet``) and store their results; returns the task's output.
-
-    The output has the shape of :class:`~carbonlake.documents.CalculateOutput`, typed as a plain
-    dict while the executions' states read it as one.
-    """
+    in ``.errors.parquet``) and store their results; returns the task's output."""
     calculated = calculate_group(
         [BatchFrame(0, records, enriched_location, batch_name)],
         storage=storage,

@@ -14,7 +14,7 @@ import logging
 import random
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .. import lineage
@@ -28,7 +28,8 @@ log = logging.getLogger("carbonlake.pipeline")
 
 T = TypeVar("T")
 
-StateWork = Callable[[lineage.LineageWriter], dict[str, Any]]
+StateWork = Callable[[lineage.LineageWriter], Mapping[str, Any]]
+"""A state's work: its output document (a spec document's TypedDict or a plain dict)."""
 """A state's work: given the writer its lineage nodes go to, returns its output."""
 
 _UNBUFFERED = sys.maxsize  # a state's lineage goes in with its checkpoint, never earlier
@@ -128,7 +129,7 @@ class Journal:
 
         def attempt() -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
             writer = self.writer()
-            output = work(writer)
+            output = dict(work(writer))  # the checkpoint keeps a plain JSON object
             return output, writer.take()
 
         return self.run(state, attempt)

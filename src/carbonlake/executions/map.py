@@ -30,6 +30,7 @@ from .._exceptions import (
     PipelineStepFailed,
 )
 from ..database import LINEAGE_TABLE, RESULTS_TABLE
+from ..documents import Calculations
 from ..settings import Settings
 from .context import Context
 from .journal import Journal, error_fields
@@ -504,7 +505,7 @@ def run_group_task(settings: Settings, execution_id: str, group: list[Any]) -> i
     return batch_map.run_group([(int(index), batch) for index, batch in group])
 
 
-def _iteration_output(calculations: dict[str, Any]) -> dict[str, Any]:
+def _iteration_output(calculations: Calculations) -> dict[str, Any]:
     return {
         "storage_location": calculations["storage_location"],
         "errors_storage_location": calculations["errors_storage_location"],

@@ -40,7 +40,7 @@ from .._exceptions import (
     PipelineStepFailed,
     StateConflict,
 )
-from ..documents import TransformEvent
+from ..documents import ExecutionInput, TransformEvent
 from .context import Context, owner_alive, this_process
 from .journal import StateWork
 from .map import BatchMap, ProgressCallback
@@ -194,7 +194,7 @@ class Pipeline:
 
     def execute(
         self,
-        execution_input: dict[str, Any],
+        execution_input: ExecutionInput,
         progress: ProgressCallback | None = None,
         *,
         name: str | None = None,
@@ -593,9 +593,10 @@ class _ExecutionRun:
                 f"wrote {len(sizes)}; the transformed bucket was changed meanwhile"
             )
         first_row = 1
+        numbered: list[dict[str, Any]] = []
         for batch, size in zip(batches, sizes, strict=True):
-            batch["first_row"], batch["records"] = first_row, size
+            numbered.append({**batch, "first_row": first_row, "records": size})
             first_row += size
-        return {"batches": batches, "batch_records": sizes}
+        return {"batches": numbered, "batch_records": sizes}
 
     # -- the map ----------------------------------------------------------------------------

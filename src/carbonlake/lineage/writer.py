@@ -306,7 +306,7 @@ def record_request(
 
 
 def with_row_numbers(
-    records: Iterable[dict[str, Any]], row_numbers: dict[str, int]
+    records: Iterable[Mapping[str, Any]], row_numbers: dict[str, int]
 ) -> list[dict[str, Any]]:
     """The records of a ``CALCULATION_*`` request with each one's ``row_number`` added."""
     out = []

@@ -27,6 +27,7 @@ from ..documents import (
     DqProfileEvent,
     DqProfileOutput,
     DqSetupEvent,
+    DqSetupOutput,
 )
 from ..storage import Storage
 from . import gate
@@ -158,12 +159,8 @@ def _arn(kind: str, name: str) -> str:
     return f"arn:carbonlake:databrew:local:{kind}/{name}"
 
 
-def setup(event: DqSetupEvent, *, database: Database, rules: list[Rule]) -> dict[str, Any]:
-    """SETUP: record the dataset, ruleset and profile job for one file.
-
-    The output has the shape of :class:`~carbonlake.documents.DqSetupOutput`, typed as a plain
-    dict while the executions' states read it as one.
-    """
+def setup(event: DqSetupEvent, *, database: Database, rules: list[Rule]) -> DqSetupOutput:
+    """SETUP: record the dataset, ruleset and profile job for one file."""
     if event.get("event_type", "SETUP") != "SETUP":
         raise InputDataError(f"dq setup got event_type {event.get('event_type')!r}, not SETUP")
     location = event.get("storage_location")
@@ -286,15 +283,12 @@ def profile(
     }
 
 
-def cleanup(event: DqCleanupEvent, *, database: Database) -> dict[str, Any]:
-    """CLEANUP: remove the dataset, ruleset and job records; passes the event on (a copy).
-
-    The output has the shape of :class:`~carbonlake.documents.DqCleanupEvent`, typed as a plain
-    dict while the executions' states read it as one.
-    """
+def cleanup(event: DqCleanupEvent, *, database: Database) -> DqCleanupEvent:
+    """CLEANUP: remove the dataset, ruleset and job records; passes the event on (a copy)."""
     names = [event.get("dataset_name"), event.get("ruleset_name"), event.get("job_name")]
     database.delete_dq_resources([n for n in names if n])
-    return dict(event)
+    passed: DqCleanupEvent = {**event}
+    return passed
 
 
 def report_location(dq_results: dict[str, Any], storage: Storage) -> str:
