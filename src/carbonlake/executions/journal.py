@@ -14,13 +14,13 @@ import logging
 import random
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .. import lineage
 from .._exceptions import CarbonlakeError, ExecutionAborted, PipelineStepFailed
 from .._retry import Attempts, backoff
-from ..database import Database
+from ..database import Database, LakeFile
 from ..settings import RetrySettings
 from ..storage import Storage
 
@@ -158,3 +158,18 @@ class Journal:
                 on_failure(exc)
             raise self.failed(state, exc, 1) from exc
         return output
+
+    def commit_group(
+        self,
+        states: Sequence[tuple[str, dict[str, Any]]],
+        lineage_rows: Sequence[Sequence[Any]],
+        files: Sequence[LakeFile],
+        record_ids: Sequence[str],
+        failure_rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """Checkpoint the map iterations of one group in one transaction: their outputs
+        and events, lineage, the registration of the group's lake files and its records'
+        failures (the group's work ran under :meth:`run`)."""
+        self.database.commit_batches(
+            self.execution_id, states, lineage_rows, files, record_ids, failure_rows
+        )

@@ -310,8 +310,7 @@ class BatchMap:
                 object_sha256=nodes_file.sha256,
             )
             files.append(nodes_file)
-        self.db.commit_batches(
-            self.execution_id,
+        self.journal.commit_group(
             states,
             writer.take(),
             files,
