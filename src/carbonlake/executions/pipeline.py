@@ -466,26 +466,7 @@ class _ExecutionRun:
         checked = quality.check_results(
             {"storage_location": landing, "dq_results": dq_results}, storage=ctx.storage
         )
-        failed_rules = report["summary"]["failedRules"]
-        return {
-            **checked,
-            "rows": report.get("rowsCount") or 0,
-            "data_quality": {
-                "status": "PASSED" if checked["status"] else "FAILED",
-                "report_location": report_url,
-                "failed_rules": failed_rules,
-                "warnings": report["summary"].get("warnedRules", []),
-                "reasons": [
-                    {
-                        "rule": x["name"],
-                        "severity": x.get("severity", "error"),
-                        "reason": x["reason"],
-                    }
-                    for x in report["rulesetResults"][0]["ruleResults"]
-                    if x["status"] == "FAILED"
-                ],
-            },
-        }
+        return {**checked, **quality.verdict(report, report_url, bool(checked["status"]))}
 
     def _check_landed_bytes(self, landing: str) -> None:
         """The object in landing must still be the one this execution started with: a

@@ -289,6 +289,20 @@ class _Builder:
             return InputDataset(namespace, name, facets=dataset_facets, inputFacets=facets)
         return OutputDataset(namespace, name, facets=dataset_facets, outputFacets=facets)
 
+    def counted_outputs(self, files: dict[tuple[str, str | None], int]) -> list[Any]:
+        """Output datasets of ``{(location, sha256): records}``, each with its row count."""
+        return [
+            self.dataset(
+                location,
+                sha,
+                OutputDataset,
+                outputStatistics=output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                    rowCount=count
+                ),
+            )
+            for (location, sha), count in files.items()
+        ]
+
     def report_facet(self, location: str | None) -> dict[str, Any]:
         if not location:
             return {}
@@ -453,17 +467,7 @@ class _Builder:
                 self.dataset(b["storage_location"], b["object_sha256"], InputDataset)
                 for b in batches
             ],
-            [
-                self.dataset(
-                    location,
-                    sha,
-                    OutputDataset,
-                    outputStatistics=output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                        rowCount=count
-                    ),
-                )
-                for (location, sha), count in per_file.items()
-            ],
+            self.counted_outputs(per_file),
         )
 
     def events(self) -> list[RunEvent]:
@@ -618,17 +622,7 @@ class _Builder:
             recalculation_run = str(
                 uuid.uuid5(uuid.UUID(run_id), f"recalculate:{recalculation_id}")
             )
-            outputs = [
-                self.dataset(
-                    location,
-                    sha,
-                    OutputDataset,
-                    outputStatistics=output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                        rowCount=count
-                    ),
-                )
-                for (location, sha), count in run["files"].items()
-            ]
+            outputs = self.counted_outputs(run["files"])
             for state, time in ((RunState.START, run["first"]), (RunState.COMPLETE, run["last"])):
                 events.append(
                     RunEvent(

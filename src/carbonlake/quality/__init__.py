@@ -54,6 +54,7 @@ __all__ = [
     "report_passed",
     "setup",
     "table_rows",
+    "verdict",
 ]
 
 log = logging.getLogger(__name__)
@@ -324,6 +325,29 @@ def report_passed(report: dict[str, Any]) -> bool:
     if isinstance(rulesets, list) and rulesets:
         return all(isinstance(x, dict) and x.get("status") == "SUCCEEDED" for x in rulesets)
     return bool(report.get("passed"))
+
+
+def verdict(report: dict[str, Any], report_url: str, passed: bool) -> dict[str, Any]:
+    """What a run's summary says of the data-quality check: ``{"rows", "data_quality":
+    {"status", "report_location", "failed_rules", "warnings", "reasons"}}`` of a report."""
+    return {
+        "rows": report.get("rowsCount") or 0,
+        "data_quality": {
+            "status": "PASSED" if passed else "FAILED",
+            "report_location": report_url,
+            "failed_rules": report["summary"]["failedRules"],
+            "warnings": report["summary"].get("warnedRules", []),
+            "reasons": [
+                {
+                    "rule": x["name"],
+                    "severity": x.get("severity", "error"),
+                    "reason": x["reason"],
+                }
+                for x in report["rulesetResults"][0]["ruleResults"]
+                if x["status"] == "FAILED"
+            ],
+        },
+    }
 
 
 def check_results(event: DqCheckEvent, *, storage: Storage) -> DqCheckOutput:
