@@ -116,8 +116,10 @@ class Ledger(Lake):
         *,
         select: str = _COLUMNS,
         tail: str = "",
+        tables: dict[str, Any] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Rows of a DuckDB query over record files (``filename`` names each row's file)."""
+        """Rows of a DuckDB query over record files (``filename`` names each row's file;
+        ``tables``: Arrow tables the query may name)."""
         if not paths:
             return []
         files = ", ".join(sql_text(p) for p in paths)
@@ -125,6 +127,8 @@ class Ledger(Lake):
         if where:
             sql += f" WHERE {where}"
         with self._duckdb() as con:
+            for name, data in (tables or {}).items():
+                con.register(name, data)
             return [tuple(row) for row in con.execute(f"{sql} {tail}", params or {}).fetchall()]
 
     def record_file_nodes(self, location: str) -> Iterator[tuple[Any, ...]]:
@@ -145,13 +149,14 @@ class Ledger(Lake):
         tail: str = "",
         *,
         node_id: str | None = None,
+        tables: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Nodes of the record files (of one root; that may hold ``node_id``) matching
         ``where``, as dicts."""
         paths = [path for _, _, path in self._record_files(root_id, node_id)]
         return [
             dict(zip(LINEAGE_COLUMNS, row, strict=True))
-            for row in self._file_rows(paths, where, params, tail=tail)
+            for row in self._file_rows(paths, where, params, tail=tail, tables=tables)
         ]
 
     def insert_lineage(self, nodes: Iterable[Sequence[Any]]) -> int:
@@ -226,20 +231,13 @@ class Ledger(Lake):
         )
         found = [dict(row._mapping) for row in rows]
         rest = sorted(set(node_ids) - {n["node_id"] for n in found})
-        paths = [path for _, _, path in self._record_files(root_id)] if rest else []
-        if paths:
+        if rest:
             import pyarrow as pa
 
-            files = ", ".join(sql_text(p) for p in paths)
-            with self._duckdb() as con:
-                con.register("wanted", pa.table({"node_id": pa.array(rest, pa.string())}))
-                found += [
-                    dict(zip(LINEAGE_COLUMNS, row, strict=True))
-                    for row in con.execute(
-                        f"SELECT {_COLUMNS} FROM read_parquet([{files}]) "
-                        "SEMI JOIN wanted USING (node_id)"
-                    ).fetchall()
-                ]
+            wanted = pa.table({"node_id": pa.array(rest, pa.string())})
+            found += self._in_files(
+                root_id, "node_id IN (SELECT node_id FROM wanted)", {}, tables={"wanted": wanted}
+            )
         return found
 
     def iter_lineage(
@@ -358,19 +356,17 @@ class Ledger(Lake):
                 wanted.append(seq)
         rows = self._engine.rows_in(f"{_SELECT} WHERE seq IN :seqs ORDER BY seq", "seqs", wanted)
         found = [dict(row._mapping) for row in rows]
-        marked = {"actions": list(actions), "n": per_parent}
-        for _, _, path in self._record_files(root_id):
-            for row in self._file_rows(
-                [path],
-                "list_contains($actions, action_taken)",
-                marked,
-                tail="QUALIFY row_number() OVER (PARTITION BY parent_id "
-                f"{_FILE_ORDER}) <= $n {_FILE_ORDER}",
-            ):
-                node = dict(zip(LINEAGE_COLUMNS, row, strict=True))
-                if taken.get(node["parent_id"], 0) < per_parent:
-                    taken[node["parent_id"]] = taken.get(node["parent_id"], 0) + 1
-                    found.append(node)
+        # The record files' first nodes of each parent (a batch's nodes are in one file).
+        for node in self._in_files(
+            root_id,
+            "list_contains($actions, action_taken)",
+            {"actions": list(actions), "n": per_parent},
+            tail=f"QUALIFY row_number() OVER (PARTITION BY parent_id {_FILE_ORDER}) <= $n "
+            f"{_FILE_ORDER}",
+        ):
+            if taken.get(node["parent_id"], 0) < per_parent:
+                taken[node["parent_id"]] = taken.get(node["parent_id"], 0) + 1
+                found.append(node)
         return found
 
     def lineage_record_groups(self, root_id: str, actions: Sequence[str]) -> list[dict[str, Any]]:
@@ -384,35 +380,30 @@ class Ledger(Lake):
             "parent_id, action_taken, storage_location, object_sha256, count(*) AS nodes, "
             "min(recorded_at) AS first_recorded_at, max(recorded_at) AS last_recorded_at"
         )
-        groups = [
-            (int(row["first_seq"]), 0, row)
-            for row in self._engine.dicts(
-                f"SELECT {fields}, min(seq) AS first_seq FROM lineage WHERE root_id = :root_id "
-                f"AND action_taken IN ({', '.join(':' + m for m in marks)}) "
-                "GROUP BY parent_id, action_taken, storage_location, object_sha256",
-                {"root_id": root_id, **dict(zip(marks, actions, strict=True))},
-            )
-        ]
+        # (ledger position, place among the groups at that position, group)
+        groups: list[tuple[int, int, dict[str, Any]]] = []
+        for row in self._engine.dicts(
+            f"SELECT {fields}, min(seq) AS first_seq FROM lineage WHERE root_id = :root_id "
+            f"AND action_taken IN ({', '.join(':' + m for m in marks)}) "
+            "GROUP BY parent_id, action_taken, storage_location, object_sha256",
+            {"root_id": root_id, **dict(zip(marks, actions, strict=True))},
+        ):
+            seq = int(row.pop("first_seq"))
+            groups.append((seq, 0, row))
         if any(a in _FILE_ACTIONS for a in actions):
-            for seq, _, path in self._record_files(root_id):
-                for row in self._file_rows(
-                    [path],
-                    "list_contains($actions, action_taken)",
-                    {"actions": list(actions)},
-                    select=f"{fields}, min(row_number) AS first_row",
-                    tail="GROUP BY ALL",
-                ):
-                    *values, first_row = row
-                    group = dict(zip(_GROUP_FIELDS, values, strict=True))
-                    groups.append((seq, 1 + (first_row or 0), {**group, "first_seq": seq}))
+            # A record file's groups sit at its RECORD_NODES node's place, by first row.
+            files = {path: seq for seq, _, path in self._record_files(root_id)}
+            for *values, first_row, filename in self._file_rows(
+                list(files),
+                "list_contains($actions, action_taken)",
+                {"actions": list(actions)},
+                select=f"{fields}, min(row_number) AS first_row, filename",
+                tail="GROUP BY ALL",
+            ):
+                group = dict(zip(_GROUP_FIELDS, values, strict=True))
+                groups.append((files[filename], 1 + (first_row or 0), group))
         groups.sort(key=lambda g: (g[0], g[1]))
-        found = []
-        for _, _, group in groups:
-            group = dict(group)
-            del group["first_seq"]
-            group["nodes"] = int(group["nodes"])
-            found.append(group)
-        return found
+        return [{**group, "nodes": int(group["nodes"])} for _, _, group in groups]
 
     # -- the records roots of enriched files (lineage proofs' cache) --------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import LineageError
-from ..database import Database
+from ..database import RESULT_NUMBER_COLUMNS, Database
 from .nodes import (
     CALCULATION_COMPLETE,
     CALCULATION_FAILED,
@@ -97,12 +97,7 @@ def trail(database: Database, node_id: str, root_id: str | None = None) -> dict[
             emission = {
                 key: current[key]
                 for key in (
-                    "co2_tonnes",
-                    "ch4_tonnes",
-                    "n2o_tonnes",
-                    "co2e_ar4_tonnes",
-                    "co2e_ar5_tonnes",
-                    "co2e_ar6_tonnes",
+                    *RESULT_NUMBER_COLUMNS,
                     "factor_id",
                     "factor_set",
                     "factor_version",
