@@ -1,12 +1,13 @@
 """Scale-out measurement: the same file on the embedded default and on S3 + PostgreSQL +
 a two-worker Dask LocalCluster, on this machine.
 
-    python -m benchmarks.scaleout --rows 1000000 [--rows 10000000] [--out DIR]
+    python -m benchmarks.scaleout --rows 1000000 [--rows 10000000] [--out DIR] [--stages]
 
 Starts SeaweedFS and PostgreSQL on loopback (as the tests do), runs
 ``carbonlake run`` in a child process for each mode, and prints wall time, rows
 per second and peak memory of the driver process (workers and servers are other
-processes). Not a test: nothing asserts a time.
+processes). ``--stages`` runs ``python -m benchmarks.stages`` in the child instead and
+prints, for each mode, the seconds of each stage. Not a test: nothing asserts a time.
 """
 
 from __future__ import annotations
@@ -25,20 +26,27 @@ from .generate import generate
 from .measure import carbonlake_command, run_measured
 
 
-def _run(file: Path, workspace: Path, env: dict[str, str]) -> dict[str, object]:
+def _run(file: Path, workspace: Path, env: dict[str, str], stages: bool) -> dict[str, object]:
+    command = (
+        [sys.executable, "-m", "benchmarks.stages", "--environ", "--json"]
+        if stages
+        else [*carbonlake_command(), "run", "--json", "--no-progress"]
+    )
     measured = run_measured(
-        [
-            *carbonlake_command(),
-            "run",
-            str(file),
-            "--workspace",
-            str(workspace),
-            "--json",
-            "--no-progress",
-        ],
+        [*command, str(file), "--workspace", str(workspace)],
         env={**os.environ, **env},
     )
-    summary = json.loads(measured.stdout)[0] if measured.returncode == 0 else {}
+    found = json.loads(measured.stdout) if measured.returncode == 0 else {}
+    if stages:
+        return {
+            "returncode": measured.returncode,
+            "wall_s": round(measured.wall_s, 2),
+            "peak_rss_mib": round(measured.peak_rss_bytes / (1 << 20), 1),
+            "status": found.get("status"),
+            "stages": found.get("stages", []),
+            "stderr_tail": measured.stderr[-400:] if measured.returncode else "",
+        }
+    summary = found[0] if found else {}
     return {
         "returncode": measured.returncode,
         "wall_s": round(measured.wall_s, 2),
@@ -53,6 +61,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, action="append", required=True)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument(
+        "--stages", action="store_true", help="seconds per stage of each mode (benchmarks.stages)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from distributed import LocalCluster
@@ -78,7 +89,7 @@ def main() -> int:
         for rows in args.rows:
             file = generate(args.out / f"scaleout-{rows}.csv", rows)
             with tempfile.TemporaryDirectory(prefix="carbonlake-scaleout-") as tmp:
-                embedded = _run(file, Path(tmp) / "embedded", {})
+                embedded = _run(file, Path(tmp) / "embedded", {}, args.stages)
                 name = f"scaleout_{uuid.uuid4().hex[:8]}"
                 with psycopg.connect(pg_admin, autocommit=True) as conn:
                     conn.execute(f"CREATE DATABASE {name}")
@@ -89,7 +100,7 @@ def main() -> int:
                     "CARBONLAKE_PIPELINE__EXECUTOR": "dask",
                     "CARBONLAKE_PIPELINE__DASK_SCHEDULER": cluster.scheduler_address,
                 }
-                scaled = _run(file, Path(tmp) / "scaled", env)
+                scaled = _run(file, Path(tmp) / "scaled", env, args.stages)
             row = {"rows": rows, "embedded": embedded, "s3_postgres_dask": scaled}
             results.append(row)
             print(json.dumps(row), flush=True)
@@ -105,6 +116,14 @@ def main() -> int:
                 f"| {rows_done:,} | {mode} | {run['wall_s']} | {rate:,} | "
                 f"{run['peak_rss_mib']} | {run['status']} |"
             )
+    if args.stages:
+        for row in results:
+            print(f"\n| stage ({row['rows']:,} rows) | embedded s | S3 + PostgreSQL + Dask s |")
+            print("|---|---:|---:|")
+            scaled_s = {st["stage"]: st["seconds"] for st in row["s3_postgres_dask"]["stages"]}
+            for stage in row["embedded"]["stages"]:
+                name = stage["stage"]
+                print(f"| {name} | {stage['seconds']:.2f} | {scaled_s.get(name, 0.0):.2f} |")
     return 0
 
 

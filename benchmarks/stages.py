@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -26,7 +27,9 @@ from typing import Any
 from carbonlake import Context, Pipeline, load_settings
 
 
-def stage_seconds(path: Path, workspace: Path) -> dict[str, Any]:
+def stage_seconds(
+    path: Path, workspace: Path, environ: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``path`` through the pipeline in ``workspace``; seconds per stage, in order."""
     starts: list[tuple[str, float]] = []
     last_batch_done: list[float] = []
@@ -40,7 +43,7 @@ def stage_seconds(path: Path, workspace: Path) -> dict[str, Any]:
             last_batch_done.append(now)
 
     opened = time.perf_counter()
-    context = Context.open(load_settings(workspace, environ={}))
+    context = Context.open(load_settings(workspace, environ=environ or {}))
     starts.append(("open workspace", opened))
     starts.append(("land file", time.perf_counter()))
     try:
@@ -72,10 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path)
     parser.add_argument("--workspace", type=Path, default=None, help="default: a temporary one")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--environ", action="store_true", help="settings from CARBONLAKE_* variables too"
+    )
     args = parser.parse_args(argv)
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="carbonlake-stages-"))
     try:
-        found = stage_seconds(args.file, workspace)
+        found = stage_seconds(args.file, workspace, dict(os.environ) if args.environ else None)
         if args.json:
             print(json.dumps(found, indent=2))
         else:

@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from carbonlake import Pipeline
+from carbonlake._exceptions import ObjectMissing
 from carbonlake.executions import Context
 from carbonlake.settings import load_settings
 from carbonlake.storage import Storage
@@ -236,3 +237,33 @@ def test_a_results_file_gone_from_s3_leaves_the_others_readable(
         assert [p.storage_location for p in missing] == [f"s3://{bucket}/{gone}"]
     finally:
         reopened.close()
+
+
+def test_bulk_reads_and_writes_keep_order_and_name_a_missing_object(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    # write_many / read_many go to the server concurrently (fsspec's bulk pipe and cat);
+    # one bucket is a local folder here, so a call spans both kinds of store.
+    tag = uuid.uuid4().hex[:8]
+    storage = Storage(
+        f"s3://bulk-{tag}",
+        buckets={"raw": (tmp_path / "raw").as_uri()},
+        options={"endpoint_url": s3_endpoint},
+    )
+    storage.ensure_buckets()
+    objects = [
+        (storage.url("enriched", f"r/part_{i:05d}.parquet"), bytes([i]) * (i + 1))
+        for i in range(40)
+    ]
+    objects.insert(7, (storage.url("raw", "r/local.bin"), b"on the local disk"))
+    storage.write_many(objects)
+    assert sorted(keys(s3_endpoint, f"bulk-{tag}")) == sorted(
+        f"enriched/r/part_{i:05d}.parquet" for i in range(40)
+    )
+    assert (tmp_path / "raw" / "r" / "local.bin").read_bytes() == b"on the local disk"
+    urls = [url for url, _ in reversed(objects)]
+    assert storage.read_many(urls) == [data for _, data in reversed(objects)]
+    gone = storage.url("enriched", "r/part_99999.parquet")
+    with pytest.raises(ObjectMissing, match=r"part_99999\.parquet does not exist"):
+        storage.read_many([urls[0], gone, urls[1]])
+    assert storage.read_many([]) == []

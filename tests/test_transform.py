@@ -49,7 +49,7 @@ def split(
         chunk_bytes=chunk_bytes,
     )
     batches = []
-    for url, records in written:
+    for url, records, _ in written:
         frame = pl.read_parquet(io.BytesIO(storage.read_bytes(url)))
         assert frame.schema == transform.batch_schema(frame.columns)
         assert frame.height == records
@@ -92,7 +92,7 @@ def test_batch_files_are_parquet_typed_with_the_transforms_schema(tmp_path: Path
         batch_size=16,
         key_of=lambda index: transform.batch_key("root", index),
     )
-    assert [url.rsplit("/", 2)[1:] for url, _ in written] == [
+    assert [url.rsplit("/", 2)[1:] for url, *_ in written] == [
         ["root", "part_00000.parquet"],
         ["root", "part_00001.parquet"],
     ]

@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -48,7 +48,7 @@ TEMP_PREFIX = ".tmp-"
 """Objects whose name starts with this are incomplete writes, never listed."""
 
 _CHUNK = 1 << 20
-"""Whole-object writes to an object store are tried this often (transient 5xx happen)."""
+"""Streamed reads and copies go this many bytes at a time."""
 
 VERSIONED_BUCKETS = ("landing", "raw", "error")
 """The buckets an input file passes through; one key names one version in all three."""
@@ -278,6 +278,34 @@ class Storage:
             raise StorageUnavailable(f"cannot read {url}: {exc}") from exc
         return data
 
+    def read_many(self, urls: Sequence[str]) -> list[bytes]:
+        """The whole contents of several (small) objects, in order.
+
+        On an object store they are fetched concurrently (fsspec's bulk ``cat``), which
+        spares one round trip per object; on a local disk they are read one by one.
+        Raises :class:`ObjectMissing` naming the first object that does not exist.
+        """
+        found: dict[str, bytes] = {}
+        for bucket, members in _by_bucket(self, urls).items():
+            if self.is_local(bucket) or len(members) == 1:
+                found.update((url, self.read_bytes(url)) for url in members)
+                continue
+            paths = {self._path(url): url for url in members}
+            try:
+                got = self._fs[bucket].cat(list(paths), on_error="return")
+            except OSError as exc:
+                raise StorageUnavailable(
+                    f"cannot read {len(members)} objects of {self._bases[bucket]}: {exc}"
+                ) from exc
+            for path, url in paths.items():
+                value = got.get(path)
+                if isinstance(value, FileNotFoundError) or value is None:
+                    raise ObjectMissing(f"object {url} does not exist")
+                if isinstance(value, BaseException):
+                    raise StorageUnavailable(f"cannot read {url}: {value}") from value
+                found[url] = value
+        return [found[url] for url in urls]
+
     @contextlib.contextmanager
     def open_read(self, url: str) -> Iterator[IO[bytes]]:
         """A binary file object streaming the object's content."""
@@ -417,6 +445,27 @@ class Storage:
 
         write()
 
+    def write_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
+        """Write several whole objects, each atomically, as :meth:`write_bytes` does.
+
+        On an object store they are uploaded concurrently (fsspec's bulk ``pipe``: one
+        PUT each, so each appears only once complete), which spares one round trip per
+        object; on a local disk each is written and renamed into place in turn.
+        """
+        for bucket, members in _by_bucket(self, [url for url, _ in objects]).items():
+            data = dict(objects)
+            if self.is_local(bucket) or len(members) == 1:
+                for url in members:
+                    self.write_bytes(url, data[url])
+                continue
+            try:
+                self._fs[bucket].pipe({self._path(url): data[url] for url in members})
+            except OSError as exc:
+                raise StorageUnavailable(
+                    f"cannot write {len(members)} objects to {self._bases[bucket]} "
+                    f"(the first {members[0]}): {exc}"
+                ) from exc
+
     def put_file(self, source: Path, url: str) -> None:
         """Copy a local file into storage atomically, streaming it."""
 
@@ -470,16 +519,17 @@ class Storage:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
 
-    def move_version(self, url: str, bucket: str) -> str:
+    def move_version(self, url: str, bucket: str, *, sha256: str | None = None) -> str:
         """Move an input object on to ``bucket`` without overwriting another version:
         under its key when no other object of landing, raw or error holds that key
         (an object of the target bucket with the same bytes may be replaced), else
-        under a version key. Returns its new URL."""
+        under a version key. Returns its new URL. ``sha256``: the object's, when the
+        caller has just checked it (a copy is verified against it)."""
         url = self.current_url(url)  # a moved workspace's stored location, as it is now
         source_bucket, key = self.split(url)
         if not self.exists(url):
             raise ObjectMissing(f"cannot move {url}: it does not exist")
-        digest: list[str] = []
+        digest: list[str] = [sha256] if sha256 else []
 
         def own_sha256() -> str:
             if not digest:
@@ -492,7 +542,7 @@ class Storage:
             if self._taken(target, candidate, exclude=url, sha256=own_sha256):
                 continue
             if not local:
-                return self.move(url, bucket, key=candidate)
+                return self.move(url, bucket, key=candidate, sha256=own_sha256)
             if self._rename_exclusive(url, target, own_sha256):
                 return target
         raise StorageError(f"no free version of {key} in {bucket} after {_MAX_COPIES} tries")
@@ -529,12 +579,20 @@ class Storage:
             raise StorageUnavailable(f"cannot move {url} to {target}: {exc}") from exc
         return True
 
-    def move(self, url: str, bucket: str, *, key: str | None = None) -> str:
+    def move(
+        self,
+        url: str,
+        bucket: str,
+        *,
+        key: str | None = None,
+        sha256: Callable[[], str] | None = None,
+    ) -> str:
         """Move an object to another bucket under the same key; returns its new URL.
 
         A rename where both buckets are local folders; otherwise copy, verify (size
         and SHA-256), then delete, so the object is in exactly one bucket when done.
-        ``key`` gives it another key in the target bucket.
+        ``key`` gives it another key in the target bucket; ``sha256`` the original's
+        SHA-256 as already known (else it is read).
         """
         source_bucket, source_key = self.split(url)
         target = self.url(bucket, key or source_key)
@@ -552,7 +610,8 @@ class Storage:
             else:
                 with self.open_read(url) as src, self.open_write(target) as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
-            if self.size(url) != self.size(target) or self.sha256(url) != self.sha256(target):
+            original = sha256() if sha256 else self.sha256(url)
+            if self.size(url) != self.size(target) or original != self.sha256(target):
                 raise StorageUnavailable(
                     f"copy of {url} to {target} does not match the original; the original is kept"
                 )
@@ -572,6 +631,14 @@ class Storage:
             return
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete {url}: {exc}") from exc
+
+
+def _by_bucket(storage: Storage, urls: Sequence[str]) -> dict[str, list[str]]:
+    """URLs grouped by their bucket, in order within each."""
+    grouped: dict[str, list[str]] = {}
+    for url in urls:
+        grouped.setdefault(storage.split(url)[0], []).append(url)
+    return grouped
 
 
 def version_key(key: str, sha256: str, copy: int = 1) -> str:

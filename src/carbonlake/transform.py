@@ -19,6 +19,7 @@ or JSON Lines one.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -27,7 +28,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import polars as pl
 
@@ -218,6 +219,20 @@ def _chunks(path: Path, columns: list[str], chunk_bytes: int) -> Iterator[pl.Dat
             yield typed(csvfile.records(csvfile.read_text(text), columns), columns).collect()
 
 
+class WrittenBatch(NamedTuple):
+    """One batch file the split wrote."""
+
+    url: str
+    records: int
+    sha256: str
+    """Of the bytes written (the batch's lineage node keeps it; not read back to hash)."""
+
+
+WRITE_AHEAD = 32
+"""The split writes its batch files this many at a time (:meth:`Storage.write_many`:
+concurrently on an object store, where one file at a time waits a round trip each)."""
+
+
 def split_path(
     path: Path,
     *,
@@ -225,33 +240,37 @@ def split_path(
     batch_size: int,
     key_of: Callable[[int], str],
     chunk_bytes: int = CHUNK_BYTES,
-) -> list[tuple[str, int]]:
-    """Write the typed batches of a local CSV file as Parquet files (each written whole
-    and renamed into place by :meth:`Storage.write_bytes`); returns (URL, records) per
-    batch."""
-    written: list[tuple[str, int]] = []
+) -> list[WrittenBatch]:
+    """Write the typed batches of a local CSV file as Parquet files, each written whole
+    and atomically (:meth:`Storage.write_many`); returns what was written, in order."""
+    written: list[WrittenBatch] = []
+    pending: list[tuple[str, bytes]] = []
     columns = csvfile.read_header(path)  # the rows the quality gate checked
     schema = batch_schema(columns)
     stream = _chunks(path, columns, max(chunk_bytes, 1))
     for index, batch in enumerate(_exact_batches(stream, batch_size)):
         url = storage.url("transformed", key_of(index))
-        storage.write_bytes(url, parquet_bytes(batch.cast(schema)))
-        written.append((url, batch.height))
+        data = parquet_bytes(batch.cast(schema))
+        pending.append((url, data))
+        written.append(WrittenBatch(url, batch.height, hashlib.sha256(data).hexdigest()))
+        if len(pending) >= WRITE_AHEAD:
+            storage.write_many(pending)
+            pending = []
+    storage.write_many(pending)
     return written
 
 
 def split(
     raw_location: str, root_id: str, *, storage: Storage, batch_size: int
-) -> tuple[list[str], int, list[int]]:
-    """Write the batches of one raw file; returns (batch URLs, records, records per batch)."""
+) -> list[WrittenBatch]:
+    """Write the batches of one raw file."""
     with storage.local_path(raw_location) as path:
-        written = split_path(
+        return split_path(
             path,
             storage=storage,
             batch_size=batch_size,
             key_of=lambda index: batch_key(root_id, index),
         )
-    return [u for u, _ in written], sum(n for _, n in written), [n for _, n in written]
 
 
 def _header(handle: IO[bytes]) -> bytes:
@@ -312,9 +331,9 @@ def split_chunk(
     *,
     storage: Storage,
     batch_size: int,
-) -> list[tuple[str, int]]:
+) -> list[WrittenBatch]:
     """Split one byte range of a raw file (a worker's share) into its own batch files,
-    ``part_CCCC_NNNNN.parquet``; returns (URL, records) per batch."""
+    ``part_CCCC_NNNNN.parquet``."""
     with storage.open_read(raw_location) as handle:
         header = _header(handle)
         handle.seek(start)
@@ -333,9 +352,9 @@ def split_chunk(
 ChunkRange = tuple[int, int, int]
 """``(chunk, start, end)``: one byte range of a raw file, split by one worker."""
 
-ChunkMapper = Callable[[list[ChunkRange]], list[tuple[str, int]]]
-"""Splits each range (:func:`split_chunk`, on workers) and returns (URL, records) per
-batch of all of them, in order."""
+ChunkMapper = Callable[[list[ChunkRange]], list[WrittenBatch]]
+"""Splits each range (:func:`split_chunk`, on workers) and returns the batches of all of
+them, in order."""
 
 
 def run(
@@ -350,9 +369,10 @@ def run(
     """The spec's Glue job: ``{"JobName", "Arguments": {"--UNIQUE_DIRECTORY"}}`` in.
 
     Returns ``{"job_name", "job_id", "job_state"}`` plus ``batches``, ``records`` and
-    ``batch_records`` for the execution's summary. With ``map_chunks`` the split is
-    spread over workers, one range of about ``chunk_bytes`` bytes each (the output then
-    says how many ``chunks``).
+    ``batch_records`` for the execution's summary, and ``batch_sha256`` (each batch
+    file's, in order) for its lineage. With ``map_chunks`` the split is spread over
+    workers, one range of about ``chunk_bytes`` bytes each (the output then says how
+    many ``chunks``).
     """
     arguments = event.get("Arguments") or {}
     root_id = arguments.get("--UNIQUE_DIRECTORY")
@@ -361,21 +381,20 @@ def run(
     job_name = event.get("JobName") or JOB_NAME
     extra: dict[str, Any] = {}
     if map_chunks is None:
-        urls, records, counts = split(raw_location, root_id, storage=storage, batch_size=batch_size)
+        written = split(raw_location, root_id, storage=storage, batch_size=batch_size)
     else:
         offsets = chunk_boundaries(storage, raw_location, max(1, chunk_bytes))
         ranges = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(offsets)) if b > a]
-        written = map_chunks(ranges)
-        urls, counts = [u for u, _ in written], [n for _, n in written]
-        records = sum(counts)
+        written = [WrittenBatch(*batch) for batch in map_chunks(ranges)]
         extra["chunks"] = len(ranges)
     return {
         "job_name": job_name,
         "job_id": f"jr_{uuid.uuid4().hex}",
         "job_state": "SUCCEEDED",
-        "batches": len(urls),
-        "records": records,
-        "batch_records": counts,
+        "batches": len(written),
+        "records": sum(batch.records for batch in written),
+        "batch_records": [batch.records for batch in written],
+        "batch_sha256": [batch.sha256 for batch in written],
         **extra,
     }
 

@@ -515,8 +515,15 @@ def read_batch(
     JSON Lines (the spec's input document), chosen by content
     (:func:`carbonlake.transform.read_batch_bytes`; ``schema_of`` speeds up JSON Lines of
     the transform's shape)."""
+    return batch_frame(storage.read_bytes(location), location, schema_of)
+
+
+def batch_frame(
+    data: bytes, location: str, schema_of: Callable[[list[str]], pl.Schema] | None = None
+) -> pl.DataFrame:
+    """:func:`read_batch` of a batch file's content already read."""
     try:
-        return transform.read_batch_bytes(storage.read_bytes(location), location, schema_of)
+        return transform.read_batch_bytes(data, location, schema_of)
     except InputDataError as exc:
         raise CalculationError(str(exc)) from exc
 
@@ -600,16 +607,13 @@ def emission_rows(
     ).select(EMISSION_COLUMNS)
 
 
-def write_errors(storage: Storage, enriched_location: str, failed: pl.DataFrame) -> str | None:
-    """Write a batch's failed records next to its enriched file (:func:`errors_location`);
-    where they are, ``None`` when no record failed."""
+def errors_file(enriched_location: str, failed: pl.DataFrame) -> tuple[str, bytes] | None:
+    """Where a batch's failed records go (:func:`errors_location`) and the file's bytes;
+    ``None`` when no record failed."""
     if not failed.height:
         return None
-    location = errors_location(enriched_location)
-    storage.write_bytes(
-        location, enriched_bytes(failed.drop(["__node_id", *INTERNAL_COLUMNS], strict=False))
-    )
-    return location
+    data = enriched_bytes(failed.drop(["__node_id", *INTERNAL_COLUMNS], strict=False))
+    return errors_location(enriched_location), data
 
 
 @dataclass
@@ -708,19 +712,23 @@ def calculate_group(
     out: list[BatchCalculation] = []
     failure_list: list[tuple[Any, ...]] = []
     empty = result.enriched.select(keep).clear()
+    files: list[tuple[str, bytes]] = []  # written in one bulk call (concurrently on S3)
     for batch in batches:
         data = enriched_bytes(written.get(batch.index, empty))
-        storage.write_bytes(batch.enriched_location, data)
+        files.append((batch.enriched_location, data))
         bad = failed.get(batch.index, result.failed.clear())
         ids, positions = good_ids.get(batch.index, ([], []))
         node_ids = failed_record_ids(bad)
         failure_list += failure_rows(bad, node_ids, root_id, execution_id)
+        errors = errors_file(batch.enriched_location, bad)
+        if errors is not None:
+            files.append(errors)
         out.append(
             BatchCalculation(
                 index=batch.index,
                 enriched_location=batch.enriched_location,
                 enriched_bytes=data,
-                errors_location=write_errors(storage, batch.enriched_location, bad),
+                errors_location=errors[0] if errors else None,
                 record_ids=ids,
                 positions=positions,
                 failed_records=[
@@ -736,6 +744,7 @@ def calculate_group(
                 co2e_tonnes=totals.get(batch.index, co2e_by_method({})),
             )
         )
+    storage.write_many(files)
     return GroupCalculation(out, rows, results_file, failure_list)
 
 

@@ -27,6 +27,7 @@ from .._exceptions import (
     ExecutionAborted,
     InputDataError,
     LineageError,
+    ObjectMissing,
     PipelineStepFailed,
 )
 from ..database import LINEAGE_TABLE, RESULTS_TABLE
@@ -232,15 +233,20 @@ class BatchMap:
 
     def _calculate_group(self, group: list[tuple[int, dict[str, Any]]]) -> None:
         ctx = self.ctx
+        locations = [batch["storage_location"] for _, batch in group]
+        try:
+            contents = ctx.storage.read_many(locations)  # one round of requests on S3
+        except ObjectMissing:
+            for location in locations:
+                self._require_batch(location)
+            raise
         frames = []
-        for index, batch in group:
-            location = batch["storage_location"]
-            self._require_batch(location)
+        for (index, _), location, data in zip(group, locations, contents, strict=True):
             key = ctx.storage.split(location)[1]
             frames.append(
                 calc.BatchFrame(
                     index,
-                    calc.read_batch(ctx.storage, location, transform.batch_schema),
+                    calc.batch_frame(data, location, transform.batch_schema),
                     ctx.storage.url("enriched", transform.enriched_key(key)),
                 )
             )

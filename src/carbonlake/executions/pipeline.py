@@ -377,9 +377,12 @@ class _ExecutionRun:
         self.done[name] = output
         return output
 
-    def _file_node(self, state: State, action: str, parent_id: str, location: str) -> str:
+    def _file_node(
+        self, state: State, action: str, parent_id: str, location: str, sha256: str | None = None
+    ) -> str:
         """A state whose work is one file-level lineage node (the spec's ``action``,
-        pointing at ``location``, under ``parent_id``); returns the node's id."""
+        pointing at ``location``, under ``parent_id``); returns the node's id. ``sha256``:
+        the object's, when known (not read again)."""
 
         def work(writer: lineage.LineageWriter) -> dict[str, Any]:
             request = {
@@ -388,7 +391,8 @@ class _ExecutionRun:
                 "action_taken": action,
                 "record": {"storage_location": location},
             }
-            output = lineage.record_request(request, writer)
+            known = {location: sha256} if sha256 else None
+            output = lineage.record_request(request, writer, known_sha256=known)
             return {"node_id": output["data_lineage"]["node_id"]}
 
         node_id: str = self.state(state, work)["node_id"]
@@ -401,7 +405,11 @@ class _ExecutionRun:
         root_id = self.root_id
         landing = self.input["storage_location"]
 
-        raw_node = self._file_node(State.RAW_DATA_INPUT, lineage.RAW_DATA_INPUT, root_id, landing)
+        # The landed object's SHA-256 was taken as it landed (from the bytes put, or read
+        # from landing for an event); DQ_CHECK_RESULTS checks the object still has it.
+        raw_node = self._file_node(
+            State.RAW_DATA_INPUT, lineage.RAW_DATA_INPUT, root_id, landing, self.object_sha256
+        )
         resources = self.state(
             State.DQ_SETUP,
             lambda w: quality.setup(
@@ -462,18 +470,20 @@ class _ExecutionRun:
     ) -> dict[str, Any]:
         ctx = self.ctx
         report = quality.read_report(report_url, ctx.storage)
-        self._check_landed_bytes(landing)
         checked = quality.check_results(
-            {"storage_location": landing, "dq_results": dq_results}, storage=ctx.storage
+            {"storage_location": landing, "dq_results": dq_results},
+            storage=ctx.storage,
+            sha256=self._check_landed_bytes(landing),
         )
         return {**checked, **quality.verdict(report, report_url, bool(checked["status"]))}
 
-    def _check_landed_bytes(self, landing: str) -> None:
+    def _check_landed_bytes(self, landing: str) -> str | None:
         """The object in landing must still be the one this execution started with: a
-        writer that replaced it meanwhile would have it check and calculate other bytes."""
+        writer that replaced it meanwhile would have it check and calculate other bytes.
+        Returns the SHA-256 it checked (None when there was nothing to check)."""
         storage = self.ctx.storage
         if self.object_sha256 is None or not storage.exists(landing):
-            return
+            return None
         found = storage.sha256(landing)
         if found != self.object_sha256:
             raise InputDataError(
@@ -482,6 +492,7 @@ class _ExecutionRun:
                 "for a run of its own. Land each file under a new key, or let carbonlake land "
                 "it (`carbonlake run FILE --key KEY`), which never overwrites an object"
             )
+        return found
 
     def _notify(self, landing: str, report_url: str) -> dict[str, Any]:
         ctx = self.ctx
@@ -521,7 +532,7 @@ class _ExecutionRun:
             )
             return output
 
-        def on_workers(ranges: list[transform.ChunkRange]) -> list[tuple[str, int]]:
+        def on_workers(ranges: list[transform.ChunkRange]) -> list[transform.WrittenBatch]:
             # Every worker reads its byte range of the raw file and writes its own batches.
             runner = self.pipeline.open_runner(self.execution_id, self.root_id)
             try:
@@ -558,6 +569,16 @@ class _ExecutionRun:
         batches = transform.enumerate_batches(
             {"batch_location_dir": self.root_id}, storage=self.ctx.storage
         )["batches"]
+        sizes: list[int] = transformed["batch_records"]
+        if len(sizes) != len(batches):
+            raise InputDataError(
+                f"transformed/{self.root_id}/ holds {len(batches)} batch files but the split "
+                f"wrote {len(sizes)}; the transformed bucket was changed meanwhile"
+            )
+        # The split hashed what it wrote: the batch files are not read back (on S3, 1,000
+        # files at 1m rows were 1,000 round trips). A checkpoint written before the split
+        # kept its hashes has none: those files are read.
+        hashes: list[str] = transformed.get("batch_sha256") or []
         lineage.record_request(
             {
                 "root_id": self.root_id,
@@ -566,13 +587,8 @@ class _ExecutionRun:
                 "records": batches,
             },
             writer,
+            known_sha256=dict(zip([b["storage_location"] for b in batches], hashes, strict=False)),
         )
-        sizes: list[int] = transformed["batch_records"]
-        if len(sizes) != len(batches):
-            raise InputDataError(
-                f"transformed/{self.root_id}/ holds {len(batches)} batch files but the split "
-                f"wrote {len(sizes)}; the transformed bucket was changed meanwhile"
-            )
         first_row = 1
         numbered: list[dict[str, Any]] = []
         for batch, size in zip(batches, sizes, strict=True):

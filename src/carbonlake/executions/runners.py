@@ -135,7 +135,7 @@ def split_chunk_task(
     start: int,
     end: int,
     batch_size: int,
-) -> list[tuple[str, int]]:
+) -> list[transform.WrittenBatch]:
     """A split task as a Dask worker runs it: one byte range of the raw file into its own
     batch files, read from and written to storage directly."""
     return transform.split_chunk(

@@ -214,6 +214,7 @@ def record_request(
     writer: LineageWriter,
     *,
     written: bytes | None = None,
+    known_sha256: Mapping[str, str] | None = None,
 ) -> LineageOutput:
     """Turn one lineage request of the spec into ledger nodes; returns the spec's output.
 
@@ -222,10 +223,13 @@ def record_request(
     ``CALCULATION_*`` request may carry its ``row_number`` in the input file.
     ``written``: the bytes the caller has just written, whole and atomically, to the
     request's ``storage_location``; their SHA-256 is the object's, so the object is
-    not read back to hash it. The request is checked here, key by key, as it may come
+    not read back to hash it. ``known_sha256``: the SHA-256, by location, of objects the
+    caller has just written or hashed (the split's batch files, the landed input), which
+    are not read again either. The request is checked here, key by key, as it may come
     from outside (the ``data_lineage`` task); hence any mapping is taken.
     """
     fields: Mapping[str, Any] = request
+    known = known_sha256 or {}
     action = _require(fields, "action_taken")
     root_id = _require(fields, "root_id")
     parent_id = _require(fields, "parent_id")
@@ -243,7 +247,7 @@ def record_request(
                 f"root_id {root_id}, got {parent_id}"
             )
         node_id = new_node_id()
-        sha = writer.object_sha256(location, action)
+        sha = known.get(location) or writer.object_sha256(location, action)
         writer.add(root_id, node_id, parent_id, action, location, object_sha256=sha)
         return {
             "data_lineage": {
@@ -267,7 +271,7 @@ def record_request(
             location = batch.get("storage_location")
             if not location:
                 raise LineageError(f"GLUE_BATCH_SPLIT batch {node_id} lacks storage_location")
-            sha = writer.object_sha256(location, action)
+            sha = known.get(location) or writer.object_sha256(location, action)
             writer.add(root_id, node_id, parent_id, action, location, object_sha256=sha)
             out.append({"node_id": node_id, "storage_location": location})
         return {"data_lineage": {"root_id": root_id, "action_taken": action, "records": out}}
