@@ -14,6 +14,7 @@ import pytest
 from carbonlake import Pipeline
 from carbonlake.calculate.factors import import_factor_file
 from carbonlake.database import Database
+from carbonlake.db import EmissionFilter
 from carbonlake.executions import Context
 from carbonlake.lineage import trace
 from carbonlake.lineage.verify import verify
@@ -81,6 +82,7 @@ def test_redrive_and_factor_import(tmp_path: Path, database_url: str) -> None:
     )
     failed = Pipeline(context).run_file(source)
     assert (failed["status"], failed["records_failed"]) == ("FAILED", 1)
+    assert context.database.failure_stats(EmissionFilter())["records_failed"] == 1
     factors = tmp_path / "unicorn.json"
     factors.write_text(
         json.dumps(
@@ -109,6 +111,8 @@ def test_redrive_and_factor_import(tmp_path: Path, database_url: str) -> None:
         0,
     )
     assert context.database.emission("u")["co2_tonnes"] == pytest.approx(0.01)
+    # The record calculated now is no longer a failure (cleared in the group's commit).
+    assert context.database.failure_stats(EmissionFilter())["records_failed"] == 0
     assert verify(context.database, context.storage).ok
     context.close()
 

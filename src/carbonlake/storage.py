@@ -278,6 +278,18 @@ class Storage:
             raise StorageUnavailable(f"cannot read {url}: {exc}") from exc
         return data
 
+    def read_range(self, url: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of an object (one ranged request on an object store;
+        fewer at its end)."""
+        try:
+            fs, path, _ = self._where(url)
+            data: bytes = fs.cat_file(path, start=start, end=end)
+        except FileNotFoundError as exc:
+            raise ObjectMissing(f"object {url} does not exist") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {url}: {exc}") from exc
+        return data
+
     def read_many(self, urls: Sequence[str]) -> list[bytes]:
         """The whole contents of several (small) objects, in order.
 

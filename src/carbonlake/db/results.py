@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from .._exceptions import DatabaseError
@@ -300,7 +302,16 @@ def _read_files(paths: Sequence[str], filename: bool = False) -> str:
 
 def clear_failures(conn: Connection, record_ids: Sequence[str]) -> None:
     """Records calculated now are no longer failures (e.g. after a redrive), inside the
-    caller's transaction; a failure of a record with an id is keyed by that id."""
+    caller's transaction; a failure of a record with an id is keyed by that id.
+
+    On PostgreSQL one statement takes the ids as one array (``= ANY``): a group's
+    20,000 ids in chunks of an expanding ``IN`` list were rendered anew chunk by chunk
+    (psycopg's named parameters), about 0.15 s a group."""
+    if conn.dialect.name == "postgresql":
+        ids = sa.bindparam("ids", list(record_ids), type_=postgresql.ARRAY(sa.String()))
+        key = sa.column("failure_key", sa.String())
+        conn.execute(FAILURES.delete().where(key == sa.any_(ids)))
+        return
     Engine.execute_in(
         conn,
         "DELETE FROM calculation_failures WHERE failure_key IN :ids",

@@ -147,7 +147,8 @@ class BatchMap:
         failures: list[BaseException] = []
         if self.progress:
             self.progress("calculate", finished, total)
-        window = self.ctx.settings.pipeline.max_concurrency * (1 if distributed else 2)
+        # Two tasks per slot, so that a worker (or thread) never waits for its next one.
+        window = self.ctx.settings.pipeline.max_concurrency * 2
         pending: set[Future[int]] = set()
         queue = iter(tasks)
         while True:

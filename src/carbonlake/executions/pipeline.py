@@ -23,6 +23,7 @@ batches at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -358,6 +359,7 @@ class _ExecutionRun:
         self.root_id = self.journal.root_id
         self.batch_size = self.map.batch_size
         self.done = self.map.done
+        self._runner: Runner | None = None
 
     @property
     def batch_errors(self) -> list[str]:
@@ -400,7 +402,26 @@ class _ExecutionRun:
 
     # -- the state machine -----------------------------------------------------------------
 
+    def runner(self) -> Runner:
+        """The runner of this pass's distributed split and map (opened once, on first use)."""
+        if self._runner is None:
+            self._runner = self.pipeline.open_runner(self.execution_id, self.root_id)
+        return self._runner
+
     def states(self) -> None:
+        """Run every state not yet checkpointed, in the spec's order."""
+        try:
+            if self.pipeline.distributed() and State.MAP not in self.done:
+                # Workers open the workspace while this process lands and checks the file.
+                # A scheduler that does not answer fails the first state that needs it.
+                with contextlib.suppress(PipelineStepFailed):
+                    self.runner().prepare(self.ctx.settings)
+            self._states()
+        finally:
+            if self._runner is not None:
+                self._runner.close()
+
+    def _states(self) -> None:
         ctx = self.ctx
         root_id = self.root_id
         landing = self.input["storage_location"]
@@ -458,11 +479,7 @@ class _ExecutionRun:
         )
         transformed = self.state(State.TRANSFORM, lambda w: self._transform(location))
         split = self.state(State.BATCH_SPLIT, lambda w: self._split(w, pass_node, transformed))
-        runner = self.pipeline.open_runner(self.execution_id, self.root_id)
-        try:
-            self.map.run(split, runner)
-        finally:
-            runner.close()
+        self.map.run(split, self.runner())
         self.map.commit_results()
 
     def _check_results(
@@ -534,24 +551,21 @@ class _ExecutionRun:
 
         def on_workers(ranges: list[transform.ChunkRange]) -> list[transform.WrittenBatch]:
             # Every worker reads its byte range of the raw file and writes its own batches.
-            runner = self.pipeline.open_runner(self.execution_id, self.root_id)
-            try:
-                futures = [
-                    runner.submit(
-                        split_chunk_task,
-                        self.ctx.settings,
-                        raw_location,
-                        self.root_id,
-                        chunk,
-                        start,
-                        end,
-                        self.batch_size,
-                    )
-                    for chunk, start, end in ranges
-                ]
-                return [pair for future in futures for pair in future.result()]
-            finally:
-                runner.close()
+            runner = self.runner()
+            futures = [
+                runner.submit(
+                    split_chunk_task,
+                    self.ctx.settings,
+                    raw_location,
+                    self.root_id,
+                    chunk,
+                    start,
+                    end,
+                    self.batch_size,
+                )
+                for chunk, start, end in ranges
+            ]
+            return [pair for future in futures for pair in future.result()]
 
         distributed: dict[str, Any] = transform.run(
             event,

@@ -36,6 +36,10 @@ class Runner(Protocol):
     def close(self) -> None:
         """Wait for what runs, drop what has not started, release the workers."""
 
+    def prepare(self, settings: Settings) -> None:
+        """Have the workers open the workspace of ``settings`` ahead of their first task
+        (in other processes only; returns at once)."""
+
 
 class ThreadRunner:
     """The embedded default: a thread pool of ``[pipeline] max_concurrency`` threads."""
@@ -55,6 +59,9 @@ class ThreadRunner:
         """Wait for running tasks; queued ones are cancelled."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def prepare(self, settings: Settings) -> None:
+        """Nothing: the threads share this process's open workspace."""
+
 
 class ExecutorRunner:
     """An executor a caller supplied (``Pipeline(context, executor)``): it runs tasks in
@@ -71,6 +78,9 @@ class ExecutorRunner:
 
     def close(self) -> None:
         """Nothing: the executor is its owner's."""
+
+    def prepare(self, settings: Settings) -> None:
+        """Nothing: the executor runs tasks in this process's terms."""
 
 
 class DaskRunner:
@@ -97,6 +107,15 @@ class DaskRunner:
     def submit(self, task: Callable[..., T], *args: Any) -> Future[T]:
         """Start ``task(*args)`` on a worker."""
         return self._executor.submit(task, *args)
+
+    def prepare(self, settings: Settings) -> None:
+        """One task per worker that opens the workspace (imports, the factor library,
+        the database's and the object store's clients: 2-3 s in a new worker process),
+        so that it happens while the driver checks the file, not in the split."""
+        for worker in self._client.scheduler_info().get("workers", {}):
+            self._client.submit(
+                open_worker_task, settings, workers=[worker], pure=False, allow_other_workers=True
+            )
 
     def close(self) -> None:
         """Wait for the running tasks, then close the client."""
@@ -125,6 +144,11 @@ def worker_context(settings: Settings) -> Context:
         if context is None:
             context = _worker_contexts[key] = Context.open(settings)
     return context
+
+
+def open_worker_task(settings: Settings) -> None:
+    """Open a worker's workspace (:func:`worker_context`) ahead of its tasks."""
+    worker_context(settings)
 
 
 def split_chunk_task(
