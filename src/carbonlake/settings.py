@@ -118,9 +118,9 @@ class PipelineSettings:
     dask_scheduler: str = ""
     """Address of the Dask scheduler (``tcp://host:8786``) when ``executor = "dask"``."""
 
-    split_chunk_mb: float = 64.0
+    split_chunk_mb: float = 32.0
     """With ``executor = "dask"``, the raw file is split by byte ranges of about this size,
-    one worker task each."""
+    one worker task each (small enough that two workers share a 150 MB file evenly)."""
 
     max_executions: int = 2
     """How many files `carbonlake watch` processes at once."""

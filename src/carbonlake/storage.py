@@ -479,9 +479,20 @@ class Storage:
                 ) from exc
 
     def put_file(self, source: Path, url: str) -> None:
-        """Copy a local file into storage atomically, streaming it."""
+        """Copy a local file into storage atomically, streaming it. To an object store
+        through the filesystem's own upload (s3fs: a multipart upload whose parts go
+        concurrently; the object appears when it completes)."""
+        bucket = self.split(url)[0]
 
         def write() -> None:
+            if not self.is_local(bucket):
+                if not source.is_file():
+                    source.open("rb").close()  # the same errors as a local copy's
+                try:
+                    self._fs[bucket].put_file(str(source), self._path(url))
+                except OSError as exc:
+                    raise StorageUnavailable(f"cannot write {url}: {exc}") from exc
+                return
             with source.open("rb") as src, self.open_write(url) as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
 

@@ -261,6 +261,11 @@ class BatchMap:
             name=name,
         )
         writer = self.journal.writer()
+        # The records' parents (the batch nodes) in one query, not one per batch.
+        batch_nodes = self.db.lineage_nodes(self.root_id, [b["node_id"] for _, b in group])
+        writer.remember(batch_nodes)
+        if self._pass_node is None and batch_nodes:
+            self._pass_node = str(batch_nodes[0]["parent_id"])
         states: list[tuple[str, dict[str, Any]]] = []
         for (index, batch), done in zip(group, calculated.batches, strict=True):
             first_row = batch.get("first_row", index * self.batch_size + 1)

@@ -474,8 +474,14 @@ class _ExecutionRun:
             self.state(State.DQ_ERROR_NOTIFICATION, lambda w: self._notify(landing, report_url))
             return
 
+        # The raw object is the landed one, moved (renamed, or copied and verified
+        # against the SHA-256 just checked): that hash is its own, not read again.
         pass_node = self._file_node(
-            State.DQ_CHECK_PASS, lineage.DQ_CHECK_PASS, profile_node, location
+            State.DQ_CHECK_PASS,
+            lineage.DQ_CHECK_PASS,
+            profile_node,
+            location,
+            checked.get("object_sha256"),
         )
         transformed = self.state(State.TRANSFORM, lambda w: self._transform(location))
         split = self.state(State.BATCH_SPLIT, lambda w: self._split(w, pass_node, transformed))
@@ -487,12 +493,18 @@ class _ExecutionRun:
     ) -> dict[str, Any]:
         ctx = self.ctx
         report = quality.read_report(report_url, ctx.storage)
+        sha256 = self._check_landed_bytes(landing)
         checked = quality.check_results(
             {"storage_location": landing, "dq_results": dq_results},
             storage=ctx.storage,
-            sha256=self._check_landed_bytes(landing),
+            sha256=sha256,
         )
-        return {**checked, **quality.verdict(report, report_url, bool(checked["status"]))}
+        known = {"object_sha256": sha256} if sha256 else {}
+        return {
+            **checked,
+            **quality.verdict(report, report_url, bool(checked["status"])),
+            **known,
+        }
 
     def _check_landed_bytes(self, landing: str) -> str | None:
         """The object in landing must still be the one this execution started with: a
