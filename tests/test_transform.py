@@ -4,6 +4,7 @@ JSON and JSON Lines by content."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -183,3 +184,24 @@ def test_a_bad_batch_file_is_an_error_naming_it(name: str, content: bytes, messa
     with pytest.raises(InputDataError, match=message) as caught:
         transform.read_batch_bytes(content, location)
     assert location in str(caught.value)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 97, 4096])
+def test_one_read_gives_the_sha256_and_the_same_cuts_block_by_block(
+    tmp_path: Path, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Quoted line breaks and quotes fall across block ends when blocks are 61 bytes.
+    source = tricky_csv(tmp_path / "in.csv", 300)
+    storage = Storage((tmp_path / "ws").as_uri())
+    url = storage.url("landing", "in.csv")
+    storage.put_file(source, url)
+    with source.open("rb") as handle:
+        whole = transform.boundaries(handle, chunk_bytes)  # one 8 MiB block
+    monkeypatch.setattr(transform, "_BLOCK", 61)
+    sha256, cuts = transform.sha256_and_boundaries(storage, url, chunk_bytes)
+    assert sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert cuts == whole
+    data = source.read_bytes()
+    # Every cut is at the start of a line outside quotes.
+    assert all(data[c - 1 : c] == b"\n" and data[:c].count(b'"') % 2 == 0 for c in cuts[:-1])
+    assert cuts[-1] == len(data)

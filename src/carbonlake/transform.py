@@ -27,7 +27,7 @@ import json
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -299,11 +299,19 @@ def boundaries(handle: IO[bytes], chunk_bytes: int) -> list[int]:
     pass; nothing is held but a block.
     """
     handle.seek(0)
+    return block_boundaries(iter(lambda: handle.read(_BLOCK), b""), chunk_bytes)
+
+
+_BLOCK = 8 << 20
+
+
+def block_boundaries(blocks: Iterable[bytes], chunk_bytes: int) -> list[int]:
+    """:func:`boundaries` of a file given as its blocks, in order from its start."""
     offsets: list[int] = []
     quotes = 0  # quote characters before the current block
     position = 0  # offset of the current block
     wanted = 0  # the next cut is the first line start at or after this offset
-    while block := handle.read(8 << 20):
+    for block in blocks:
         counted, seen = 0, quotes  # quotes in block[:counted], and in the file before
         search = max(wanted - position, 0)
         while (newline := block.find(b"\n", search)) >= 0:
@@ -322,6 +330,21 @@ def boundaries(handle: IO[bytes], chunk_bytes: int) -> list[int]:
     if offsets[-1] != position:
         offsets.append(position)
     return offsets
+
+
+def sha256_and_boundaries(storage: Storage, url: str, chunk_bytes: int) -> tuple[str, list[int]]:
+    """An object's SHA-256 and its :func:`boundaries`, in one streaming read (a large file
+    on an object store is read once for both)."""
+    digest = hashlib.sha256()
+
+    def hashed(handle: IO[bytes]) -> Iterator[bytes]:
+        while block := handle.read(_BLOCK):
+            digest.update(block)
+            yield block
+
+    with storage.open_read(url) as handle:
+        offsets = block_boundaries(hashed(handle), max(1, chunk_bytes))
+    return digest.hexdigest(), offsets
 
 
 def chunk_boundaries(storage: Storage, raw_location: str, chunk_bytes: int) -> list[int]:
@@ -380,6 +403,7 @@ def run(
     raw_location: str,
     chunk_bytes: int = 0,
     map_chunks: ChunkMapper | None = None,
+    offsets: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The spec's Glue job: ``{"JobName", "Arguments": {"--UNIQUE_DIRECTORY"}}`` in.
 
@@ -387,7 +411,7 @@ def run(
     ``batch_records`` for the execution's summary, and ``batch_sha256`` (each batch
     file's, in order) for its lineage. With ``map_chunks`` the split is spread over
     workers, one range of about ``chunk_bytes`` bytes each (the output then says how
-    many ``chunks``).
+    many ``chunks``). ``offsets``: the raw file's :func:`boundaries` when already known.
     """
     arguments = event.get("Arguments") or {}
     root_id = arguments.get("--UNIQUE_DIRECTORY")
@@ -398,7 +422,8 @@ def run(
     if map_chunks is None:
         written = split(raw_location, root_id, storage=storage, batch_size=batch_size)
     else:
-        offsets = chunk_boundaries(storage, raw_location, max(1, chunk_bytes))
+        if offsets is None:
+            offsets = chunk_boundaries(storage, raw_location, max(1, chunk_bytes))
         ranges = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(offsets)) if b > a]
         written = [WrittenBatch(*batch) for batch in map_chunks(ranges)]
         extra["chunks"] = len(ranges)

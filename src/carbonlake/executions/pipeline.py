@@ -483,7 +483,9 @@ class _ExecutionRun:
             location,
             checked.get("object_sha256"),
         )
-        transformed = self.state(State.TRANSFORM, lambda w: self._transform(location))
+        transformed = self.state(
+            State.TRANSFORM, lambda w: self._transform(location, checked.get("split_offsets"))
+        )
         split = self.state(State.BATCH_SPLIT, lambda w: self._split(w, pass_node, transformed))
         self.map.run(split, self.runner())
         self.map.commit_results()
@@ -493,27 +495,36 @@ class _ExecutionRun:
     ) -> dict[str, Any]:
         ctx = self.ctx
         report = quality.read_report(report_url, ctx.storage)
-        sha256 = self._check_landed_bytes(landing)
+        sha256, offsets = self._check_landed_bytes(landing)
         checked = quality.check_results(
             {"storage_location": landing, "dq_results": dq_results},
             storage=ctx.storage,
             sha256=sha256,
         )
-        known = {"object_sha256": sha256} if sha256 else {}
+        known: dict[str, Any] = {"object_sha256": sha256} if sha256 else {}
+        if offsets is not None:
+            known["split_offsets"] = offsets
         return {
             **checked,
             **quality.verdict(report, report_url, bool(checked["status"])),
             **known,
         }
 
-    def _check_landed_bytes(self, landing: str) -> str | None:
+    def _check_landed_bytes(self, landing: str) -> tuple[str | None, list[int] | None]:
         """The object in landing must still be the one this execution started with: a
         writer that replaced it meanwhile would have it check and calculate other bytes.
-        Returns the SHA-256 it checked (None when there was nothing to check)."""
+        Returns the SHA-256 it checked (None when there was nothing to check) and, for a
+        split on workers, the file's byte ranges, found in the same read."""
         storage = self.ctx.storage
         if self.object_sha256 is None or not storage.exists(landing):
-            return None
-        found = storage.sha256(landing)
+            return None, None
+        offsets: list[int] | None = None
+        if self.pipeline.distributed():
+            found, offsets = transform.sha256_and_boundaries(
+                storage, landing, self._split_chunk_bytes()
+            )
+        else:
+            found = storage.sha256(landing)
         if found != self.object_sha256:
             raise InputDataError(
                 f"{landing} was replaced while execution {self.execution_id} was checking it "
@@ -521,7 +532,11 @@ class _ExecutionRun:
                 "for a run of its own. Land each file under a new key, or let carbonlake land "
                 "it (`carbonlake run FILE --key KEY`), which never overwrites an object"
             )
-        return found
+        return found, offsets
+
+    def _split_chunk_bytes(self) -> int:
+        """The byte range of one split task on workers (``[pipeline] split_chunk_mb``)."""
+        return max(1, int(self.ctx.settings.pipeline.split_chunk_mb * (1 << 20)))
 
     def _notify(self, landing: str, report_url: str) -> dict[str, Any]:
         ctx = self.ctx
@@ -546,7 +561,9 @@ class _ExecutionRun:
         )
         return {"subject": notify.DQ_FAILURE_SUBJECT}
 
-    def _transform(self, raw_location: str) -> dict[str, Any]:
+    def _transform(self, raw_location: str, offsets: list[int] | None) -> dict[str, Any]:
+        """The spec's Glue job; on workers, over ``offsets`` (the raw file's boundaries)
+        when the landing check found them."""
         storage = self.ctx.storage
         # A transform that ran before a crash may have left batches: start clean.
         for stale in storage.list("transformed", self.root_id):
@@ -584,8 +601,9 @@ class _ExecutionRun:
             storage=storage,
             batch_size=self.batch_size,
             raw_location=raw_location,
-            chunk_bytes=int(self.ctx.settings.pipeline.split_chunk_mb * (1 << 20)),
+            chunk_bytes=self._split_chunk_bytes(),
             map_chunks=on_workers,
+            offsets=offsets,
         )
         return distributed
 
