@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from carbonlake import LineageError, Pipeline, tasks
 from carbonlake.cli import cli
-from carbonlake.database import Database
+from carbonlake.database import LINEAGE_COLUMNS, Database
 from carbonlake.executions import Context
 from carbonlake.lineage import (
     LineageWriter,
@@ -172,6 +172,49 @@ def test_writer_refuses_a_location_it_cannot_hash(context: Context) -> None:
             settings=context.settings,
         )
     assert context.database.lineage_size() == 0
+
+
+def test_record_nodes_as_columns_are_the_nodes_add_many_queues(context: Context) -> None:
+    writer = LineageWriter(context.database, context.storage)
+    writer.remember([{"root_id": "root", "node_id": "batch", "node_hash": "f" * 64}])
+    ids = ["plain", 'quote"d', "back\\slash", "tab\there", "nul\x00\x1f", "ünï-cødé ✓", "a/b"]
+    rows = [1, 2, 3, 40, 500, 6_000_000, 7]
+    at = "2026-03-07T10:00:00.000000Z"
+    for action, location, sha in [
+        ("CALCULATION_COMPLETE", "file:///w/enriched/r/part_00000.parquet", "a" * 64),
+        ("CALCULATION_FAILED", None, None),
+    ]:
+        frame = writer.record_nodes(
+            "root",
+            ids,
+            "batch",
+            action,
+            location,
+            object_sha256=sha,
+            row_numbers=rows,
+            recorded_at=at,
+        )
+        writer.add_many(
+            "root",
+            ids,
+            "batch",
+            action,
+            location,
+            object_sha256=sha,
+            row_numbers=rows,
+            recorded_at=at,
+        )
+        queued = writer.take()
+        assert frame.columns == list(LINEAGE_COLUMNS)
+        assert frame.rows() == queued
+        for node in frame.iter_rows(named=True):
+            fields = {k: node[k] for k in node if k != "node_hash"}
+            encoded = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert node["node_hash"] == hashlib.sha256(encoded.encode()).hexdigest()
+    with pytest.raises(LineageError, match="not record nodes"):
+        writer.record_nodes(
+            "root", ["x"], "batch", "GLUE_BATCH_SPLIT", None, object_sha256=None, row_numbers=[1]
+        )
 
 
 def test_writer_from_many_threads_keeps_parents_before_children(context: Context) -> None:

@@ -12,6 +12,7 @@ group's record lineage nodes are one Parquet file of the lineage table, sealed b
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -255,23 +256,10 @@ class BatchMap:
         )
         writer = self.journal.writer()
         states: list[tuple[str, dict[str, Any]]] = []
+        node_frames: list[pl.DataFrame] = []
         for (index, batch), done in zip(group, calculated.batches, strict=True):
             first_row = batch.get("first_row", index * self.batch_size + 1)
-            self._record_calculation(
-                writer,
-                batch["node_id"],
-                done.enriched_location,
-                [
-                    {"node_id": n, "row_number": first_row + p}
-                    for n, p in zip(done.record_ids, done.positions, strict=True)
-                ],
-                done.errors_location,
-                [
-                    {"node_id": r["node_id"], "row_number": first_row + r["position"]}
-                    for r in done.failed_records
-                ],
-                written=done.enriched_bytes,
-            )
+            node_frames += self._record_nodes(writer, batch["node_id"], done, first_row)
             states.append(
                 (
                     MapState(batch["node_id"]).name,
@@ -292,8 +280,8 @@ class BatchMap:
         files = [results_file] if results_file else []
         # The group's record nodes are one file of the lineage table, sealed by one ledger
         # node that keeps its SHA-256 (the checkpoint commits both with the registration).
-        record_nodes = writer.take()
-        if record_nodes:
+        record_nodes = pl.concat(node_frames) if node_frames else None
+        if record_nodes is not None and record_nodes.height:
             nodes_file = lake.write_lineage(
                 ctx.storage,
                 record_nodes,
@@ -385,6 +373,43 @@ class BatchMap:
         # The record's own id is kept for its CALCULATION_COMPLETE node, which a redrive
         # may still write; each failed attempt gets a node of its own.
         return f"{node_id}#failed-{self.redrive_number + 1}"
+
+    def _record_nodes(
+        self,
+        writer: lineage.LineageWriter,
+        parent_id: str,
+        done: calc.BatchCalculation,
+        first_row: int,
+    ) -> list[pl.DataFrame]:
+        """A batch's calculation lineage as the lineage table's columns: the nodes
+        :meth:`_record_calculation` makes of the same batch (a CALCULATION_COMPLETE node
+        per record calculated, a CALCULATION_FAILED node per failure), hashed alike."""
+        frames = [
+            writer.record_nodes(
+                self.root_id,
+                [str(n) for n in done.record_ids],
+                parent_id,
+                lineage.CALCULATION_COMPLETE,
+                done.enriched_location,
+                object_sha256=hashlib.sha256(done.enriched_bytes).hexdigest(),
+                row_numbers=[first_row + p for p in done.positions],
+            )
+        ]
+        if done.failed_records:
+            frames.append(
+                writer.record_nodes(
+                    self.root_id,
+                    [self._failed_node_id(r["node_id"]) for r in done.failed_records],
+                    parent_id,
+                    lineage.CALCULATION_FAILED,
+                    done.errors_location,
+                    object_sha256=writer.object_sha256(
+                        str(done.errors_location), lineage.CALCULATION_FAILED
+                    ),
+                    row_numbers=[first_row + r["position"] for r in done.failed_records],
+                )
+            )
+        return frames
 
     def _record_calculation(
         self,

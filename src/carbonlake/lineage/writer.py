@@ -15,12 +15,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import LineageError, StorageError
-from ..database import Database, utc_now
+from ..database import LINEAGE_COLUMNS, Database, utc_now
 from ..documents import BatchRef, LineageOutput, LineageRequest, RecordRef
 from ..storage import Storage
+
+if TYPE_CHECKING:
+    import polars as pl
+
 from .nodes import (
     ACTIONS,
     FILE_ACTIONS,
@@ -168,6 +172,65 @@ class LineageWriter:
         if full:
             self.flush()
         return hashes
+
+    def record_nodes(
+        self,
+        root_id: str,
+        node_ids: Sequence[str],
+        parent_id: str,
+        action_taken: str,
+        storage_location: str | None,
+        *,
+        object_sha256: str | None,
+        row_numbers: Sequence[int | None],
+        recorded_at: str | None = None,
+    ) -> pl.DataFrame:
+        """Record nodes sharing a parent, an action and a location, hashed as
+        :meth:`add_many` hashes them, as columns (LINEAGE_COLUMNS) instead of queued
+        rows: for the lineage table's files, which take them column-wise (a batch's
+        records are never one Python tuple each)."""
+        import polars as pl
+
+        if action_taken not in RECORD_ACTIONS:
+            raise LineageError(f"{action_taken} nodes are not record nodes")
+        if len(row_numbers) != len(node_ids):
+            raise LineageError(
+                f"{len(node_ids)} {action_taken} nodes were given {len(row_numbers)} row numbers"
+            )
+        parent_hash = self._parent_hash(root_id, parent_id, action_taken)
+        now = recorded_at or utc_now()
+        hashes = _sibling_hashes(
+            root_id,
+            node_ids,
+            parent_id,
+            action_taken,
+            storage_location,
+            now,
+            object_sha256,
+            row_numbers,
+            parent_hash,
+        )
+        height = len(node_ids)
+        return pl.DataFrame(
+            {
+                "root_id": pl.Series([root_id], dtype=pl.String).new_from_index(0, height),
+                "node_id": pl.Series(node_ids, dtype=pl.String),
+                "parent_id": pl.Series([parent_id], dtype=pl.String).new_from_index(0, height),
+                "action_taken": pl.Series([action_taken], dtype=pl.String).new_from_index(
+                    0, height
+                ),
+                "storage_location": pl.Series([storage_location], dtype=pl.String).new_from_index(
+                    0, height
+                ),
+                "recorded_at": pl.Series([now], dtype=pl.String).new_from_index(0, height),
+                "object_sha256": pl.Series([object_sha256], dtype=pl.String).new_from_index(
+                    0, height
+                ),
+                "row_number": pl.Series(row_numbers, dtype=pl.Int64),
+                "node_hash": pl.Series(hashes, dtype=pl.String),
+                "parent_hash": pl.Series([parent_hash], dtype=pl.String).new_from_index(0, height),
+            }
+        ).select(LINEAGE_COLUMNS)
 
     def take(self) -> list[tuple[Any, ...]]:
         """Remove and return the queued rows, to commit them with a checkpoint."""
