@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -22,6 +23,7 @@ from carbonlake.database import LINEAGE_COLUMNS, Database
 from carbonlake.executions import Context
 from carbonlake.lineage import (
     LineageWriter,
+    RecordNodes,
     canonical_node,
     node_hash,
     outline,
@@ -32,7 +34,7 @@ from carbonlake.lineage import (
     tree,
 )
 from carbonlake.lineage.archive import archive
-from carbonlake.lineage.nodes import _sibling_hashes
+from carbonlake.lineage.nodes import _sibling_hashes, node_hash_column
 from carbonlake.lineage.verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
 from carbonlake.settings import Settings, load_settings
 
@@ -177,44 +179,91 @@ def test_writer_refuses_a_location_it_cannot_hash(context: Context) -> None:
 def test_record_nodes_as_columns_are_the_nodes_add_many_queues(context: Context) -> None:
     writer = LineageWriter(context.database, context.storage)
     writer.remember([{"root_id": "root", "node_id": "batch", "node_hash": "f" * 64}])
-    ids = ["plain", 'quote"d', "back\\slash", "tab\there", "nul\x00\x1f", "ünï-cødé ✓", "a/b"]
     rows = [1, 2, 3, 40, 500, 6_000_000, 7]
     at = "2026-03-07T10:00:00.000000Z"
-    for action, location, sha in [
-        ("CALCULATION_COMPLETE", "file:///w/enriched/r/part_00000.parquet", "a" * 64),
-        ("CALCULATION_FAILED", None, None),
-    ]:
-        frame = writer.record_nodes(
-            "root",
-            ids,
-            "batch",
-            action,
-            location,
-            object_sha256=sha,
-            row_numbers=rows,
-            recorded_at=at,
-        )
-        writer.add_many(
-            "root",
-            ids,
-            "batch",
-            action,
-            location,
-            object_sha256=sha,
-            row_numbers=rows,
-            recorded_at=at,
-        )
-        queued = writer.take()
+    for ids in (
+        [f"bench-{i:09d}" for i in range(7)],  # hashed by Polars
+        ["plain", 'quote"d', "back\\slash", "tab\there", "nul\x00\x1f", "ünï-cødé ✓", "a/b"],
+    ):
+        groups = [
+            RecordNodes(
+                ids,
+                "batch",
+                "CALCULATION_COMPLETE",
+                "file:///w/enriched/r/part_00000.parquet",
+                "a" * 64,
+                rows,
+            ),
+            RecordNodes(
+                [f"{i}#failed-1" for i in ids[:2]],
+                "batch",
+                "CALCULATION_FAILED",
+                None,
+                None,
+                [None, 9],
+            ),
+        ]
+        frame = writer.record_nodes("root", groups, recorded_at=at)
+        for group in groups:
+            writer.add_many(
+                "root",
+                group.node_ids,
+                group.parent_id,
+                group.action_taken,
+                group.storage_location,
+                object_sha256=group.object_sha256,
+                row_numbers=group.row_numbers,
+                recorded_at=at,
+            )
         assert frame.columns == list(LINEAGE_COLUMNS)
-        assert frame.rows() == queued
+        assert frame.rows() == writer.take()
+        assert frame.height == 9
         for node in frame.iter_rows(named=True):
             fields = {k: node[k] for k in node if k != "node_hash"}
             encoded = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
             assert node["node_hash"] == hashlib.sha256(encoded.encode()).hexdigest()
+    assert writer.record_nodes("root", []).columns == list(LINEAGE_COLUMNS)
     with pytest.raises(LineageError, match="not record nodes"):
         writer.record_nodes(
-            "root", ["x"], "batch", "GLUE_BATCH_SPLIT", None, object_sha256=None, row_numbers=[1]
+            "root", [RecordNodes(["x"], "batch", "GLUE_BATCH_SPLIT", None, None, [1])]
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.one_of(st.none(), st.text(max_size=12)), min_size=8, max_size=8),
+    row=st.one_of(st.none(), st.integers(min_value=1, max_value=2**62)),
+)
+def test_node_hash_column_is_node_hash_of_each_node(
+    texts: list[str | None], row: int | None
+) -> None:
+    names = [
+        "root_id",
+        "node_id",
+        "parent_id",
+        "action_taken",
+        "storage_location",
+        "recorded_at",
+        "object_sha256",
+        "parent_hash",
+    ]
+    fields: dict[str, Any] = dict(zip(names, texts, strict=True))
+    # The same node twice, the second with a plain node_id: both sides of the fast path.
+    plain = {**fields, "node_id": "plain-id"}
+    frame = pl.DataFrame(
+        [{**f, "row_number": row} for f in (fields, plain)],
+        schema={**{n: pl.String for n in names}, "row_number": pl.Int64},
+    )
+    expected = [
+        hashlib.sha256(
+            json.dumps(
+                {**f, "row_number": row}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode()
+        ).hexdigest()
+        for f in (fields, plain)
+    ]
+    assert node_hash_column(frame).to_list() == expected
+    assert node_hash_column(frame.slice(1)).to_list() == expected[1:]
 
 
 def test_writer_from_many_threads_keeps_parents_before_children(context: Context) -> None:

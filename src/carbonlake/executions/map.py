@@ -256,10 +256,10 @@ class BatchMap:
         )
         writer = self.journal.writer()
         states: list[tuple[str, dict[str, Any]]] = []
-        node_frames: list[pl.DataFrame] = []
+        node_groups: list[lineage.RecordNodes] = []
         for (index, batch), done in zip(group, calculated.batches, strict=True):
             first_row = batch.get("first_row", index * self.batch_size + 1)
-            node_frames += self._record_nodes(writer, batch["node_id"], done, first_row)
+            node_groups += self._record_nodes(writer, batch["node_id"], done, first_row)
             states.append(
                 (
                     MapState(batch["node_id"]).name,
@@ -280,8 +280,8 @@ class BatchMap:
         files = [results_file] if results_file else []
         # The group's record nodes are one file of the lineage table, sealed by one ledger
         # node that keeps its SHA-256 (the checkpoint commits both with the registration).
-        record_nodes = pl.concat(node_frames) if node_frames else None
-        if record_nodes is not None and record_nodes.height:
+        record_nodes = writer.record_nodes(self.root_id, node_groups)
+        if record_nodes.height:
             nodes_file = lake.write_lineage(
                 ctx.storage,
                 record_nodes,
@@ -380,36 +380,33 @@ class BatchMap:
         parent_id: str,
         done: calc.BatchCalculation,
         first_row: int,
-    ) -> list[pl.DataFrame]:
-        """A batch's calculation lineage as the lineage table's columns: the nodes
+    ) -> list[lineage.RecordNodes]:
+        """A batch's calculation lineage for the lineage table's file: the nodes
         :meth:`_record_calculation` makes of the same batch (a CALCULATION_COMPLETE node
-        per record calculated, a CALCULATION_FAILED node per failure), hashed alike."""
-        frames = [
-            writer.record_nodes(
-                self.root_id,
+        per record calculated, a CALCULATION_FAILED node per failure)."""
+        nodes = [
+            lineage.RecordNodes(
                 [str(n) for n in done.record_ids],
                 parent_id,
                 lineage.CALCULATION_COMPLETE,
                 done.enriched_location,
-                object_sha256=hashlib.sha256(done.enriched_bytes).hexdigest(),
-                row_numbers=[first_row + p for p in done.positions],
+                hashlib.sha256(done.enriched_bytes).hexdigest(),
+                [first_row + p for p in done.positions],
             )
         ]
         if done.failed_records:
-            frames.append(
-                writer.record_nodes(
-                    self.root_id,
+            errors_location = str(done.errors_location)
+            nodes.append(
+                lineage.RecordNodes(
                     [self._failed_node_id(r["node_id"]) for r in done.failed_records],
                     parent_id,
                     lineage.CALCULATION_FAILED,
-                    done.errors_location,
-                    object_sha256=writer.object_sha256(
-                        str(done.errors_location), lineage.CALCULATION_FAILED
-                    ),
-                    row_numbers=[first_row + r["position"] for r in done.failed_records],
+                    errors_location,
+                    writer.object_sha256(errors_location, lineage.CALCULATION_FAILED),
+                    [first_row + r["position"] for r in done.failed_records],
                 )
             )
-        return frames
+        return nodes
 
     def _record_calculation(
         self,

@@ -15,9 +15,13 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from json.encoder import encode_basestring
+from typing import TYPE_CHECKING
 
 from ..database import LINEAGE_COLUMNS
 from ..database import RECORD_NODES as RECORD_NODES
+
+if TYPE_CHECKING:
+    import polars as pl  # imported where used: opening a workspace needs no Polars
 
 RAW_DATA_INPUT = "RAW_DATA_INPUT"
 PROFILE_COMPLETE = "PROFILE_COMPLETE"
@@ -185,6 +189,77 @@ def _sibling_hashes(
         sha256(f"{head}{encode_basestring(n)}{middle}{_integer(r)}{tail}".encode()).hexdigest()
         for n, r in zip(node_ids, row_numbers, strict=True)
     ]
+
+
+_JSON_ESCAPED = ['"', "\\", *map(chr, range(0x20))]
+"""The characters :func:`json.encoder.encode_basestring` escapes (with ``ensure_ascii``
+off): a string without them is its JSON text between two quotes."""
+
+
+_HASHED_TEXT = (
+    "action_taken",
+    "node_id",
+    "object_sha256",
+    "parent_hash",
+    "parent_id",
+    "recorded_at",
+    "root_id",
+)
+"""The text fields of :func:`canonical_node` (``row_number`` is its integer, and
+``storage_location`` follows it), in its sorted key order."""
+
+
+def node_hash_column(nodes: pl.DataFrame) -> pl.Series:
+    """:func:`node_hash` of every node of a frame (the fields of :func:`canonical_node` as
+    columns), computed by Polars: the canonical text by string concatenation, its SHA-256
+    by polars-hash; equal, node by node, to :func:`node_hash` of the same fields."""
+    import polars as pl
+    import polars_hash as plh
+
+    texts = (*_HASHED_TEXT, "storage_location")
+    escaped = nodes.select(
+        pl.any_horizontal(
+            pl.col(c).cast(pl.String).str.contains_any(_JSON_ESCAPED).fill_null(False)
+            for c in texts
+        ).any()
+    ).item()
+    if escaped:
+        # Rare (text with quotes or control characters): Python's own JSON escaping.
+        return pl.Series(
+            "node_hash",
+            [
+                node_hash(
+                    n["root_id"],
+                    n["node_id"],
+                    n["parent_id"],
+                    n["action_taken"],
+                    n["storage_location"],
+                    n["recorded_at"],
+                    n["object_sha256"],
+                    n["row_number"],
+                    n["parent_hash"],
+                )
+                for n in nodes.iter_rows(named=True)
+            ],
+            dtype=pl.String,
+        )
+
+    def text(column: str) -> pl.Expr:
+        value = pl.col(column).cast(pl.String)
+        return pl.when(value.is_null()).then(pl.lit("null")).otherwise('"' + value + '"')
+
+    parts: list[pl.Expr] = []
+    for i, column in enumerate(_HASHED_TEXT):
+        parts += [pl.lit(f'{"{" if i == 0 else ","}"{column}":'), text(column)]
+    parts += [
+        pl.lit(',"row_number":'),
+        pl.col("row_number").cast(pl.Int64).cast(pl.String).fill_null("null"),
+        pl.lit(',"storage_location":'),
+        text("storage_location"),
+        pl.lit("}"),
+    ]
+    canonical = nodes.select(pl.concat_str(parts).alias("canonical"))
+    return canonical.select(plh.col("canonical").chash.sha2_256().alias("node_hash")).to_series()
 
 
 # -- names of record nodes ----------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import LineageError, StorageError
@@ -33,7 +34,21 @@ from .nodes import (
     RECORD_ACTIONS,
     _sibling_hashes,
     new_node_id,
+    node_hash_column,
 )
+
+
+@dataclass(frozen=True)
+class RecordNodes:
+    """Record nodes sharing a parent, an action and a location (a batch's records), for
+    :meth:`LineageWriter.record_nodes`."""
+
+    node_ids: Sequence[str]
+    parent_id: str
+    action_taken: str
+    storage_location: str | None
+    object_sha256: str | None
+    row_numbers: Sequence[int | None]
 
 
 class LineageWriter:
@@ -174,63 +189,49 @@ class LineageWriter:
         return hashes
 
     def record_nodes(
-        self,
-        root_id: str,
-        node_ids: Sequence[str],
-        parent_id: str,
-        action_taken: str,
-        storage_location: str | None,
-        *,
-        object_sha256: str | None,
-        row_numbers: Sequence[int | None],
-        recorded_at: str | None = None,
+        self, root_id: str, groups: Sequence[RecordNodes], recorded_at: str | None = None
     ) -> pl.DataFrame:
-        """Record nodes sharing a parent, an action and a location, hashed as
-        :meth:`add_many` hashes them, as columns (LINEAGE_COLUMNS) instead of queued
-        rows: for the lineage table's files, which take them column-wise (a batch's
-        records are never one Python tuple each)."""
+        """Record nodes, hashed as :meth:`add_many` hashes them, as columns
+        (LINEAGE_COLUMNS) instead of queued rows: for the lineage table's files, which
+        take them column-wise. One frame and one hashing pass for all ``groups``, none a
+        Python tuple per record. ``recorded_at`` defaults to now (each group's own)."""
         import polars as pl
 
-        if action_taken not in RECORD_ACTIONS:
-            raise LineageError(f"{action_taken} nodes are not record nodes")
-        if len(row_numbers) != len(node_ids):
-            raise LineageError(
-                f"{len(node_ids)} {action_taken} nodes were given {len(row_numbers)} row numbers"
-            )
-        parent_hash = self._parent_hash(root_id, parent_id, action_taken)
-        now = recorded_at or utc_now()
-        hashes = _sibling_hashes(
-            root_id,
-            node_ids,
-            parent_id,
-            action_taken,
-            storage_location,
-            now,
-            object_sha256,
-            row_numbers,
-            parent_hash,
-        )
-        height = len(node_ids)
-        return pl.DataFrame(
-            {
-                "root_id": pl.Series([root_id], dtype=pl.String).new_from_index(0, height),
-                "node_id": pl.Series(node_ids, dtype=pl.String),
-                "parent_id": pl.Series([parent_id], dtype=pl.String).new_from_index(0, height),
-                "action_taken": pl.Series([action_taken], dtype=pl.String).new_from_index(
-                    0, height
-                ),
-                "storage_location": pl.Series([storage_location], dtype=pl.String).new_from_index(
-                    0, height
-                ),
-                "recorded_at": pl.Series([now], dtype=pl.String).new_from_index(0, height),
-                "object_sha256": pl.Series([object_sha256], dtype=pl.String).new_from_index(
-                    0, height
-                ),
-                "row_number": pl.Series(row_numbers, dtype=pl.Int64),
-                "node_hash": pl.Series(hashes, dtype=pl.String),
-                "parent_hash": pl.Series([parent_hash], dtype=pl.String).new_from_index(0, height),
+        frames = []
+        for group in groups:
+            action = group.action_taken
+            if action not in RECORD_ACTIONS:
+                raise LineageError(f"{action} nodes are not record nodes")
+            if len(group.row_numbers) != len(group.node_ids):
+                raise LineageError(
+                    f"{len(group.node_ids)} {action} nodes were given "
+                    f"{len(group.row_numbers)} row numbers"
+                )
+            fields = {
+                "root_id": root_id,
+                "parent_id": group.parent_id,
+                "action_taken": action,
+                "storage_location": group.storage_location,
+                "recorded_at": recorded_at or utc_now(),
+                "object_sha256": group.object_sha256,
+                "parent_hash": self._parent_hash(root_id, group.parent_id, action),
             }
-        ).select(LINEAGE_COLUMNS)
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "node_id": pl.Series(group.node_ids, dtype=pl.String),
+                        "row_number": pl.Series(group.row_numbers, dtype=pl.Int64),
+                    }
+                ).with_columns(
+                    pl.lit(value, dtype=pl.String).alias(name) for name, value in fields.items()
+                )
+            )
+        if not frames:
+            return pl.DataFrame(
+                schema={c: pl.Int64 if c == "row_number" else pl.String for c in LINEAGE_COLUMNS}
+            )
+        nodes = pl.concat(frames)
+        return nodes.with_columns(node_hash_column(nodes)).select(LINEAGE_COLUMNS)
 
     def take(self) -> list[tuple[Any, ...]]:
         """Remove and return the queued rows, to commit them with a checkpoint."""
