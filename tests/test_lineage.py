@@ -34,7 +34,7 @@ from carbonlake.lineage import (
     tree,
 )
 from carbonlake.lineage.archive import archive
-from carbonlake.lineage.nodes import _sibling_hashes, node_hash_column
+from carbonlake.lineage.nodes import _sibling_hashes, sibling_hash_column, sibling_template
 from carbonlake.lineage.verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
 from carbonlake.settings import Settings, load_settings
 
@@ -231,39 +231,49 @@ def test_record_nodes_as_columns_are_the_nodes_add_many_queues(context: Context)
 
 @settings(max_examples=200, deadline=None)
 @given(
-    texts=st.lists(st.one_of(st.none(), st.text(max_size=12)), min_size=8, max_size=8),
+    texts=st.lists(st.one_of(st.none(), st.text(max_size=12)), min_size=7, max_size=7),
+    node=st.text(min_size=1, max_size=12),
     row=st.one_of(st.none(), st.integers(min_value=1, max_value=2**62)),
 )
-def test_node_hash_column_is_node_hash_of_each_node(
-    texts: list[str | None], row: int | None
+def test_sibling_hash_column_is_node_hash_of_each_node(
+    texts: list[str | None], node: str, row: int | None
 ) -> None:
-    names = [
-        "root_id",
-        "node_id",
-        "parent_id",
-        "action_taken",
-        "storage_location",
-        "recorded_at",
-        "object_sha256",
-        "parent_hash",
-    ]
+    names = ["root_id", "parent_id", "action_taken", "storage_location", "recorded_at"]
+    names += ["object_sha256", "parent_hash"]
     fields: dict[str, Any] = dict(zip(names, texts, strict=True))
-    # The same node twice, the second with a plain node_id: both sides of the fast path.
-    plain = {**fields, "node_id": "plain-id"}
+    head, middle, tail = sibling_template(
+        fields["root_id"],
+        fields["parent_id"],
+        fields["action_taken"],
+        fields["storage_location"],
+        fields["recorded_at"],
+        fields["object_sha256"],
+        fields["parent_hash"],
+    )
+    # A generated node id and a plain one: both sides of the fast path.
     frame = pl.DataFrame(
-        [{**f, "row_number": row} for f in (fields, plain)],
-        schema={**{n: pl.String for n in names}, "row_number": pl.Int64},
+        {
+            "head": [head, head],
+            "middle": [middle, middle],
+            "tail": [tail, tail],
+            "node_id": [node, "plain-id"],
+            "row_number": [row, row],
+        },
+        schema_overrides={"row_number": pl.Int64},
     )
     expected = [
         hashlib.sha256(
             json.dumps(
-                {**f, "row_number": row}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                {**fields, "node_id": n, "row_number": row},
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
             ).encode()
         ).hexdigest()
-        for f in (fields, plain)
+        for n in (node, "plain-id")
     ]
-    assert node_hash_column(frame).to_list() == expected
-    assert node_hash_column(frame.slice(1)).to_list() == expected[1:]
+    assert sibling_hash_column(frame).to_list() == expected
+    assert sibling_hash_column(frame.slice(1)).to_list() == expected[1:]
 
 
 def test_writer_from_many_threads_keeps_parents_before_children(context: Context) -> None:

@@ -196,70 +196,31 @@ _JSON_ESCAPED = ['"', "\\", *map(chr, range(0x20))]
 off): a string without them is its JSON text between two quotes."""
 
 
-_HASHED_TEXT = (
-    "action_taken",
-    "node_id",
-    "object_sha256",
-    "parent_hash",
-    "parent_id",
-    "recorded_at",
-    "root_id",
-)
-"""The text fields of :func:`canonical_node` (``row_number`` is its integer, and
-``storage_location`` follows it), in its sorted key order."""
-
-
-def node_hash_column(nodes: pl.DataFrame) -> pl.Series:
-    """:func:`node_hash` of every node of a frame (the fields of :func:`canonical_node` as
-    columns), computed by Polars: the canonical text by string concatenation, its SHA-256
-    by polars-hash; equal, node by node, to :func:`node_hash` of the same fields."""
+def sibling_hash_column(nodes: pl.DataFrame) -> pl.Series:
+    """:func:`sibling_hash` of every row of a frame of ``head``, ``middle`` and ``tail``
+    (the parts of a :func:`sibling_template`), ``node_id`` and ``row_number``, computed by
+    Polars: the canonical text by string concatenation, its SHA-256 by polars-hash; equal,
+    node by node, to :func:`node_hash` of the same fields."""
     import polars as pl
     import polars_hash as plh
 
-    texts = (*_HASHED_TEXT, "storage_location")
-    escaped = nodes.select(
-        pl.any_horizontal(
-            pl.col(c).cast(pl.String).str.contains_any(_JSON_ESCAPED).fill_null(False)
-            for c in texts
-        ).any()
-    ).item()
-    if escaped:
-        # Rare (text with quotes or control characters): Python's own JSON escaping.
-        return pl.Series(
-            "node_hash",
-            [
-                node_hash(
-                    n["root_id"],
-                    n["node_id"],
-                    n["parent_id"],
-                    n["action_taken"],
-                    n["storage_location"],
-                    n["recorded_at"],
-                    n["object_sha256"],
-                    n["row_number"],
-                    n["parent_hash"],
-                )
-                for n in nodes.iter_rows(named=True)
-            ],
-            dtype=pl.String,
-        )
-
-    def text(column: str) -> pl.Expr:
-        value = pl.col(column).cast(pl.String)
-        return pl.when(value.is_null()).then(pl.lit("null")).otherwise('"' + value + '"')
-
-    parts: list[pl.Expr] = []
-    for i, column in enumerate(_HASHED_TEXT):
-        parts += [pl.lit(f'{"{" if i == 0 else ","}"{column}":'), text(column)]
-    parts += [
-        pl.lit(',"row_number":'),
-        pl.col("row_number").cast(pl.Int64).cast(pl.String).fill_null("null"),
-        pl.lit(',"storage_location":'),
-        text("storage_location"),
-        pl.lit("}"),
-    ]
-    canonical = nodes.select(pl.concat_str(parts).alias("canonical"))
-    return canonical.select(plh.col("canonical").chash.sha2_256().alias("node_hash")).to_series()
+    ids = nodes.get_column("node_id").cast(pl.String)
+    if ids.str.contains_any(_JSON_ESCAPED).any():
+        # Rare (ids with quotes or control characters): Python's own JSON escaping.
+        quoted = pl.Series([encode_basestring(n) for n in ids.to_list()], dtype=pl.String)
+    else:
+        quoted = '"' + ids + '"'
+    canonical = pl.concat_str(
+        [
+            pl.col("head"),
+            pl.lit(quoted),
+            pl.col("middle"),
+            pl.col("row_number").cast(pl.Int64).cast(pl.String).fill_null("null"),
+            pl.col("tail"),
+        ]
+    )
+    sha256 = plh.CryptographicHashingNameSpace(canonical).sha2_256()
+    return nodes.select(sha256.alias("node_hash")).to_series()
 
 
 # -- names of record nodes ----------------------------------------------------------

@@ -13,6 +13,7 @@ of its ledger table.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from .nodes import (
     RECORD_ACTIONS,
     _sibling_hashes,
     new_node_id,
-    node_hash_column,
+    sibling_hash_column,
+    sibling_template,
 )
 
 
@@ -49,6 +51,18 @@ class RecordNodes:
     storage_location: str | None
     object_sha256: str | None
     row_numbers: Sequence[int | None]
+
+
+_SHARED = (
+    "root_id",
+    "parent_id",
+    "action_taken",
+    "storage_location",
+    "recorded_at",
+    "object_sha256",
+    "parent_hash",
+)
+"""The fields of a :class:`RecordNodes` group's nodes that its nodes share."""
 
 
 class LineageWriter:
@@ -197,7 +211,10 @@ class LineageWriter:
         Python tuple per record. ``recorded_at`` defaults to now (each group's own)."""
         import polars as pl
 
-        frames = []
+        node_ids: list[str] = []
+        row_numbers: list[int | None] = []
+        counts: list[int] = []
+        fields: list[tuple[str | None, ...]] = []
         for group in groups:
             action = group.action_taken
             if action not in RECORD_ACTIONS:
@@ -207,31 +224,30 @@ class LineageWriter:
                     f"{len(group.node_ids)} {action} nodes were given "
                     f"{len(group.row_numbers)} row numbers"
                 )
-            fields = {
-                "root_id": root_id,
-                "parent_id": group.parent_id,
-                "action_taken": action,
-                "storage_location": group.storage_location,
-                "recorded_at": recorded_at or utc_now(),
-                "object_sha256": group.object_sha256,
-                "parent_hash": self._parent_hash(root_id, group.parent_id, action),
-            }
-            frames.append(
-                pl.DataFrame(
-                    {
-                        "node_id": pl.Series(group.node_ids, dtype=pl.String),
-                        "row_number": pl.Series(group.row_numbers, dtype=pl.Int64),
-                    }
-                ).with_columns(
-                    pl.lit(value, dtype=pl.String).alias(name) for name, value in fields.items()
-                )
+            node_ids += group.node_ids
+            row_numbers += group.row_numbers
+            counts.append(len(group.node_ids))
+            now = recorded_at or utc_now()
+            parent_hash = self._parent_hash(root_id, group.parent_id, action)
+            location, sha = group.storage_location, group.object_sha256
+            shared = (root_id, group.parent_id, action, location, now, sha, parent_hash)
+            template = sibling_template(
+                root_id, group.parent_id, action, location, now, sha, parent_hash
             )
-        if not frames:
-            return pl.DataFrame(
-                schema={c: pl.Int64 if c == "row_number" else pl.String for c in LINEAGE_COLUMNS}
-            )
-        nodes = pl.concat(frames)
-        return nodes.with_columns(node_hash_column(nodes)).select(LINEAGE_COLUMNS)
+            fields.append((*shared, *template))
+        # The fields each group's nodes share: one row per group, repeated for its nodes
+        # (one gather, not a column built per group).
+        schema = dict.fromkeys((*_SHARED, "head", "middle", "tail"), pl.String)
+        groups_frame = pl.DataFrame(fields, schema=schema, orient="row")
+        which = pl.Series(
+            itertools.chain.from_iterable(map(itertools.repeat, range(len(counts)), counts)),
+            dtype=pl.UInt32,
+        )
+        nodes = groups_frame.select(pl.all().gather(which)).with_columns(
+            pl.Series("node_id", node_ids, dtype=pl.String),
+            pl.Series("row_number", row_numbers, dtype=pl.Int64),
+        )
+        return nodes.with_columns(sibling_hash_column(nodes)).select(LINEAGE_COLUMNS)
 
     def take(self) -> list[tuple[Any, ...]]:
         """Remove and return the queued rows, to commit them with a checkpoint."""
