@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -18,10 +19,11 @@ from hypothesis import strategies as st
 
 from carbonlake import LineageError, Pipeline, tasks
 from carbonlake.cli import cli
-from carbonlake.database import Database
+from carbonlake.database import LINEAGE_COLUMNS, Database
 from carbonlake.executions import Context
 from carbonlake.lineage import (
     LineageWriter,
+    RecordNodes,
     canonical_node,
     node_hash,
     outline,
@@ -32,7 +34,7 @@ from carbonlake.lineage import (
     tree,
 )
 from carbonlake.lineage.archive import archive
-from carbonlake.lineage.nodes import _sibling_hashes
+from carbonlake.lineage.nodes import _sibling_hashes, sibling_hash_column, sibling_template
 from carbonlake.lineage.verify import MerkleAccumulator, interior_hash, leaf_hash, merkle_root
 from carbonlake.settings import Settings, load_settings
 
@@ -172,6 +174,106 @@ def test_writer_refuses_a_location_it_cannot_hash(context: Context) -> None:
             settings=context.settings,
         )
     assert context.database.lineage_size() == 0
+
+
+def test_record_nodes_as_columns_are_the_nodes_add_many_queues(context: Context) -> None:
+    writer = LineageWriter(context.database, context.storage)
+    writer.remember([{"root_id": "root", "node_id": "batch", "node_hash": "f" * 64}])
+    rows = [1, 2, 3, 40, 500, 6_000_000, 7]
+    at = "2026-03-07T10:00:00.000000Z"
+    for ids in (
+        [f"bench-{i:09d}" for i in range(7)],  # hashed by Polars
+        ["plain", 'quote"d', "back\\slash", "tab\there", "nul\x00\x1f", "ünï-cødé ✓", "a/b"],
+    ):
+        groups = [
+            RecordNodes(
+                ids,
+                "batch",
+                "CALCULATION_COMPLETE",
+                "file:///w/enriched/r/part_00000.parquet",
+                "a" * 64,
+                rows,
+            ),
+            RecordNodes(
+                [f"{i}#failed-1" for i in ids[:2]],
+                "batch",
+                "CALCULATION_FAILED",
+                None,
+                None,
+                [None, 9],
+            ),
+        ]
+        frame = writer.record_nodes("root", groups, recorded_at=at)
+        for group in groups:
+            writer.add_many(
+                "root",
+                group.node_ids,
+                group.parent_id,
+                group.action_taken,
+                group.storage_location,
+                object_sha256=group.object_sha256,
+                row_numbers=group.row_numbers,
+                recorded_at=at,
+            )
+        assert frame.columns == list(LINEAGE_COLUMNS)
+        assert frame.rows() == writer.take()
+        assert frame.height == 9
+        for node in frame.iter_rows(named=True):
+            fields = {k: node[k] for k in node if k != "node_hash"}
+            encoded = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert node["node_hash"] == hashlib.sha256(encoded.encode()).hexdigest()
+    assert writer.record_nodes("root", []).columns == list(LINEAGE_COLUMNS)
+    with pytest.raises(LineageError, match="not record nodes"):
+        writer.record_nodes(
+            "root", [RecordNodes(["x"], "batch", "GLUE_BATCH_SPLIT", None, None, [1])]
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.one_of(st.none(), st.text(max_size=12)), min_size=7, max_size=7),
+    node=st.text(min_size=1, max_size=12),
+    row=st.one_of(st.none(), st.integers(min_value=1, max_value=2**62)),
+)
+def test_sibling_hash_column_is_node_hash_of_each_node(
+    texts: list[str | None], node: str, row: int | None
+) -> None:
+    names = ["root_id", "parent_id", "action_taken", "storage_location", "recorded_at"]
+    names += ["object_sha256", "parent_hash"]
+    fields: dict[str, Any] = dict(zip(names, texts, strict=True))
+    head, middle, tail = sibling_template(
+        fields["root_id"],
+        fields["parent_id"],
+        fields["action_taken"],
+        fields["storage_location"],
+        fields["recorded_at"],
+        fields["object_sha256"],
+        fields["parent_hash"],
+    )
+    # A generated node id and a plain one: both sides of the fast path.
+    frame = pl.DataFrame(
+        {
+            "head": [head, head],
+            "middle": [middle, middle],
+            "tail": [tail, tail],
+            "node_id": [node, "plain-id"],
+            "row_number": [row, row],
+        },
+        schema_overrides={"row_number": pl.Int64},
+    )
+    expected = [
+        hashlib.sha256(
+            json.dumps(
+                {**fields, "node_id": n, "row_number": row},
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        ).hexdigest()
+        for n in (node, "plain-id")
+    ]
+    assert sibling_hash_column(frame).to_list() == expected
+    assert sibling_hash_column(frame.slice(1)).to_list() == expected[1:]
 
 
 def test_writer_from_many_threads_keeps_parents_before_children(context: Context) -> None:

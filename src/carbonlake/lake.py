@@ -185,26 +185,30 @@ def write_results(
 
 def write_lineage(
     storage: Storage,
-    nodes: Sequence[Sequence[Any]],
+    nodes: Sequence[Sequence[Any]] | pl.DataFrame,
     *,
     root_id: str,
     execution_id: str | None,
     name: str,
 ) -> LakeFile:
-    """Write record-level lineage nodes (tuples in LINEAGE_COLUMNS order) as one Parquet
-    data file of the lineage table, sorted by node id (a lookup of one record prunes row
-    groups), zstd; the file appears whole. Its SHA-256 goes into the ledger (a
-    RECORD_NODES node), which seals every node it holds."""
+    """Write record-level lineage nodes (tuples in LINEAGE_COLUMNS order, or a frame of
+    those columns) as one Parquet data file of the lineage table, sorted by node id (a
+    lookup of one record prunes row groups), zstd; the file appears whole. Its SHA-256
+    goes into the ledger (a RECORD_NODES node), which seals every node it holds."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = lineage_schema()
-    columns = list(zip(*nodes, strict=True)) if nodes else [() for _ in LINEAGE_COLUMNS]
-    arrays = [
-        pa.array(list(values), type=column.type)
-        for values, column in zip(columns, schema, strict=True)
-    ]
-    table = pa.Table.from_arrays(arrays, schema=schema).sort_by("node_id")
+    if isinstance(nodes, Sequence):
+        columns = list(zip(*nodes, strict=True)) if nodes else [() for _ in LINEAGE_COLUMNS]
+        arrays = [
+            pa.array(list(values), type=column.type)
+            for values, column in zip(columns, schema, strict=True)
+        ]
+        unsorted = pa.Table.from_arrays(arrays, schema=schema)
+    else:
+        unsorted = nodes.select(LINEAGE_COLUMNS).to_arrow().cast(schema)
+    table = unsorted.sort_by("node_id")
     buffer = io.BytesIO()
     pq.write_table(
         table,
@@ -225,10 +229,10 @@ def write_lineage(
         url,
         root_id,
         execution_id,
-        len(nodes),
+        table.num_rows,
         hashlib.sha256(data).hexdigest(),
-        min_record_id=_text_or_none(ids[0].as_py()) if len(nodes) else None,
-        max_record_id=_text_or_none(ids[-1].as_py()) if len(nodes) else None,
+        min_record_id=_text_or_none(ids[0].as_py()) if table.num_rows else None,
+        max_record_id=_text_or_none(ids[-1].as_py()) if table.num_rows else None,
     )
 
 

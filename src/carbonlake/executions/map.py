@@ -12,6 +12,7 @@ group's record lineage nodes are one Parquet file of the lineage table, sealed b
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -267,23 +268,10 @@ class BatchMap:
         if self._pass_node is None and batch_nodes:
             self._pass_node = str(batch_nodes[0]["parent_id"])
         states: list[tuple[str, dict[str, Any]]] = []
+        node_groups: list[lineage.RecordNodes] = []
         for (index, batch), done in zip(group, calculated.batches, strict=True):
             first_row = batch.get("first_row", index * self.batch_size + 1)
-            self._record_calculation(
-                writer,
-                batch["node_id"],
-                done.enriched_location,
-                [
-                    {"node_id": n, "row_number": first_row + p}
-                    for n, p in zip(done.record_ids, done.positions, strict=True)
-                ],
-                done.errors_location,
-                [
-                    {"node_id": r["node_id"], "row_number": first_row + r["position"]}
-                    for r in done.failed_records
-                ],
-                written=done.enriched_bytes,
-            )
+            node_groups += self._record_nodes(writer, batch["node_id"], done, first_row)
             states.append(
                 (
                     MapState(batch["node_id"]).name,
@@ -304,8 +292,8 @@ class BatchMap:
         files = [results_file] if results_file else []
         # The group's record nodes are one file of the lineage table, sealed by one ledger
         # node that keeps its SHA-256 (the checkpoint commits both with the registration).
-        record_nodes = writer.take()
-        if record_nodes:
+        record_nodes = writer.record_nodes(self.root_id, node_groups)
+        if record_nodes.height:
             nodes_file = lake.write_lineage(
                 ctx.storage,
                 record_nodes,
@@ -397,6 +385,40 @@ class BatchMap:
         # The record's own id is kept for its CALCULATION_COMPLETE node, which a redrive
         # may still write; each failed attempt gets a node of its own.
         return f"{node_id}#failed-{self.redrive_number + 1}"
+
+    def _record_nodes(
+        self,
+        writer: lineage.LineageWriter,
+        parent_id: str,
+        done: calc.BatchCalculation,
+        first_row: int,
+    ) -> list[lineage.RecordNodes]:
+        """A batch's calculation lineage for the lineage table's file: the nodes
+        :meth:`_record_calculation` makes of the same batch (a CALCULATION_COMPLETE node
+        per record calculated, a CALCULATION_FAILED node per failure)."""
+        nodes = [
+            lineage.RecordNodes(
+                [str(n) for n in done.record_ids],
+                parent_id,
+                lineage.CALCULATION_COMPLETE,
+                done.enriched_location,
+                hashlib.sha256(done.enriched_bytes).hexdigest(),
+                [first_row + p for p in done.positions],
+            )
+        ]
+        if done.failed_records:
+            errors_location = str(done.errors_location)
+            nodes.append(
+                lineage.RecordNodes(
+                    [self._failed_node_id(r["node_id"]) for r in done.failed_records],
+                    parent_id,
+                    lineage.CALCULATION_FAILED,
+                    errors_location,
+                    writer.object_sha256(errors_location, lineage.CALCULATION_FAILED),
+                    [first_row + r["position"] for r in done.failed_records],
+                )
+            )
+        return nodes
 
     def _record_calculation(
         self,

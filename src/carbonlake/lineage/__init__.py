@@ -47,6 +47,7 @@ from .queries import (
 )
 from .writer import (
     LineageWriter,
+    RecordNodes,
     record_request,
     with_row_numbers,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "TERMINAL_ACTIONS",
     "LineageWriter",
     "OutlineNode",
+    "RecordNodes",
     "canonical_node",
     "new_node_id",
     "node_hash",

@@ -15,9 +15,13 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from json.encoder import encode_basestring
+from typing import TYPE_CHECKING
 
 from ..database import LINEAGE_COLUMNS
 from ..database import RECORD_NODES as RECORD_NODES
+
+if TYPE_CHECKING:
+    import polars as pl  # imported where used: opening a workspace needs no Polars
 
 RAW_DATA_INPUT = "RAW_DATA_INPUT"
 PROFILE_COMPLETE = "PROFILE_COMPLETE"
@@ -185,6 +189,38 @@ def _sibling_hashes(
         sha256(f"{head}{encode_basestring(n)}{middle}{_integer(r)}{tail}".encode()).hexdigest()
         for n, r in zip(node_ids, row_numbers, strict=True)
     ]
+
+
+_JSON_ESCAPED = ['"', "\\", *map(chr, range(0x20))]
+"""The characters :func:`json.encoder.encode_basestring` escapes (with ``ensure_ascii``
+off): a string without them is its JSON text between two quotes."""
+
+
+def sibling_hash_column(nodes: pl.DataFrame) -> pl.Series:
+    """:func:`sibling_hash` of every row of a frame of ``head``, ``middle`` and ``tail``
+    (the parts of a :func:`sibling_template`), ``node_id`` and ``row_number``, computed by
+    Polars: the canonical text by string concatenation, its SHA-256 by polars-hash; equal,
+    node by node, to :func:`node_hash` of the same fields."""
+    import polars as pl
+    import polars_hash as plh
+
+    ids = nodes.get_column("node_id").cast(pl.String)
+    if ids.str.contains_any(_JSON_ESCAPED).any():
+        # Rare (ids with quotes or control characters): Python's own JSON escaping.
+        quoted = pl.Series([encode_basestring(n) for n in ids.to_list()], dtype=pl.String)
+    else:
+        quoted = '"' + ids + '"'
+    canonical = pl.concat_str(
+        [
+            pl.col("head"),
+            pl.lit(quoted),
+            pl.col("middle"),
+            pl.col("row_number").cast(pl.Int64).cast(pl.String).fill_null("null"),
+            pl.col("tail"),
+        ]
+    )
+    sha256 = plh.CryptographicHashingNameSpace(canonical).sha2_256()
+    return nodes.select(sha256.alias("node_hash")).to_series()
 
 
 # -- names of record nodes ----------------------------------------------------------

@@ -13,14 +13,20 @@ of its ledger table.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import LineageError, StorageError
-from ..database import Database, utc_now
+from ..database import LINEAGE_COLUMNS, Database, utc_now
 from ..documents import BatchRef, LineageOutput, LineageRequest, RecordRef
 from ..storage import Storage
+
+if TYPE_CHECKING:
+    import polars as pl
+
 from .nodes import (
     ACTIONS,
     FILE_ACTIONS,
@@ -29,7 +35,34 @@ from .nodes import (
     RECORD_ACTIONS,
     _sibling_hashes,
     new_node_id,
+    sibling_hash_column,
+    sibling_template,
 )
+
+
+@dataclass(frozen=True)
+class RecordNodes:
+    """Record nodes sharing a parent, an action and a location (a batch's records), for
+    :meth:`LineageWriter.record_nodes`."""
+
+    node_ids: Sequence[str]
+    parent_id: str
+    action_taken: str
+    storage_location: str | None
+    object_sha256: str | None
+    row_numbers: Sequence[int | None]
+
+
+_SHARED = (
+    "root_id",
+    "parent_id",
+    "action_taken",
+    "storage_location",
+    "recorded_at",
+    "object_sha256",
+    "parent_hash",
+)
+"""The fields of a :class:`RecordNodes` group's nodes that its nodes share."""
 
 
 class LineageWriter:
@@ -168,6 +201,53 @@ class LineageWriter:
         if full:
             self.flush()
         return hashes
+
+    def record_nodes(
+        self, root_id: str, groups: Sequence[RecordNodes], recorded_at: str | None = None
+    ) -> pl.DataFrame:
+        """Record nodes, hashed as :meth:`add_many` hashes them, as columns
+        (LINEAGE_COLUMNS) instead of queued rows: for the lineage table's files, which
+        take them column-wise. One frame and one hashing pass for all ``groups``, none a
+        Python tuple per record. ``recorded_at`` defaults to now (each group's own)."""
+        import polars as pl
+
+        node_ids: list[str] = []
+        row_numbers: list[int | None] = []
+        counts: list[int] = []
+        fields: list[tuple[str | None, ...]] = []
+        for group in groups:
+            action = group.action_taken
+            if action not in RECORD_ACTIONS:
+                raise LineageError(f"{action} nodes are not record nodes")
+            if len(group.row_numbers) != len(group.node_ids):
+                raise LineageError(
+                    f"{len(group.node_ids)} {action} nodes were given "
+                    f"{len(group.row_numbers)} row numbers"
+                )
+            node_ids += group.node_ids
+            row_numbers += group.row_numbers
+            counts.append(len(group.node_ids))
+            now = recorded_at or utc_now()
+            parent_hash = self._parent_hash(root_id, group.parent_id, action)
+            location, sha = group.storage_location, group.object_sha256
+            shared = (root_id, group.parent_id, action, location, now, sha, parent_hash)
+            template = sibling_template(
+                root_id, group.parent_id, action, location, now, sha, parent_hash
+            )
+            fields.append((*shared, *template))
+        # The fields each group's nodes share: one row per group, repeated for its nodes
+        # (one gather, not a column built per group).
+        schema = dict.fromkeys((*_SHARED, "head", "middle", "tail"), pl.String)
+        groups_frame = pl.DataFrame(fields, schema=schema, orient="row")
+        which = pl.Series(
+            itertools.chain.from_iterable(map(itertools.repeat, range(len(counts)), counts)),
+            dtype=pl.UInt32,
+        )
+        nodes = groups_frame.select(pl.all().gather(which)).with_columns(
+            pl.Series("node_id", node_ids, dtype=pl.String),
+            pl.Series("row_number", row_numbers, dtype=pl.Int64),
+        )
+        return nodes.with_columns(sibling_hash_column(nodes)).select(LINEAGE_COLUMNS)
 
     def take(self) -> list[tuple[Any, ...]]:
         """Remove and return the queued rows, to commit them with a checkpoint."""
