@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from carbonlake import Pipeline
-from carbonlake._exceptions import ObjectMissing
+from carbonlake._exceptions import ObjectMissing, StorageUnavailable
 from carbonlake.executions import Context
 from carbonlake.settings import load_settings
 from carbonlake.storage import Storage
@@ -267,3 +267,24 @@ def test_bulk_reads_and_writes_keep_order_and_name_a_missing_object(
     with pytest.raises(ObjectMissing, match=r"part_99999\.parquet does not exist"):
         storage.read_many([urls[0], gone, urls[1]])
     assert storage.read_many([]) == []
+
+
+def test_a_copy_that_does_not_match_is_removed_and_the_original_kept(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    # The move verifies its copy against the SHA-256 the caller checked; here the caller's
+    # hash is not the object's (as when the object was replaced after the check).
+    tag = uuid.uuid4().hex[:8]
+    storage = Storage(
+        f"s3://mismatch-{tag}",
+        buckets={"error": (tmp_path / "error").as_uri()},
+        options={"endpoint_url": s3_endpoint},
+    )
+    storage.ensure_buckets()
+    landing = storage.url("landing", "fleet.csv")
+    storage.write_bytes(landing, b"the bytes in landing\n")
+    for bucket in ("raw", "error"):  # a server-side copy, and a copy to a local folder
+        with pytest.raises(StorageUnavailable, match="does not match the original"):
+            storage.move(landing, bucket, sha256=lambda: "0" * 64)
+        assert storage.read_bytes(landing) == b"the bytes in landing\n"
+        assert not storage.exists(storage.url(bucket, "fleet.csv"))

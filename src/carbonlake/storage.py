@@ -628,6 +628,7 @@ class Storage:
                 return target
             if not fs.exists(path):
                 raise FileNotFoundError(path)
+            was_there = target_fs.exists(target_path)  # an object with the same bytes
             if fs is target_fs:
                 fs.copy(path, target_path)
             else:
@@ -635,6 +636,9 @@ class Storage:
                     shutil.copyfileobj(src, dst, _CHUNK)
             original = sha256() if sha256 else self.sha256(url)
             if self.size(url) != self.size(target) or original != self.sha256(target):
+                if not was_there:  # the object stays in exactly one bucket: the original's
+                    with contextlib.suppress(OSError):
+                        target_fs.rm(target_path)
                 raise StorageUnavailable(
                     f"copy of {url} to {target} does not match the original; the original is kept"
                 )

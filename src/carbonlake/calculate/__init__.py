@@ -10,6 +10,7 @@ errors file next to the enriched batch; it is never dropped.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -633,6 +634,8 @@ class BatchCalculation:
     """``node_id``, ``reason`` and ``position`` of each record that failed."""
     failed_count: int
     co2e_tonnes: dict[str, dict[str, float]]
+    errors_sha256: str | None = None
+    """The SHA-256 of the errors file written (its lineage nodes keep it; not read back)."""
 
 
 @dataclass
@@ -729,6 +732,7 @@ def calculate_group(
                 enriched_location=batch.enriched_location,
                 enriched_bytes=data,
                 errors_location=errors[0] if errors else None,
+                errors_sha256=hashlib.sha256(errors[1]).hexdigest() if errors else None,
                 record_ids=ids,
                 positions=positions,
                 failed_records=[

@@ -414,7 +414,8 @@ class BatchMap:
                     parent_id,
                     lineage.CALCULATION_FAILED,
                     errors_location,
-                    writer.object_sha256(errors_location, lineage.CALCULATION_FAILED),
+                    done.errors_sha256
+                    or writer.object_sha256(errors_location, lineage.CALCULATION_FAILED),
                     [first_row + r["position"] for r in done.failed_records],
                 )
             )
