@@ -464,8 +464,8 @@ class Storage:
         PUT each, so each appears only once complete), which spares one round trip per
         object; on a local disk each is written and renamed into place in turn.
         """
-        for bucket, members in _by_bucket(self, [url for url, _ in objects]).items():
-            data = dict(objects)
+        data = dict(objects)
+        for bucket, members in _by_bucket(self, list(data)).items():
             if self.is_local(bucket) or len(members) == 1:
                 for url in members:
                     self.write_bytes(url, data[url])
