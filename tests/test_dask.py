@@ -3,6 +3,7 @@ with S3 (SeaweedFS) and PostgreSQL: the same results as the embedded default."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -66,8 +67,18 @@ def test_s3_postgres_and_dask_equal_the_embedded_default(
     assert summary["status"] == "SUCCEEDED", summary["error"]
     execution = context.database.get_execution(summary["execution_id"])
     assert execution is not None
-    split = context.database.checkpoints(summary["execution_id"])["TRANSFORM"]
+    checkpoints = context.database.checkpoints(summary["execution_id"])
+    split = checkpoints["TRANSFORM"]
     assert split["chunks"] > 5 and split["records"] == 8000
+    # The move's read of its copy in raw gave the SHA-256 and the split's ranges (after
+    # the header line).
+    data = SAMPLE.read_bytes()
+    checked = checkpoints["DQ_CHECK_RESULTS"]
+    assert checked["object_sha256"] == hashlib.sha256(data).hexdigest()
+    offsets = checked["split_offsets"]
+    assert offsets[0] == data.index(b"\n") + 1 and offsets[-1] == len(data)
+    assert len(offsets) == split["chunks"] + 1
+    assert all(data[cut - 1 : cut] == b"\n" for cut in offsets[1:-1])
     # Each worker wrote its own batch files, named by its byte range.
     assert summary["batches"] == split["batches"] >= split["chunks"]
 

@@ -376,3 +376,30 @@ def test_results_files_are_written_in_row_groups_of_bounded_size(tmp_path: Path)
         for i in range(meta.num_row_groups)
     ]
     assert ranges == sorted(ranges) and ranges[0][1] < ranges[1][0] < ranges[1][1] < ranges[2][0]
+
+
+def test_the_commit_describes_each_file_as_pyiceberg_reads_it(tmp_path: Path) -> None:
+    """The results and lineage commits build each data file's Iceberg statistics from the
+    footer its writer registered, not by reading the file back; what the table holds is
+    what pyiceberg's own ``parquet_file_to_data_file`` makes of the file itself."""
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    settings = load_settings(tmp_path / "ws", environ={})
+    context = Context.open(settings)
+    try:
+        summary = Pipeline(context).run_file(write_input(tmp_path / "in" / "fleet.csv"))
+        assert summary["status"] == "SUCCEEDED", summary["error"]
+        for name in ("emissions", "lineage"):
+            registered = context.database.lake_files(name, "current")
+            assert registered and all(f["footer"] and f["file_size"] for f in registered)
+            table = iceberg_table(settings.workspace, name)
+            committed = {task.file.file_path: task.file for task in table.scan().plan_files()}
+            assert sorted(committed) == sorted(f["file_path"] for f in registered)
+            for path, data_file in committed.items():
+                assert data_file == parquet_file_to_data_file(table.io, table.metadata, path)
+                assert (
+                    data_file.file_size_in_bytes
+                    == Path(path.removeprefix("file://")).stat().st_size
+                )
+    finally:
+        context.close()

@@ -23,8 +23,8 @@ from .legacy_migrations import MIGRATIONS, build_legacy, build_legacy_postgres
 
 ALEMBIC_ONLY_TABLES = ("lake_files", "emission_deletions")
 """Tables of the revisions after the numbered migrations (0012, 0013: the data lake)."""
-ALEMBIC_ONLY_REVISIONS = 3
-"""Revisions after the numbered migrations (0012, 0013: the two tables; 0014: columns)."""
+ALEMBIC_ONLY_REVISIONS = 4
+"""Revisions after the numbered migrations (0012, 0013: the two tables; 0014, 0015: columns)."""
 
 
 def schema(url: str) -> dict[str, Any]:

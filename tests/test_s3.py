@@ -288,3 +288,43 @@ def test_a_copy_that_does_not_match_is_removed_and_the_original_kept(
             storage.move(landing, bucket, sha256=lambda: "0" * 64)
         assert storage.read_bytes(landing) == b"the bytes in landing\n"
         assert not storage.exists(storage.url(bucket, "fleet.csv"))
+
+
+def test_an_object_replaced_in_landing_mid_run_on_s3_is_not_calculated(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    """On an object store the move's verified copy is the landing check: an outside writer
+    that replaces the object while it is profiled fails the run, naming the object, and
+    the new bytes wait in landing (no copy of them in raw) for a run of their own."""
+    import hashlib
+
+    from carbonlake.kickoff import s3_put_event
+
+    bucket = f"replaced-{uuid.uuid4().hex[:8]}"
+    context = Context.open(s3_settings(tmp_path / "ws", s3_endpoint, bucket))
+    client = s3_client(s3_endpoint)
+    first = f"{HEADER}\n{activity_row('a-1')}\n".encode()
+    second = f"{HEADER}\n{activity_row('b-1')}\n{activity_row('b-2')}\n".encode()
+    client.put_object(Bucket=bucket, Key="landing/fleet.csv", Body=first)  # type: ignore[attr-defined]
+
+    def replace_during_profile(state: str, done: int, total: int) -> None:
+        if state == "DQ_PROFILE" and done == 0:
+            client.put_object(Bucket=bucket, Key="landing/fleet.csv", Body=second)  # type: ignore[attr-defined]
+
+    try:
+        pipeline = Pipeline(context)
+        event = s3_put_event("landing", "fleet.csv")
+        (summary,) = pipeline.run_event(event, progress=replace_during_profile)
+        assert summary["status"] == "FAILED"
+        assert "landing/fleet.csv was replaced while execution" in str(summary["error"])
+        assert hashlib.sha256(second).hexdigest() in str(summary["error"])
+        assert context.database.emissions_of_root(str(summary["root_id"])) == []
+        assert [k for k in keys(s3_endpoint, bucket) if k.startswith(("raw/", "error/"))] == []
+        body = client.get_object(Bucket=bucket, Key="landing/fleet.csv")["Body"].read()  # type: ignore[attr-defined]
+        assert body == second
+        (again,) = pipeline.run_event(s3_put_event("landing", "fleet.csv"))
+        assert again["status"] == "SUCCEEDED"
+        found = context.database.emissions_of_root(str(again["root_id"]))
+        assert sorted(str(r["activity_event_id"]) for r in found) == ["b-1", "b-2"]
+    finally:
+        context.close()

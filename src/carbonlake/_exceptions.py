@@ -84,6 +84,11 @@ class StorageUnavailable(StorageError, Transient):
     """The store failed to read, write or move an object; the same call may succeed."""
 
 
+class CopyMismatch(StorageUnavailable):
+    """A move's copy does not have the SHA-256 the original was known by (the copy is
+    removed, the original kept): the original changed since, or the copy went wrong."""
+
+
 class DatabaseError(CarbonlakeError):
     """The database could not be opened, migrated or written."""
 

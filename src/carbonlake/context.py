@@ -65,7 +65,7 @@ class Context:
         # before the lake moves its results to the results table, once.
         lake.relocate_if_moved(database, storage)
         if not storage.is_local("lake"):  # reads of the results table go through fsspec
-            database.lake_filesystem = storage.filesystem("lake")
+            database.lake_filesystem = storage.read_filesystem("lake")
         database.locate = storage.current_url  # record files of a moved workspace
         lake.migrate_legacy_results(database, storage)
         context = cls(settings=settings, storage=storage, database=database)

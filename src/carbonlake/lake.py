@@ -180,6 +180,8 @@ def write_results(
         hashlib.sha256(data).hexdigest(),
         min_record_id=_text_or_none(ids.min()),
         max_record_id=_text_or_none(ids.max()),
+        file_size=len(data),
+        footer=parquet_footer(data),
     )
 
 
@@ -233,7 +235,21 @@ def write_lineage(
         hashlib.sha256(data).hexdigest(),
         min_record_id=_text_or_none(ids[0].as_py()) if table.num_rows else None,
         max_record_id=_text_or_none(ids[-1].as_py()) if table.num_rows else None,
+        file_size=len(data),
+        footer=parquet_footer(data),
     )
+
+
+def parquet_footer(data: bytes) -> bytes:
+    """The footer of a Parquet file's bytes, as a Parquet metadata file (pyarrow's
+    ``write_metadata_file``; ``pyarrow.parquet.read_metadata`` reads it back): what the
+    table commit needs to describe the file without reading it again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.read_metadata(pa.BufferReader(data)).write_metadata_file(sink)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _text_or_none(value: object) -> str | None:
@@ -393,6 +409,8 @@ def _commit(
     is_in: Any = In  # pyiceberg's expressions are pydantic models: typed by keyword only
     attempts = _conflict_attempts(COMMIT_ATTEMPTS, 0.05, f"results commit of {execution_id}")
 
+    by_path = {f.file_path: f for f in pending}
+
     def attempt() -> tuple[int, set[str], str]:
         """(replaced, removed files, snapshot id) of one try at the commit."""
         nonlocal tbl
@@ -422,7 +440,7 @@ def _commit(
                     overwrite.delete_data_file(live[path])
         if partial:
             tx.delete(is_in("activity_event_id", partial), snapshot_properties=properties)
-        tx.add_files(todo, snapshot_properties=properties)
+        _add_files(tx, [by_path[path] for path in todo], properties)
         try:
             tx.commit_transaction()
         except CommitFailedException as exc:
@@ -448,6 +466,70 @@ def _commit(
         describe=lambda path: _describe(storage, path),
     )
     return replaced
+
+
+def _add_files(tx: Any, files: Sequence[LakeFile], properties: dict[str, str]) -> None:
+    """Add data files to a table transaction: those whose size and footer the registry
+    has are described from them (their statistics as pyiceberg's ``add_files`` computes
+    them, without reading each file back from the object store); others through
+    ``add_files``, which reads their footers."""
+    described = [(f, _data_file(tx.table_metadata, f)) for f in files]
+    known = [data_file for _, data_file in described if data_file is not None]
+    unknown = [f.file_path for f, data_file in described if data_file is None]
+    if known:
+        from pyiceberg.table import TableProperties
+
+        if tx.table_metadata.name_mapping() is None:  # as add_files sets it
+            mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+            tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING: mapping})
+        with tx.update_snapshot(snapshot_properties=properties).fast_append() as append:
+            for data_file in known:
+                append.append_data_file(data_file)
+    if unknown:
+        tx.add_files(unknown, snapshot_properties=properties)
+
+
+def _data_file(table_metadata: Any, file: LakeFile) -> Any:
+    """The Iceberg ``DataFile`` of a registered file from its footer, as pyiceberg's
+    ``parquet_file_to_data_file`` builds it from the file; None when the footer is not
+    known or its schema is not the table's (``add_files`` then reads and checks it)."""
+    if file.footer is None or file.file_size is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyiceberg.io.pyarrow import (
+        _check_pyarrow_schema_compatible,  # add_files's own check (no public name)
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_path_to_id_mapping,
+    )
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+
+    metadata = pq.read_metadata(pa.BufferReader(file.footer))
+    schema = table_metadata.schema()
+    try:
+        _check_pyarrow_schema_compatible(
+            schema, metadata.schema.to_arrow_schema(), format_version=table_metadata.format_version
+        )
+    except ValueError:
+        return None
+    statistics = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=metadata,
+        stats_columns=compute_statistics_plan(schema, table_metadata.properties),
+        parquet_column_mapping=parquet_path_to_id_mapping(schema),
+    )
+    return DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=file.file_path,
+        file_format=FileFormat.PARQUET,
+        partition=statistics.partition(table_metadata.spec(), schema),
+        file_size_in_bytes=file.file_size,
+        sort_order_id=None,
+        spec_id=table_metadata.default_spec_id,
+        equality_ids=None,
+        key_metadata=None,
+        **statistics.to_serialized_dict(),
+    )
 
 
 def delete_result(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ LAKE_FILE_COLUMNS = (
     "removed_by_execution",
     "min_record_id",
     "max_record_id",
+    "file_size",
+    "footer",
 )
 LAKE_FILES = table("lake_files", LAKE_FILE_COLUMNS)
 
@@ -55,6 +57,8 @@ _REGISTERED = (
     "sha256",
     "min_record_id",
     "max_record_id",
+    "file_size",
+    "footer",
 )
 
 
@@ -73,6 +77,11 @@ class LakeFile:
     """The file's smallest record id (None: not known; a lookup then reads the file)."""
     max_record_id: str | None = None
     """The file's largest record id."""
+    file_size: int | None = None
+    """The file's size in bytes, as written (None: not known)."""
+    footer: bytes | None = field(default=None, repr=False)
+    """The file's Parquet footer as the writer had it, as a Parquet metadata file (the
+    table commit builds the file's Iceberg statistics from it; None: it reads the file)."""
 
     def registered(self) -> tuple[Any, ...]:
         """The registered fields, in the registry's column order."""
@@ -85,6 +94,8 @@ class LakeFile:
             self.sha256,
             self.min_record_id,
             self.max_record_id,
+            self.file_size,
+            self.footer,
         )
 
     def may_hold(self, record_id: str) -> bool:
@@ -141,6 +152,8 @@ def register_lake_files(engine: Engine, conn: Connection, files: Sequence[LakeFi
                     "sha256",
                     "min_record_id",
                     "max_record_id",
+                    "file_size",
+                    "footer",
                     "state",
                     "registered_at",
                 )
@@ -326,6 +339,8 @@ class Lake(Part):
                         live[path],
                         sha,
                         None,  # a file the table commit wrote: its range is not known
+                        None,
+                        None,  # nor its size and footer (never committed again)
                         None,
                         "current",
                         snapshot_id,

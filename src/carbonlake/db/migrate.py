@@ -26,7 +26,7 @@ from .engine import Engine
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
-HEAD = "0014"
+HEAD = "0015"
 """The newest revision (tests/test_migrations.py checks it is the scripts' head)."""
 
 SCRIPTS = Path(__file__).with_name("migrations")

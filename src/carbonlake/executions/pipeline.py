@@ -24,6 +24,7 @@ batches at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
@@ -36,12 +37,13 @@ from .. import kickoff as kick
 from .. import lineage, notify, quality, transform
 from .._exceptions import (
     ConfigurationError,
+    CopyMismatch,
     ExecutionAborted,
     InputDataError,
     PipelineStepFailed,
     StateConflict,
 )
-from ..documents import ExecutionInput, TransformEvent
+from ..documents import DqCheckEvent, ExecutionInput, TransformEvent
 from .context import Context, owner_alive, this_process
 from .journal import StateWork
 from .map import BatchMap, ProgressCallback
@@ -495,12 +497,30 @@ class _ExecutionRun:
     ) -> dict[str, Any]:
         ctx = self.ctx
         report = quality.read_report(report_url, ctx.storage)
-        sha256, offsets = self._check_landed_bytes(landing)
-        checked = quality.check_results(
-            {"storage_location": landing, "dq_results": dq_results},
-            storage=ctx.storage,
-            sha256=sha256,
-        )
+        event: DqCheckEvent = {"storage_location": landing, "dq_results": dq_results}
+        offsets: list[int] | None = None
+        if self._moved_by_copy():
+            # The move copies the object and reads its copy back, verified against the
+            # SHA-256 the file landed with: that read is the check that landing still held
+            # those bytes (landing is not read first), and it finds the split's byte ranges.
+            sha256 = self.object_sha256
+            cuts: list[list[int]] = []
+            verify = None
+            if self.pipeline.distributed() and quality.report_passed(report):
+                verify = functools.partial(self._sha256_and_cuts, cuts)
+            try:
+                checked = quality.check_results(
+                    event, storage=ctx.storage, sha256=sha256, verify=verify
+                )
+            except CopyMismatch as exc:
+                found = ctx.storage.sha256(landing) if ctx.storage.exists(landing) else None
+                if sha256 is not None and found is not None and found != sha256:
+                    raise self._replaced(landing, found) from exc
+                raise
+            offsets = cuts[-1] if cuts else None
+        else:
+            sha256, offsets = self._check_landed_bytes(landing)
+            checked = quality.check_results(event, storage=ctx.storage, sha256=sha256)
         known: dict[str, Any] = {"object_sha256": sha256} if sha256 else {}
         if offsets is not None:
             known["split_offsets"] = offsets
@@ -509,6 +529,28 @@ class _ExecutionRun:
             **quality.verdict(report, report_url, bool(checked["status"])),
             **known,
         }
+
+    def _moved_by_copy(self) -> bool:
+        """Whether DQ_CHECK_RESULTS's move copies (an object store) instead of renaming."""
+        storage = self.ctx.storage
+        return not all(storage.is_local(bucket) for bucket in ("landing", "raw", "error"))
+
+    def _sha256_and_cuts(self, cuts: list[list[int]], url: str) -> str:
+        """The SHA-256 of ``url`` with the split's byte ranges, found in the same read
+        (appended to ``cuts``)."""
+        found, offsets = transform.sha256_and_boundaries(
+            self.ctx.storage, url, self._split_chunk_bytes()
+        )
+        cuts.append(offsets)
+        return found
+
+    def _replaced(self, landing: str, found: str) -> InputDataError:
+        return InputDataError(
+            f"{landing} was replaced while execution {self.execution_id} was checking it "
+            f"(SHA-256 {found}, started with {self.object_sha256}); it is left in landing "
+            "for a run of its own. Land each file under a new key, or let carbonlake land "
+            "it (`carbonlake run FILE --key KEY`), which never overwrites an object"
+        )
 
     def _check_landed_bytes(self, landing: str) -> tuple[str | None, list[int] | None]:
         """The object in landing must still be the one this execution started with: a
@@ -526,12 +568,7 @@ class _ExecutionRun:
         else:
             found = storage.sha256(landing)
         if found != self.object_sha256:
-            raise InputDataError(
-                f"{landing} was replaced while execution {self.execution_id} was checking it "
-                f"(SHA-256 {found}, started with {self.object_sha256}); it is left in landing "
-                "for a run of its own. Land each file under a new key, or let carbonlake land "
-                "it (`carbonlake run FILE --key KEY`), which never overwrites an object"
-            )
+            raise self._replaced(landing, found)
         return found, offsets
 
     def _split_chunk_bytes(self) -> int:

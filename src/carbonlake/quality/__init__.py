@@ -351,12 +351,17 @@ def verdict(report: dict[str, Any], report_url: str, passed: bool) -> dict[str, 
 
 
 def check_results(
-    event: DqCheckEvent, *, storage: Storage, sha256: str | None = None
+    event: DqCheckEvent,
+    *,
+    storage: Storage,
+    sha256: str | None = None,
+    verify: Callable[[str], str] | None = None,
 ) -> DqCheckOutput:
     """Read the report and move the file from landing to raw (pass) or error (fail).
 
-    ``sha256``: the object's SHA-256 as the caller has just checked it; the move then
-    verifies its copy against it instead of reading the object once more."""
+    ``sha256``: the object's SHA-256 as the caller knows it; a move that copies then
+    verifies its copy against it instead of reading the object once more. ``verify``:
+    how the copy's SHA-256 is read (:meth:`Storage.move`)."""
     location = event.get("storage_location")
     dq_results = event.get("dq_results")
     if not location or not isinstance(dq_results, dict):
@@ -367,5 +372,7 @@ def check_results(
     if bucket != "landing":
         raise InputDataError(f"{location} is not in the landing bucket; nothing to move")
     # Another version of the key in raw or error is never overwritten (storage docs).
-    new_location = storage.move_version(location, "raw" if passed else "error", sha256=sha256)
+    new_location = storage.move_version(
+        location, "raw" if passed else "error", sha256=sha256, verify=verify
+    )
     return {"status": passed, "storage_location": new_location}
