@@ -152,10 +152,29 @@ def write_results(
     execution_id: str | None,
     name: str,
 ) -> LakeFile | None:
-    """Write results (EMISSION_COLUMNS) as one Parquet data file of the results table,
-    sorted by record id in row groups of ROW_GROUP_RECORDS (pruning for lookups), zstd;
-    None when there are none. The file appears whole (storage renames it into place); its
-    registration carries its smallest and largest record id."""
+    """Write results (EMISSION_COLUMNS) as one Parquet data file of the results table
+    (:func:`results_file`); None when there are none. The file appears whole (storage
+    renames it into place)."""
+    encoded = results_file(storage, rows, root_id=root_id, execution_id=execution_id, name=name)
+    if encoded is None:
+        return None
+    storage.write_bytes(encoded[0].file_path, encoded[1])
+    return encoded[0]
+
+
+def results_file(
+    storage: Storage,
+    rows: pl.DataFrame,
+    *,
+    root_id: str,
+    execution_id: str | None,
+    name: str,
+) -> tuple[LakeFile, bytes] | None:
+    """Results (EMISSION_COLUMNS) as the bytes of one Parquet data file of the results
+    table, sorted by record id in row groups of ROW_GROUP_RECORDS (pruning for lookups),
+    zstd, with the registration of the file once the caller has written the bytes to its
+    URL; None when there are none. The registration carries its smallest and largest
+    record id, its size and its footer."""
     if rows.height == 0:
         return None
     import pyarrow.parquet as pq
@@ -170,8 +189,7 @@ def write_results(
         f"{table_location(storage)}/data/{root_id}/"
         f"{execution_id or 'task'}-{name.replace('/', '_')}.parquet"
     )
-    storage.write_bytes(url, data)
-    return LakeFile(
+    registration = LakeFile(
         RESULTS_TABLE,
         url,
         root_id,
@@ -183,6 +201,7 @@ def write_results(
         file_size=len(data),
         footer=parquet_footer(data),
     )
+    return registration, data
 
 
 def write_lineage(
@@ -193,10 +212,28 @@ def write_lineage(
     execution_id: str | None,
     name: str,
 ) -> LakeFile:
-    """Write record-level lineage nodes (tuples in LINEAGE_COLUMNS order, or a frame of
-    those columns) as one Parquet data file of the lineage table, sorted by node id (a
-    lookup of one record prunes row groups), zstd; the file appears whole. Its SHA-256
-    goes into the ledger (a RECORD_NODES node), which seals every node it holds."""
+    """Write record-level lineage nodes as one Parquet data file of the lineage table
+    (:func:`lineage_file`); the file appears whole."""
+    registration, data = lineage_file(
+        storage, nodes, root_id=root_id, execution_id=execution_id, name=name
+    )
+    storage.write_bytes(registration.file_path, data)
+    return registration
+
+
+def lineage_file(
+    storage: Storage,
+    nodes: Sequence[Sequence[Any]] | pl.DataFrame,
+    *,
+    root_id: str,
+    execution_id: str | None,
+    name: str,
+) -> tuple[LakeFile, bytes]:
+    """Record-level lineage nodes (tuples in LINEAGE_COLUMNS order, or a frame of those
+    columns) as the bytes of one Parquet data file of the lineage table, sorted by node
+    id (a lookup of one record prunes row groups), zstd, with the file's registration
+    once the caller has written them to its URL. Its SHA-256 goes into the ledger (a
+    RECORD_NODES node), which seals every node it holds."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -224,9 +261,8 @@ def write_lineage(
         f"{table_location(storage, LINEAGE_TABLE)}/data/{root_id}/"
         f"{execution_id or 'task'}-{name.replace('/', '_')}.parquet"
     )
-    storage.write_bytes(url, data)
     ids = table.column("node_id")
-    return LakeFile(
+    registration = LakeFile(
         LINEAGE_TABLE,
         url,
         root_id,
@@ -238,6 +274,7 @@ def write_lineage(
         file_size=len(data),
         footer=parquet_footer(data),
     )
+    return registration, data
 
 
 def parquet_footer(data: bytes) -> bytes:

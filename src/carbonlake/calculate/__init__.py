@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -650,6 +650,8 @@ class GroupCalculation:
     ``None`` when no record was calculated."""
     failure_rows: list[tuple[Any, ...]]
     """The failed records as rows of calculation_failures."""
+    unwritten: list[tuple[str, bytes]] = field(default_factory=list)
+    """Files (URL, bytes) left for the caller to write (``calculate_group(write=False)``)."""
 
 
 @dataclass
@@ -673,11 +675,14 @@ def calculate_group(
     root_id: str,
     execution_id: str | None,
     name: str,
+    write: bool = True,
 ) -> GroupCalculation:
     """Calculate batches together: one Polars call for the group, then per batch its
     enriched file and its failed records' file; the group's results are one data file
     of the results table, named ``name``. Nothing is registered: the caller registers
-    the results file and the failures (an execution with the batches' checkpoints)."""
+    the results file and the failures (an execution with the batches' checkpoints).
+    ``write=False``: the files are not written but returned (``unwritten``), for the
+    caller to write with its own in one bulk call."""
     frames = [
         batch.records.with_columns(
             pl.lit(batch.index, dtype=pl.Int64).alias(BATCH_COLUMN),
@@ -709,13 +714,15 @@ def calculate_group(
         enriched_location=pl.col(BATCH_COLUMN).replace_strict(locations, return_dtype=pl.String),
     )
     # Written whole before it is registered (in an execution: after the map, lake.commit).
-    results_file = lake.write_results(
+    encoded = lake.results_file(
         storage, rows, root_id=root_id, execution_id=execution_id, name=name
     )
     out: list[BatchCalculation] = []
     failure_list: list[tuple[Any, ...]] = []
     empty = result.enriched.select(keep).clear()
     files: list[tuple[str, bytes]] = []  # written in one bulk call (concurrently on S3)
+    if encoded is not None:
+        files.append((encoded[0].file_path, encoded[1]))
     for batch in batches:
         data = enriched_bytes(written.get(batch.index, empty))
         files.append((batch.enriched_location, data))
@@ -748,8 +755,11 @@ def calculate_group(
                 co2e_tonnes=totals.get(batch.index, co2e_by_method({})),
             )
         )
+    registration = encoded[0] if encoded else None
+    if not write:
+        return GroupCalculation(out, rows, registration, failure_list, files)
     storage.write_many(files)
-    return GroupCalculation(out, rows, results_file, failure_list)
+    return GroupCalculation(out, rows, registration, failure_list)
 
 
 def _by_batch(frame: pl.DataFrame, drop_key: bool = False) -> dict[int, pl.DataFrame]:

@@ -302,12 +302,24 @@ class Executions(Part):
                     ],
                 )
 
-    def checkpoints(self, execution_id: str) -> dict[str, dict[str, Any]]:
-        """Outputs of an execution's completed states, by state name."""
-        rows = self._engine.rows(
-            "SELECT state, output_json FROM execution_states WHERE execution_id = :id",
-            {"id": execution_id},
-        )
+    def checkpoints(
+        self, execution_id: str, states: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Outputs of an execution's completed states (only of ``states`` when given), by
+        state name."""
+        if states is None:
+            rows = self._engine.rows(
+                "SELECT state, output_json FROM execution_states WHERE execution_id = :id",
+                {"id": execution_id},
+            )
+        else:
+            rows = self._engine.rows_in(
+                "SELECT state, output_json FROM execution_states "
+                "WHERE execution_id = :id AND state IN :states",
+                "states",
+                states,
+                {"id": execution_id},
+            )
         return {row[0]: json.loads(row[1]) for row in rows}
 
     def completed_states(self, execution_id: str, states: Sequence[str]) -> set[str]:
