@@ -115,6 +115,9 @@ class LineageWriter:
                 f"{root_id}. Record the parent node first."
             )
         stored: str | None = parent["node_hash"]
+        if stored is not None:  # a node's hash never changes: its next child needs no query
+            with self._lock:
+                self._parent_hashes[(root_id, parent_id)] = stored
         return stored
 
     def add(
