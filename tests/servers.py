@@ -68,7 +68,9 @@ def seaweedfs() -> Iterator[str]:
         f"-s3.port={ports['s3']}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        "-volume.max=100",
+        # Each bucket is a collection that grows volumes of its own (7 at a time here):
+        # with 100, the first object put into a sixteenth bucket failed (InternalError).
+        "-volume.max=1000",
     ]
     log = Path(data) / "weed.log"
     with log.open("wb") as log_handle:

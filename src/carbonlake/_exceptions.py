@@ -8,6 +8,7 @@
     ├── StorageError               an object could not be read, written or moved
     │   ├── ObjectMissing          the object does not exist (asking again will not help)
     │   └── StorageUnavailable  T  the store failed to read, write or move; may work again
+    │       └── CopyMismatch    T  a move's copy is not the original's bytes (copy removed)
     ├── DatabaseError              the database could not be opened or written
     │   ├── DatabaseBusy        T  locked, a serialization failure, the connection lost
     │   └── CommitConflict      T  another process committed to the same lake table first
