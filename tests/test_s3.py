@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from carbonlake import Pipeline
-from carbonlake._exceptions import ObjectMissing, StorageUnavailable
+from carbonlake._exceptions import InputDataError, ObjectMissing, StorageUnavailable
 from carbonlake.executions import Context
 from carbonlake.settings import load_settings
 from carbonlake.storage import Storage
@@ -242,7 +242,8 @@ def test_a_results_file_gone_from_s3_leaves_the_others_readable(
 def test_bulk_reads_and_writes_keep_order_and_name_a_missing_object(
     tmp_path: Path, s3_endpoint: str
 ) -> None:
-    # write_many / read_many go to the server concurrently (fsspec's bulk pipe and cat);
+    # write_many / read_many go to the server concurrently (fsspec's bulk pipe; pyarrow's
+    # S3 client on a thread pool);
     # one bucket is a local folder here, so a call spans both kinds of store.
     tag = uuid.uuid4().hex[:8]
     storage = Storage(
@@ -267,6 +268,62 @@ def test_bulk_reads_and_writes_keep_order_and_name_a_missing_object(
     with pytest.raises(ObjectMissing, match=r"part_99999\.parquet does not exist"):
         storage.read_many([urls[0], gone, urls[1]])
     assert storage.read_many([]) == []
+
+
+def test_a_file_landed_from_this_machine_is_read_from_it_while_it_is_unchanged(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    """local_path gives the local file an object was uploaded from (no download) while the
+    file is as it was uploaded; a file changed since is downloaded instead, and one that
+    changes while it is read is an error naming it."""
+    storage = Storage(f"s3://source-{uuid.uuid4().hex[:8]}", options={"endpoint_url": s3_endpoint})
+    storage.ensure_buckets()
+    import hashlib
+
+    source = tmp_path / "fleet.csv"
+    source.write_bytes(b"the bytes uploaded\n")
+    url = storage.put_new(
+        source, "landing", "fleet.csv", hashlib.sha256(source.read_bytes()).hexdigest()
+    )
+    with storage.local_path(url) as path:
+        assert path == source
+    changed = r"fleet\.csv changed while carbonlake was reading"
+    with pytest.raises(InputDataError, match=changed), storage.local_path(url) as path:
+        path.write_bytes(b"the bytes changed\n")  # the same size
+    # Changed since the upload (its size differs now): the object's own bytes.
+    source.write_bytes(b"other bytes, longer than before\n")
+    with storage.local_path(url) as path:
+        assert path != source
+        assert path.read_bytes() == b"the bytes uploaded\n"
+    # Once moved on, what was known of the upload is gone with it.
+    raw = storage.move(url, "raw")
+    with pytest.raises(ObjectMissing), storage.local_path(url):
+        pass
+    assert storage.read_bytes(raw) == b"the bytes uploaded\n"
+
+
+def test_a_local_file_changed_after_it_landed_on_s3_is_not_what_is_calculated(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    """`carbonlake run FILE` on S3 profiles the file it uploaded from the local copy only
+    while that copy is unchanged: a file rewritten meanwhile is read from landing, and the
+    records calculated are the ones that landed."""
+    bucket = f"rewritten-{uuid.uuid4().hex[:8]}"
+    context = Context.open(s3_settings(tmp_path / "ws", s3_endpoint, bucket))
+    source = tmp_path / "fleet.csv"
+    source.write_text(f"{HEADER}\n{activity_row('a-1')}\n{activity_row('a-2')}\n")
+
+    def rewrite_before_profile(state: str, done: int, total: int) -> None:
+        if state == "DQ_PROFILE" and done == 0:
+            source.write_text(f"{HEADER}\n{activity_row('b-1')}\n")
+
+    try:
+        summary = Pipeline(context).run_file(source, progress=rewrite_before_profile)
+        assert summary["status"] == "SUCCEEDED"
+        found = context.database.emissions_of_root(str(summary["root_id"]))
+        assert sorted(str(r["activity_event_id"]) for r in found) == ["a-1", "a-2"]
+    finally:
+        context.close()
 
 
 def test_a_copy_that_does_not_match_is_removed_and_the_original_kept(
