@@ -53,6 +53,11 @@ TEMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
 """Streamed reads and copies go this many bytes at a time."""
 
+_UPLOAD_PART = 8 << 20
+_UPLOAD_PARTS_AT_ONCE = 8
+"""A large upload's parts: 8 MiB, eight at a time. On SeaweedFS a 147 MB file took
+1.25-1.48 s so, against 1.5-1.9 s with s3fs's default (50 MiB parts)."""
+
 VERSIONED_BUCKETS = ("landing", "raw", "error")
 """The buckets an input file passes through; one key names one version in all three."""
 
@@ -548,8 +553,9 @@ class Storage:
 
     def put_file(self, source: Path, url: str) -> None:
         """Copy a local file into storage atomically, streaming it. To an object store
-        through the filesystem's own upload (s3fs: a multipart upload whose parts go
-        concurrently; the object appears when it completes)."""
+        through the filesystem's own upload (s3fs: a multipart upload of ``_UPLOAD_PART``
+        parts, ``_UPLOAD_PARTS_AT_ONCE`` at a time; the object appears when it
+        completes)."""
         bucket = self.split(url)[0]
 
         def write() -> None:
@@ -557,7 +563,12 @@ class Storage:
                 if not source.is_file():
                     source.open("rb").close()  # the same errors as a local copy's
                 try:
-                    self._fs[bucket].put_file(str(source), self._path(url))
+                    self._fs[bucket].put_file(
+                        str(source),
+                        self._path(url),
+                        chunksize=_UPLOAD_PART,
+                        max_concurrency=_UPLOAD_PARTS_AT_ONCE,
+                    )
                 except OSError as exc:
                     raise StorageUnavailable(f"cannot write {url}: {exc}") from exc
                 return
