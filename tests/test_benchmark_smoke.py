@@ -179,3 +179,41 @@ def test_the_floor_runs_every_step_and_stores_every_record(tmp_path: Path) -> No
     assert found["floor_parquet_two_cores_s"] == pytest.approx(
         found["floor_parquet_s"] / 2, abs=1e-3
     )
+
+
+def test_the_object_store_benchmark_measures_every_pair(
+    tmp_path: Path, s3_credentials: None
+) -> None:
+    """`python -m benchmarks.objects` runs on a real SeaweedFS and reports each pair."""
+    import subprocess
+    import sys
+
+    large = tmp_path / "large.csv"
+    large.write_bytes(b"a,b\n" + b"1,2\n" * 300_000)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.objects",
+            "--objects",
+            "5",
+            "--size",
+            "1000",
+            "--large",
+            str(large),
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in (
+        "read: pyarrow threads (read_many)",
+        "write: s3fs pipe (write_many)",
+        "upload: 8 MiB x 8 (put_file)",
+    ):
+        assert f"| {name} |" in done.stdout
+    assert done.stdout.count(" / ") == 3
