@@ -110,3 +110,109 @@ def test_dry_run_then_real_run(tmp_path: Path) -> None:
     verified = invoke("lineage", "verify", "--workspace", ws)
     assert verified.exit_code == 0, verified.stdout  # type: ignore[attr-defined]
     database.close()
+
+
+def test_recalculated_record_nodes_are_a_sealed_file_of_the_lineage_table(tmp_path: Path) -> None:
+    """A recalculation's RECALCULATION nodes are one columnar file per enriched file, sealed
+    by a RECORD_NODES node and committed to the lineage table, not ledger rows; verify
+    names a forged node in that file, and the file when it was changed without resealing."""
+    import hashlib
+    import sqlite3
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from carbonlake.lineage import node_hash
+
+    from .test_lake import iceberg_table
+
+    ws = tmp_path / "ws"
+    source = tmp_path / "fleet.csv"
+    source.write_text(
+        "\n".join([HEADER, *(activity_row(f"g{i}", raw_data=str(i + 1)) for i in range(3))]) + "\n"
+    )
+    assert invoke("run", str(source), "--workspace", str(ws)).exit_code == 0  # type: ignore[attr-defined]
+    imported = invoke(
+        "factors",
+        "import",
+        str(revised_factors(tmp_path / "r.json", 9.0)),
+        "--workspace",
+        str(ws),
+        "--json",
+    )
+    label = json.loads(imported.stdout)["label"]  # type: ignore[attr-defined]
+    done = invoke("recalculate", "--factor-set", label, "--workspace", str(ws), "--json")
+    assert done.exit_code == 0, done.stdout  # type: ignore[attr-defined]
+    recalculation_id = json.loads(done.stdout)["recalculation_id"]  # type: ignore[attr-defined]
+    ids = {f"g{i}#recalc-{recalculation_id}" for i in range(3)}
+
+    db = ws / "carbonlake.db"
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM lineage WHERE action_taken = 'RECALCULATION'"
+            ).fetchone()[0]
+            == 0
+        )
+        seals = [
+            dict(r)
+            for r in conn.execute(
+                "SELECT * FROM lineage WHERE action_taken = 'RECORD_NODES' ORDER BY seq"
+            )
+        ]
+    sealing = seals[-1]
+    path = Path(sealing["storage_location"].removeprefix("file://"))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sealing["object_sha256"]
+    table = pq.read_table(path)
+    assert set(table.column("node_id").to_pylist()) == ids
+    assert set(table.column("action_taken").to_pylist()) == {"RECALCULATION"}
+    assert set(table.column("parent_id").to_pylist()) == {"g0", "g1", "g2"}
+    committed = iceberg_table(ws, "lineage").scan().to_arrow().column("node_id").to_pylist()
+    assert ids <= set(committed)
+
+    verified = invoke("lineage", "verify", "--workspace", str(ws), "--json")
+    assert verified.exit_code == 0, verified.stdout  # type: ignore[attr-defined]
+    assert json.loads(verified.stdout)["nodes"] >= 3 + 3 + len(seals)  # type: ignore[attr-defined]
+
+    original = path.read_bytes()
+    # A node taken out of the file, not resealed: the file is named.
+    rows = table.to_pylist()
+    kept = [r for r in rows if r["node_id"] != f"g2#recalc-{recalculation_id}"]
+    pq.write_table(pa.Table.from_pylist(kept, schema=table.schema), path)
+    problems = json.loads(
+        invoke("lineage", "verify", "--workspace", str(ws), "--json").stdout  # type: ignore[attr-defined]
+    )["problems"]
+    assert any(
+        p["kind"] == "object_changed"
+        and "RECORD_NODES" in p["message"]
+        and path.name in p["message"]
+        for p in problems
+    ), problems
+    path.write_bytes(original)
+    assert invoke("lineage", "verify", "--workspace", str(ws)).exit_code == 0  # type: ignore[attr-defined]
+
+    # A forged node (its row number changed), the file resealed as a careful forger would.
+    forged = next(r for r in rows if r["node_id"] == f"g1#recalc-{recalculation_id}")
+    forged["row_number"] = 99
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE lineage SET object_sha256 = ? WHERE node_id = ?",
+            (hashlib.sha256(path.read_bytes()).hexdigest(), sealing["node_id"]),
+        )
+        seal = conn.execute(
+            "SELECT root_id, node_id, parent_id, action_taken, storage_location, recorded_at, "
+            "object_sha256, row_number, parent_hash FROM lineage WHERE node_id = ?",
+            (sealing["node_id"],),
+        ).fetchone()
+        conn.execute(
+            "UPDATE lineage SET node_hash = ? WHERE node_id = ?",
+            (node_hash(*seal[:8], parent_hash=seal[8]), sealing["node_id"]),
+        )
+    problems = json.loads(
+        invoke("lineage", "verify", "--workspace", str(ws), "--json").stdout  # type: ignore[attr-defined]
+    )["problems"]
+    assert [(p["kind"], p.get("node_id")) for p in problems] == [
+        ("node_changed", forged["node_id"])
+    ]

@@ -14,6 +14,7 @@ current result and is reported with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ import polars as pl
 
 from .. import lake, lineage, transform
 from .._exceptions import InputDataError
-from ..database import EMISSION_COLUMNS, Database, LakeFile
+from ..database import EMISSION_COLUMNS, LINEAGE_TABLE, RESULTS_TABLE, Database, LakeFile
 from ..storage import Storage
 from . import RECORD_ID, SCOPE2_METHOD_OF, calculate_frame, enriched_bytes, read_enriched
 from .factors import FactorSet
@@ -110,20 +111,23 @@ def recalculate(
                 }
             )
         if not dry_run and after_rows:
-            stored = _store(
+            committed += _store(
                 storage, database, root, location, rows, result, factor_set, recalculation_id
             )
-            if stored is not None:
-                committed.append(stored)
-    # One commit per root: a new snapshot of the results table replaces the root's rows.
+    # One commit per root and table: a new snapshot of the results table replaces the
+    # root's rows; the lineage table's snapshot adds the recalculation's record nodes.
     for root in sorted({f.root_id or "" for f in committed}):
-        lake.commit(
-            database,
-            storage,
-            f"recalculation:{recalculation_id}",
-            root,
-            files=[f for f in committed if (f.root_id or "") == root],
-        )
+        for table in (RESULTS_TABLE, LINEAGE_TABLE):
+            mine = [f for f in committed if (f.root_id or "") == root and f.table_name == table]
+            if mine:
+                lake.commit(
+                    database,
+                    storage,
+                    f"recalculation:{recalculation_id}",
+                    root,
+                    files=mine,
+                    tables=(table,),
+                )
     return {
         "recalculation_id": None if dry_run else recalculation_id,
         "dry_run": dry_run,
@@ -154,12 +158,11 @@ def _store(
     result: Any,
     factor_set: FactorSet,
     recalculation_id: str,
-) -> LakeFile | None:
+) -> list[LakeFile]:
     """Write the new enriched file and the new results file, and register it with the
     lineage nodes in one transaction (the results table commit follows)."""
     name = transform.enriched_name(PurePosixPath(old_location).name)
     location = storage.url("enriched", f"{root_id}/recalculated/{recalculation_id}/{name}")
-    storage.write_bytes(location, enriched_bytes(result.enriched))
     node_of = {
         r["activity_event_id"]: f"{r['activity_event_id']}#recalc-{recalculation_id}"
         for r in old_rows
@@ -181,24 +184,71 @@ def _store(
         execution_id=f"recalculation:{recalculation_id}",
         name=PurePosixPath(name).stem,
     )
+    data = enriched_bytes(result.enriched)
+    storage.write_bytes(location, data)
     writer = lineage.LineageWriter(database, storage, batch_size=1 << 62)
-    sha = writer.object_sha256(location, lineage.RECALCULATION)
+    sha = hashlib.sha256(data).hexdigest()  # the bytes just written, not read back
     # The records' nodes, read at once (they may be in the ledger's record files).
     old_nodes = database.lineage_nodes(root_id, list(parents.values()))
     writer.remember(old_nodes)
     old_row_numbers = {r["node_id"]: r["row_number"] for r in old_nodes}
-    for record_id in result.database_rows["activity_event_id"].to_list():
+    record_ids = result.database_rows["activity_event_id"].to_list()
+    files = [results_file] if results_file else []
+    seal_parent = _record_files_parent(database, root_id)
+    if seal_parent is None:
+        # A root without the pipeline's trail (results of the calculate task alone): the
+        # nodes are ledger rows, as the spec's lineage task writes them.
+        for record_id in record_ids:
+            writer.add(
+                root_id,
+                node_of[record_id],
+                parents[record_id],
+                lineage.RECALCULATION,
+                location,
+                object_sha256=sha,
+                row_number=old_row_numbers.get(parents[record_id]),
+            )
+    else:
+        # One file of the lineage table, sealed by a RECORD_NODES node, as the map's.
+        nodes = writer.record_nodes(
+            root_id,
+            [
+                lineage.RecordNodes(
+                    [node_of[record_id]],
+                    parents[record_id],
+                    lineage.RECALCULATION,
+                    location,
+                    sha,
+                    [old_row_numbers.get(parents[record_id])],
+                )
+                for record_id in record_ids
+            ],
+        )
+        nodes_file, nodes_bytes = lake.lineage_file(
+            storage,
+            nodes,
+            root_id=root_id,
+            execution_id=f"recalculation:{recalculation_id}",
+            name=PurePosixPath(name).stem,
+        )
+        storage.write_bytes(nodes_file.file_path, nodes_bytes)
         writer.add(
             root_id,
-            node_of[record_id],
-            parents[record_id],
-            lineage.RECALCULATION,
-            location,
-            object_sha256=sha,
-            row_number=old_row_numbers.get(parents[record_id]),
+            lineage.new_node_id(),
+            seal_parent,
+            lineage.RECORD_NODES,
+            nodes_file.file_path,
+            object_sha256=nodes_file.sha256,
         )
+        files.append(nodes_file)
     # The new results file is registered with its lineage nodes in one transaction, then
     # committed: a new snapshot of the results table replaces the root's earlier rows.
-    files = [results_file] if results_file else []
-    database.commit_results(files, rows.get_column("activity_event_id").to_list(), writer.take())
-    return results_file
+    database.commit_results(files, record_ids, writer.take())
+    return files
+
+
+def _record_files_parent(database: Database, root_id: str) -> str | None:
+    """The node a root's record files hang under (its DQ_CHECK_PASS node), if it has one."""
+    for row in database.iter_lineage(root_id, actions=(lineage.DQ_CHECK_PASS,)):
+        return str(row[2])
+    return None

@@ -45,8 +45,8 @@ SHA-256, its parent the file's DQ_CHECK_PASS node. The records' nodes are read f
 file as if they were rows of the ledger, right after this node; the node itself is a
 ledger entry (a leaf of the checkpoint's Merkle tree) that the lineage views do not show."""
 
-_FILE_ACTIONS = ("CALCULATION_COMPLETE", "CALCULATION_FAILED")
-"""The actions of the nodes a record file holds (lineage.RECORD_ACTIONS' first two)."""
+_FILE_ACTIONS = ("CALCULATION_COMPLETE", "CALCULATION_FAILED", "RECALCULATION")
+"""The actions of the nodes a record file holds (lineage.SEALED_ACTIONS)."""
 
 LINEAGE_TABLE = "lineage"
 """The lake table of record-level lineage nodes (LINEAGE_COLUMNS)."""

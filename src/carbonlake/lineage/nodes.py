@@ -43,10 +43,10 @@ RECORD_FOLLOW_UPS = (RECALCULATION, RECORD_DELETED)
 RECORD_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, *RECORD_FOLLOW_UPS)
 """Actions of one node per record; ``node_id`` is the record's ``activity_event_id`` (with
 a ``#failed-<n>``, ``#recalc-<id>`` or ``#deleted-<n>`` suffix for the later ones)."""
-SEALED_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED)
-"""Record actions whose nodes the pipeline writes to columnar files of the lineage table,
-each file sealed by a ``RECORD_NODES`` ledger node (the spec's lineage requests still add
-them to the ledger's own rows)."""
+SEALED_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, RECALCULATION)
+"""Record actions whose nodes the pipeline and ``recalculate`` write to columnar files of
+the lineage table, each file sealed by a ``RECORD_NODES`` ledger node (the spec's
+lineage requests, redrives and deletions still add them to the ledger's own rows)."""
 TERMINAL_ACTIONS = (CALCULATION_COMPLETE, CALCULATION_FAILED, DQ_CHECK_FAIL)
 """Where a trail ends: one line each in the trace archive."""
 ACTIONS = (*FILE_ACTIONS, GLUE_BATCH_SPLIT, *RECORD_ACTIONS)
