@@ -65,8 +65,8 @@ def _run(file: Path, workspace: Path, env: dict[str, str], stages: bool) -> dict
 def _warm_up(endpoint: str, file: Path) -> None:
     """Upload the input once to a scratch bucket of the fresh server, then remove it.
 
-    The first large upload after SeaweedFS starts took 3.8 s where every later one took
-    about 1.5 s (docs/performance.md): a cost of the server's first start, which a
+    The first large upload after SeaweedFS started took 1.8-3.8 s in five measurements,
+    later ones 1.3-2.2 s (docs/performance.md): a cost of the server's start, which a
     long-running object store does not have, and which would otherwise fall on the first
     scaled run's landing alone."""
     import boto3  # type: ignore[import-untyped]
