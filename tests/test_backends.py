@@ -159,3 +159,24 @@ def test_concurrent_writers_on_postgresql(tmp_path: Path, postgres_url: str) -> 
     assert database.emissions_count() == 6000
     assert len(database.executions()) == 3
     database.close()
+
+
+def test_bulk_reads_on_another_fsspec_store_keep_order_and_name_a_missing_object() -> None:
+    """read_many takes pyarrow's client on S3 only: another fsspec store (here fsspec's
+    in-memory one) is read through its own bulk ``cat``, and DuckDB is given the store's
+    own filesystem."""
+    import uuid
+
+    from carbonlake._exceptions import ObjectMissing
+    from carbonlake.storage import Storage
+
+    storage = Storage(f"memory://bulk-{uuid.uuid4().hex[:8]}")
+    storage.ensure_buckets()
+    objects = [(storage.url("enriched", f"r/part_{i}"), bytes([i]) * (i + 1)) for i in range(6)]
+    storage.write_many(objects)
+    urls = [url for url, _ in reversed(objects)]
+    assert storage.read_many(urls) == [data for _, data in reversed(objects)]
+    gone = storage.url("enriched", "r/part_99")
+    with pytest.raises(ObjectMissing, match=r"part_99 does not exist"):
+        storage.read_many([urls[0], gone, urls[1]])
+    assert storage.read_filesystem("enriched") is storage.filesystem("enriched")
