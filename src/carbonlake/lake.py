@@ -409,11 +409,16 @@ def commit(
     files: Sequence[LakeFile] | None = None,
     tables: Sequence[str] = (RESULTS_TABLE,),
 ) -> int:
-    """Commit an execution's registered files to lake tables (one Iceberg commit per
-    table, in order, through one catalog; see the module's protocol); returns how many
-    current results they replaced."""
+    """Commit an execution's registered files (or ``files``, each to its own table) to
+    lake tables (one Iceberg commit per table, in order, through one catalog; see the
+    module's protocol); returns how many current results they replaced."""
     todo = [
-        (table, list(files) if files is not None else database.lake_pending(table, execution_id))
+        (
+            table,
+            [f for f in files if f.table_name == table]
+            if files is not None
+            else database.lake_pending(table, execution_id),
+        )
         for table in tables
     ]
     todo = [(table, pending) for table, pending in todo if pending]

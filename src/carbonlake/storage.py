@@ -413,7 +413,7 @@ class Storage:
             # the move out of landing verifies its copy against the same SHA-256.
             path, sha256 = source
             yield path
-            if _file_sha256(path) != sha256:
+            if file_sha256(path) != sha256:
                 raise InputDataError(
                     f"{path} changed while carbonlake was reading it for {url}, which holds "
                     "the file as it was uploaded; run the file again once it is complete"
@@ -786,7 +786,8 @@ def _readers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(_READERS, thread_name_prefix="carbonlake-read")
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a local file, streamed."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):

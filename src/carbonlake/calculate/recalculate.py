@@ -117,17 +117,14 @@ def recalculate(
     # One commit per root and table: a new snapshot of the results table replaces the
     # root's rows; the lineage table's snapshot adds the recalculation's record nodes.
     for root in sorted({f.root_id or "" for f in committed}):
-        for table in (RESULTS_TABLE, LINEAGE_TABLE):
-            mine = [f for f in committed if (f.root_id or "") == root and f.table_name == table]
-            if mine:
-                lake.commit(
-                    database,
-                    storage,
-                    f"recalculation:{recalculation_id}",
-                    root,
-                    files=mine,
-                    tables=(table,),
-                )
+        lake.commit(
+            database,
+            storage,
+            f"recalculation:{recalculation_id}",
+            root,
+            files=[f for f in committed if (f.root_id or "") == root],
+            tables=(RESULTS_TABLE, LINEAGE_TABLE),
+        )
     return {
         "recalculation_id": None if dry_run else recalculation_id,
         "dry_run": dry_run,
@@ -194,39 +191,36 @@ def _store(
     old_row_numbers = {r["node_id"]: r["row_number"] for r in old_nodes}
     record_ids = result.database_rows["activity_event_id"].to_list()
     files = [results_file] if results_file else []
+    groups = [
+        lineage.RecordNodes(
+            [node_of[record_id]],
+            parents[record_id],
+            lineage.RECALCULATION,
+            location,
+            sha,
+            [old_row_numbers.get(parents[record_id])],
+        )
+        for record_id in record_ids
+    ]
     seal_parent = _record_files_parent(database, root_id)
     if seal_parent is None:
         # A root without the pipeline's trail (results of the calculate task alone): the
         # nodes are ledger rows, as the spec's lineage task writes them.
-        for record_id in record_ids:
-            writer.add(
+        for group in groups:
+            writer.add_many(
                 root_id,
-                node_of[record_id],
-                parents[record_id],
-                lineage.RECALCULATION,
-                location,
-                object_sha256=sha,
-                row_number=old_row_numbers.get(parents[record_id]),
+                group.node_ids,
+                group.parent_id,
+                group.action_taken,
+                group.storage_location,
+                object_sha256=group.object_sha256,
+                row_numbers=group.row_numbers,
             )
     else:
         # One file of the lineage table, sealed by a RECORD_NODES node, as the map's.
-        nodes = writer.record_nodes(
-            root_id,
-            [
-                lineage.RecordNodes(
-                    [node_of[record_id]],
-                    parents[record_id],
-                    lineage.RECALCULATION,
-                    location,
-                    sha,
-                    [old_row_numbers.get(parents[record_id])],
-                )
-                for record_id in record_ids
-            ],
-        )
         nodes_file, nodes_bytes = lake.lineage_file(
             storage,
-            nodes,
+            writer.record_nodes(root_id, groups),
             root_id=root_id,
             execution_id=f"recalculation:{recalculation_id}",
             name=PurePosixPath(name).stem,

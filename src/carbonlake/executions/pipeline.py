@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import threading
 import uuid
@@ -44,6 +43,7 @@ from .._exceptions import (
     StateConflict,
 )
 from ..documents import DqCheckEvent, ExecutionInput, TransformEvent
+from ..storage import file_sha256
 from .context import Context, owner_alive, this_process
 from .journal import StateWork
 from .map import BatchMap, ProgressCallback
@@ -52,15 +52,6 @@ from .states import DQ_FAILED_STATES, State
 from .summary import RunSummary, where_now
 
 log = logging.getLogger("carbonlake.pipeline")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a local file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Pipeline:
